@@ -1,0 +1,69 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+  name: "XenLight",
+  platforms: [.macOS(.v15)],
+  products: [
+    .library(name: "XenStore", targets: ["XenStore"]),
+    .library(name: "XenStoreDaemon", targets: ["XenStoreDaemon"]),
+    .library(name: "Spawn", targets: ["Spawn"]),
+    .library(name: "XenLight", targets: ["XenLight"]),
+    .executable(name: "xl", targets: ["xl"]),
+    .executable(name: "xenstored", targets: ["xenstored"]),
+    .executable(name: "xenstore", targets: ["xenstore"]),
+  ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+  ],
+  targets: [
+    // Everything between fork and exec: C, async-signal-safe only.
+    .target(name: "CSpawn"),
+    // One epoll thread per loop: fds, timers and cross-thread work, never the cooperative pool.
+    .target(name: "CReactor"),
+    .target(name: "Reactor", dependencies: ["CReactor", .product(name: "HeapModule", package: "swift-collections")]),
+    .target(name: "XenStore", dependencies: [
+      "Reactor", .product(name: "Logging", package: "swift-log"),
+    ]),
+    .target(name: "XenStoreDaemon", dependencies: [
+      "XenStore", "Reactor", "CSpawn",
+      .product(name: "Logging", package: "swift-log"),
+      .product(name: "HashTreeCollections", package: "swift-collections"),
+    ]),
+    .target(name: "Spawn", dependencies: [
+      "CSpawn", "Reactor", .product(name: "Logging", package: "swift-log"),
+    ]),
+    .target(name: "XenLight", dependencies: [
+      "XenStore", "Spawn", "Reactor", .product(name: "Logging", package: "swift-log"),
+    ]),
+    .executableTarget(name: "xl", dependencies: [
+      "XenLight", "XenStore", "Spawn",
+      .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      .product(name: "Logging", package: "swift-log"),
+    ]),
+    .executableTarget(name: "xenstored", dependencies: [
+      "XenStoreDaemon", "XenStore", "CSpawn",
+      .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      .product(name: "Logging", package: "swift-log"),
+    ]),
+    .executableTarget(name: "xenstore", dependencies: [
+      "XenStore",
+      .product(name: "ArgumentParser", package: "swift-argument-parser"),
+    ]),
+    // A tiny daemon with scripted startup behaviours, for the spawn tests.
+    .executableTarget(name: "spawn-fixture", dependencies: ["CSpawn"]),
+
+    .testTarget(name: "ReactorTests", dependencies: ["Reactor"]),
+    .testTarget(name: "XenStoreTests", dependencies: ["XenStore"]),
+    .testTarget(name: "XenStoreDaemonTests", dependencies: ["XenStoreDaemon", "XenStore"]),
+    .testTarget(name: "SpawnTests", dependencies: ["Spawn", "CSpawn", "spawn-fixture"]),
+    .testTarget(name: "XenLightTests", dependencies: ["XenLight", "XenStore", "Spawn"]),
+    // Against the real peers: xenstore-utils, test-xenstore, pyxs, libxenstore, QEMU.
+    .testTarget(name: "InteropTests", dependencies: [
+      "XenStore", "XenStoreDaemon", "Spawn", "XenLight", "xenstored", "xl", "xenstore",
+    ]),
+  ],
+  swiftLanguageModes: [.v6]
+)

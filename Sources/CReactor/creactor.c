@@ -1,0 +1,11 @@
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <string.h>
+#include "CReactor.h"
+
+int creactor_set_thread_name(pthread_t thread, const char *name) {
+  char short_name[16];
+  strncpy(short_name, name, 15);
+  short_name[15] = 0;
+  return pthread_setname_np(thread, short_name);
+}

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the Debian peers the tests run against, when any is missing:
+# xenstore-utils, test-xenstore (xen-utils-4.17), pyxs, libxenstore headers, QEMU.
+set -euo pipefail
+need=()
+[[ -x /usr/bin/xenstore-read ]] || need+=(xenstore-utils)
+[[ -x /usr/lib/xen-4.17/bin/test-xenstore ]] || need+=(xen-utils-4.17)
+[[ -d /usr/lib/python3/dist-packages/pyxs ]] || need+=(python3-pyxs)
+[[ -f /usr/include/xenstore.h ]] || need+=(libxen-dev)
+[[ -x /usr/bin/qemu-system-x86_64 ]] || need+=(qemu-system-x86)
+command -v gcc >/dev/null || need+=(gcc)
+command -v pkg-config >/dev/null || need+=(pkg-config)
+if ((${#need[@]})); then
+  echo "install-peers: installing ${need[*]}"
+  sudo=""; [[ $(id -u) == 0 ]] || sudo=sudo
+  $sudo apt-get update -qq
+  # policy-rc.d keeps postinst scripts from starting Xen's own daemons.
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
+    xen-utils-4.17 xenstore-utils python3-pyxs libxen-dev qemu-system-x86 gcc pkg-config >/dev/null
+fi
