@@ -55,14 +55,16 @@ let package = Package(
     // A tiny daemon with scripted startup behaviours, for the spawn tests.
     .executableTarget(name: "spawn-fixture", dependencies: ["CSpawn"]),
 
+    // Shared by the test targets: peers, temporary directories, built executables.
+    .target(name: "TestSupport", path: "Tests/TestSupport"),
     .testTarget(name: "ReactorTests", dependencies: ["Reactor"]),
-    .testTarget(name: "XenStoreTests", dependencies: ["XenStore"]),
-    .testTarget(name: "XenStoreDaemonTests", dependencies: ["XenStoreDaemon", "XenStore"]),
-    .testTarget(name: "SpawnTests", dependencies: ["Spawn", "CSpawn", "spawn-fixture"]),
-    .testTarget(name: "XenLightTests", dependencies: ["XenLight", "XenStore", "Spawn"]),
+    .testTarget(name: "XenStoreTests", dependencies: ["TestSupport", "XenStore"]),
+    .testTarget(name: "XenStoreDaemonTests", dependencies: ["TestSupport", "XenStoreDaemon", "XenStore"]),
+    .testTarget(name: "SpawnTests", dependencies: ["TestSupport", "Spawn", "CSpawn", "spawn-fixture"]),
+    .testTarget(name: "XenLightTests", dependencies: ["TestSupport", "XenLight", "XenStore", "Spawn"]),
     // Against the real peers: xenstore-utils, test-xenstore, pyxs, libxenstore, QEMU.
     .testTarget(name: "InteropTests", dependencies: [
-      "XenStore", "XenStoreDaemon", "Spawn", "XenLight", "xenstored", "xl", "xenstore",
+      "TestSupport", "XenStore", "XenStoreDaemon", "Spawn", "XenLight", "xenstored", "xl", "xenstore",
     ]),
   ],
   swiftLanguageModes: [.v6]

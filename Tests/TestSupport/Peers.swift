@@ -1,0 +1,63 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A real program the interop tests run against (Debian packages, see scripts/install-peers.sh).
+///
+/// Use as a test trait: `@Test(.requires(.testXenstore))`. Outside CI a missing peer skips the
+/// test; under `CI=true` the test runs anyway and fails, so a missing install step is never silent.
+public struct Peer: Sendable, CustomStringConvertible {
+  public let name: String
+  public let path: String
+
+  public static let xenstoreRead = Peer(name: "xenstore-utils", path: "/usr/bin/xenstore-read")
+  public static let testXenstore = Peer(name: "test-xenstore (xen-utils-4.17)", path: "/usr/lib/xen-4.17/bin/test-xenstore")
+  public static let pyxs = Peer(name: "python3-pyxs", path: "/usr/lib/python3/dist-packages/pyxs/__init__.py")
+  public static let libxenstore = Peer(name: "libxen-dev", path: "/usr/include/xenstore.h")
+  public static let qemu = Peer(name: "qemu-system-x86", path: "/usr/bin/qemu-system-x86_64")
+  public static let gcc = Peer(name: "gcc", path: "/usr/bin/gcc")
+
+  public var isInstalled: Bool { access(path, F_OK) == 0 }
+  public var description: String { "\(name) at \(path)" }
+}
+
+public enum TestEnvironment {
+  /// True under CI (`CI=true`): missing peers are failures, not skips.
+  public static var isCI: Bool { getenv("CI").map { String(cString: $0) } == "true" }
+
+  /// Whether tests needing `peers` should run.
+  public static func shouldRun(_ peers: [Peer]) -> Bool { isCI || peers.allSatisfy(\.isInstalled) }
+}
+
+/// A fresh private directory under /tmp, removed by `remove()`. Short, so socket paths fit
+/// in `sun_path` (108 bytes).
+public struct TemporaryDirectory: Sendable {
+  public let path: String
+
+  public init(_ prefix: String = "xlt") {
+    var template = Array("/tmp/\(prefix).XXXXXX".utf8CString)
+    let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
+    precondition(made != nil, "mkdtemp failed: errno \(errno)")
+    path = String(cString: template)
+  }
+
+  public func appending(_ name: String) -> String { path + "/" + name }
+
+  public func remove() {
+    _ = Glibc.system("rm -rf '\(path)'")
+  }
+}
+
+/// Where SwiftPM put the package's executables (next to the test bundle).
+public enum BuiltProducts {
+  public static var directory: String {
+    var buffer = [CChar](repeating: 0, count: 4096)
+    let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+    precondition(n > 0)
+    let exe = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    return String(exe[..<exe.lastIndex(of: "/")!])
+  }
+
+  /// The path of the package executable `name` (xl, xenstored, xenstore, spawn-fixture).
+  public static func path(_ name: String) -> String { directory + "/" + name }
+}
