@@ -1,0 +1,26 @@
+// swift-tools-version: 6.1
+// Benchmarks live in their own package (as in swift-nio) so the main build stays small.
+// Run: cd Benchmarks && swift package benchmark
+import PackageDescription
+
+let package = Package(
+  name: "XenLightBenchmarks",
+  platforms: [.macOS(.v15)],
+  dependencies: [
+    .package(path: "../"),
+    .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
+  ],
+  targets: [
+    .executableTarget(
+      name: "XenStoreBenchmarks",
+      dependencies: [
+        .product(name: "Benchmark", package: "benchmark"),
+        .product(name: "XenStore", package: "XenLight"),
+        .product(name: "XenStoreDaemon", package: "XenLight"),
+      ],
+      path: "Benchmarks/XenStoreBenchmarks",
+      plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+    ),
+  ],
+  swiftLanguageModes: [.v6]
+)
