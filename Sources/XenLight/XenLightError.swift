@@ -1,0 +1,65 @@
+/// The one error type of the toolstack library: a code, a message a user can act on, the
+/// place in a config file it concerns (if any), and the errno where there is one.
+public struct XenLightError: Error, Hashable, Sendable, CustomStringConvertible {
+  /// What went wrong. Extensible: new codes are added as static members.
+  public struct Code: Hashable, Sendable, CustomStringConvertible {
+    public let name: String
+    public init(name: String) { self.name = name }
+
+    /// The config file is not valid xl.cfg syntax.
+    public static let syntax = Code(name: "syntax")
+    /// The config parses but a setting is wrong (missing, wrong type, bad value).
+    public static let invalidConfig = Code(name: "invalid-config")
+    /// A file could not be read or written.
+    public static let io = Code(name: "io")
+    /// xenstore could not be reached or answered with an error.
+    public static let xenstore = Code(name: "xenstore")
+    /// A domain with the requested name already exists.
+    public static let duplicateName = Code(name: "duplicate-name")
+    /// No domain with the given name or id.
+    public static let notFound = Code(name: "not-found")
+    /// The device model failed to start (exec error, exit, signal, protocol violation).
+    public static let deviceModelFailed = Code(name: "device-model-failed")
+    /// The device model did not confirm startup in time.
+    public static let timedOut = Code(name: "timed-out")
+    /// The operation was interrupted (SIGINT, SIGTERM, task cancellation).
+    public static let interrupted = Code(name: "interrupted")
+
+    public var description: String { name }
+  }
+
+  public var code: Code
+  public var message: String
+  /// Where in a config file (or the command line) the problem is.
+  public var location: SourceLocation?
+  /// The system errno, where one caused this.
+  public var errno: Int32?
+
+  public init(_ code: Code, _ message: String, at location: SourceLocation? = nil, errno: Int32? = nil) {
+    self.code = code
+    self.message = message
+    self.location = location
+    self.errno = errno
+  }
+
+  /// `file:line:column: message`, the form compilers and xl use.
+  public var description: String {
+    guard let location else { return message }
+    return "\(location): \(message)"
+  }
+}
+
+/// A position in a config source: the file name (or "command line"), 1-based line and column.
+public struct SourceLocation: Hashable, Sendable, CustomStringConvertible {
+  public var file: String
+  public var line: Int
+  public var column: Int
+
+  public init(file: String, line: Int, column: Int) {
+    self.file = file
+    self.line = line
+    self.column = column
+  }
+
+  public var description: String { "\(file):\(line):\(column)" }
+}
