@@ -1,2 +1,0 @@
-#include "CSpawn.h"
-int cspawn_placeholder(void) { return 0; }
