@@ -113,13 +113,24 @@ struct ConfigLexer {
       || b == UInt8(ascii: "_")
   }
 
-  /// A number as `strtol(text, &end, 0)` reads it, where `end` must reach the token's end.
+  /// A number token: it runs over letters and digits, and all of it must be a number.
   private mutating func number() throws(XenLightError) -> Int64 {
     let start = index
     let startLocation = here
     while let b = peek(), Self.isKeyByte(b) || (b >= UInt8(ascii: "A") && b <= UInt8(ascii: "Z")) { index += 1 }
     let text = String(decoding: source[start..<index], as: UTF8.self)
+    switch Self.integer(text) {
+    case .success(let value): return value
+    case .failure(let reason): throw XenLightError(.syntax, reason.description, at: startLocation)
+    }
+  }
+
+  /// `text` read as `strtol(text, &end, 0)` reads it, where `end` must reach the end:
+  /// decimal, 0-prefixed octal or 0x hex, with an optional '-'. The failure is a message.
+  static func integer(_ text: String) -> Result<Int64, NumberError> {
     var digits = Substring(text)
+    let negative = digits.hasPrefix("-")
+    if negative { digits = digits.dropFirst() }
     var radix = 10
     if digits.count > 2, digits.hasPrefix("0x") || digits.hasPrefix("0X") {
       radix = 16
@@ -128,18 +139,19 @@ struct ConfigLexer {
       radix = 8
       digits = digits.dropFirst()
     }
-    guard let value = Int64(digits, radix: radix) else {
-      let reason =
-        !Self.allDigits(digits, radix: radix) ? "invalid number \"\(text)\""
-        + (radix == 8 ? " (a leading 0 makes a number octal)" : "")
-        : "number \(text) is too large"
-      throw XenLightError(.syntax, reason, at: startLocation)
+    guard !digits.isEmpty, digits.allSatisfy({ Int(String($0), radix: radix) != nil }) else {
+      return .failure(NumberError(
+        "invalid number \"\(text)\"" + (radix == 8 ? " (a leading 0 makes a number octal)" : "")))
     }
-    return value
+    guard let value = Int64((negative ? "-" : "") + digits, radix: radix) else {
+      return .failure(NumberError("number \(text) is too large"))
+    }
+    return .success(value)
   }
 
-  private static func allDigits(_ s: Substring, radix: Int) -> Bool {
-    s.allSatisfy { Int(String($0), radix: radix) != nil }
+  struct NumberError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
   }
 
   /// A quoted string, unescaped as libxlu does: `\\ \" \' \a \b \f \n \r \t \v`, `\xHH`
