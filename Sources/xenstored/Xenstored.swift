@@ -1,0 +1,113 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ArgumentParser
+import Logging
+import XenStore
+import XenStoreDaemon
+
+/// `xenstored`: the xenstore daemon. Finds its socket as C xenstored does, serves until
+/// SIGTERM or SIGINT, and reports readiness to systemd (`NOTIFY_SOCKET`) and s6-style
+/// supervisors (`--ready-fd`).
+@main
+struct Xenstored: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "xenstored",
+    abstract: "Serve the xenstore wire protocol on a Unix socket.",
+    discussion: """
+      The socket is $XENSTORED_PATH, else $XENSTORED_RUNDIR/socket, else \
+      /var/run/xenstored/socket (mode 0600: dom0's). Each introduced domain gets \
+      <socket>.d/domain-<domid>, through which a process acts as that unprivileged domain.
+      Without -N the daemon detaches and the command returns once it is listening.
+      """)
+
+  @Flag(name: [.customShort("N"), .customLong("no-fork")], help: "Stay in the foreground.")
+  var noFork = false
+
+  @Option(name: [.customShort("F"), .customLong("pid-file")], help: "Write the daemon's pid to this file.")
+  var pidFile: String?
+
+  @Option(name: [.customShort("T"), .customLong("trace-file")], help: "Log every request, reply and event to this file.")
+  var traceFile: String?
+
+  @Option(name: .customLong("ready-fd"), help: "Write a newline to this fd once listening, then close it.")
+  var readyFD: Int32?
+
+  @Option(name: .customLong("socket"), help: "Socket path (overrides the environment).")
+  var socket: String?
+
+  @Flag(name: [.customShort("V"), .customLong("verbose")], help: "Log debug messages to stderr.")
+  var verbose = false
+
+  @Flag(name: [.customShort("D"), .customLong("no-domain-init")], help: "Accepted for compatibility; no effect.")
+  var noDomainInit = false
+
+  func run() throws {
+    let socketPath = socket ?? Self.defaultSocketPath()
+    if !noFork {
+      throw ExitCode(Daemon.detach(readyFD: readyFD))
+    }
+    // Signals are taken synchronously by this thread: block them before any thread starts.
+    var signals = sigset_t()
+    sigemptyset(&signals)
+    for s in [SIGTERM, SIGINT, SIGHUP] { sigaddset(&signals, s) }
+    pthread_sigmask(SIG_BLOCK, &signals, nil)
+    signal(SIGPIPE, SIG_IGN)
+
+    let level: Logger.Level = verbose ? .debug : .info
+    LoggingSystem.bootstrap { label in
+      var handler = StreamLogHandler.standardError(label: label)
+      handler.logLevel = level
+      return handler
+    }
+    let logger = Logger(label: "xenstored")
+    makeParentDirectory(of: socketPath)
+    let server = XenstoredServer(XenstoredConfiguration(socketPath: socketPath, traceFile: traceFile, logger: logger))
+    do {
+      try server.start()
+    } catch {
+      logger.error("\(error.message)")
+      throw ExitCode.failure
+    }
+    if let pidFile { writePIDFile(pidFile) }
+    Readiness.notifySystemd()
+    if let readyFD { Readiness.signal(fd: readyFD) }
+
+    while true {
+      var received: Int32 = 0
+      guard sigwait(&signals, &received) == 0 else { continue }
+      if received == SIGHUP {
+        server.reopenTrace()
+        continue
+      }
+      logger.info("stopping on signal \(received)")
+      server.stop()
+      if let pidFile { unlink(pidFile) }
+      return
+    }
+  }
+
+  /// C xenstored's (and libxenstore's) choice: XENSTORED_PATH, else XENSTORED_RUNDIR/socket.
+  static func defaultSocketPath() -> String {
+    if let path = getenv("XENSTORED_PATH"), path.pointee != 0 { return String(cString: path) }
+    let rundir = getenv("XENSTORED_RUNDIR").map { String(cString: $0) } ?? "/var/run/xenstored"
+    return rundir + "/socket"
+  }
+
+  private func makeParentDirectory(of path: String) {
+    guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return }
+    var partial = ""
+    for component in path[..<slash].split(separator: "/") {
+      partial += "/" + component
+      mkdir(partial, 0o755)
+    }
+  }
+
+  private func writePIDFile(_ path: String) {
+    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    guard fd >= 0 else { return }
+    var text = "\(getpid())\n"
+    text.withUTF8 { _ = write(fd, $0.baseAddress, $0.count) }
+    close(fd)
+  }
+}
