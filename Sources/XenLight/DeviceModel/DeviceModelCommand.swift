@@ -1,0 +1,79 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A device model to run: the binary, its arguments, and where its QMP monitor listens.
+public struct DeviceModelCommand: Hashable, Sendable {
+  public var target: DeviceModelTarget
+  /// The binary; absolute, or a name looked up on `PATH` when run.
+  public var executable: String
+  /// `argv[1...]`.
+  public var arguments: [String]
+  /// The Unix socket QEMU's QMP monitor listens on (`-qmp`/`-chardev socket,path=…`).
+  public var qmpSocketPath: String
+
+  public init(target: DeviceModelTarget, executable: String, arguments: [String], qmpSocketPath: String) {
+    self.target = target
+    self.executable = executable
+    self.arguments = arguments
+    self.qmpSocketPath = qmpSocketPath
+  }
+
+  /// `[executable] + arguments`.
+  public var argv: [String] { [executable] + arguments }
+
+  /// The command as a POSIX shell would take it, each word quoted only when it needs to be.
+  public var shellCommand: String { argv.map(Self.shellQuoted).joined(separator: " ") }
+
+  static func shellQuoted(_ word: String) -> String {
+    let safe = word.utf8.allSatisfy { b in
+      (b >= UInt8(ascii: "a") && b <= UInt8(ascii: "z")) || (b >= UInt8(ascii: "A") && b <= UInt8(ascii: "Z"))
+        || (b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9")) || "-_./=:,+@%".utf8.contains(b)
+    }
+    if safe && !word.isEmpty { return word }
+    return "'" + word.replacingAll("'", with: "'\\''") + "'"
+  }
+
+  /// Builds the command for `domain` as domain `domid`, with sockets under `runDirectory`.
+  ///
+  /// The target comes from `device_model_target` resolved against `host`; the binary is
+  /// `device_model_override` when set, else the target's default.
+  public static func build(
+    for domain: DomainConfiguration, domid: UInt32, runDirectory: String, host: HostCapabilities = .current
+  ) -> DeviceModelCommand {
+    let qmp = runDirectory + "/qmp-libxl-\(domid)"
+    switch DeviceModelTarget.resolve(domain.deviceModel.target, host: host) {
+    case .xen:
+      return DeviceModelCommand(
+        target: .xen, executable: domain.deviceModel.override ?? XenCommandLine.defaultExecutable,
+        arguments: XenCommandLine.arguments(for: domain, domid: domid, qmpSocketPath: qmp), qmpSocketPath: qmp)
+    case .local:
+      return DeviceModelCommand(
+        target: .local, executable: domain.deviceModel.override ?? LocalCommandLine.defaultExecutable,
+        arguments: LocalCommandLine.arguments(for: domain, qmpSocketPath: qmp, kvm: host.hasKVM), qmpSocketPath: qmp)
+    }
+  }
+}
+
+extension String {
+  func replacingAll(_ target: Character, with replacement: String) -> String {
+    var out = ""
+    for c in self { if c == target { out += replacement } else { out.append(c) } }
+    return out
+  }
+}
+
+/// Where a disk sits on QEMU's buses, from its vdev name as libxl reads it
+/// (`libxl__device_disk_dev_number`): hd[a-…], sd[a-…] and xvd[a-…] count from 0.
+enum DiskIndex {
+  static func of(_ vdev: String) -> Int? {
+    for prefix in ["xvd", "hd", "sd"] where vdev.hasPrefix(prefix) {
+      let letters = vdev.dropFirst(prefix.count).prefix { $0.isLetter && $0.isLowercase }
+      guard !letters.isEmpty else { return nil }
+      var index = 0
+      for letter in letters { index = index * 26 + Int(letter.asciiValue! - UInt8(ascii: "a")) + 1 }
+      return index - 1
+    }
+    return nil
+  }
+}

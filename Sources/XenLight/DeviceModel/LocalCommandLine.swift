@@ -1,0 +1,60 @@
+/// The QEMU command line for a host without Xen: QEMU runs the guest itself, under KVM when
+/// `/dev/kvm` works and TCG otherwise, with the same display, console, boot, NIC (user-mode
+/// networking: there is no Xen bridge) and disk settings, a QMP monitor for confirmation and
+/// control, and the user's `device_model_args` (then `_hvm` or `_pv`) last.
+///
+/// PV and PVH guests with a `kernel` boot it directly (`-kernel`, `-initrd`, `-append`);
+/// QEMU's PVH loader reads the same ELF note Xen does.
+enum LocalCommandLine {
+  static let defaultExecutable = "qemu-system-x86_64"
+
+  static func arguments(for d: DomainConfiguration, qmpSocketPath: String, kvm: Bool) -> [String] {
+    var args = ["-name", d.name, "-uuid", d.uuid.description]
+    args += ["-machine", "pc,accel=\(kvm ? "kvm" : "tcg")"]
+    args += ["-m", "\(d.memoryMiB)"]
+    args += ["-smp", d.maxVcpus > d.vcpus ? "\(d.vcpus),maxcpus=\(d.maxVcpus)" : "\(d.vcpus)"]
+    args += ["-qmp", "unix:\(qmpSocketPath),server=on,wait=off"]
+    args += ["-nodefaults", "-no-user-config", "-no-shutdown"]
+    args += DisplayArguments.vnc(d.display)
+    args += ["-display", d.display.sdl ? "sdl" : "none"]
+    if let keymap = d.display.keymap { args += ["-k", keymap] }
+    for port in d.serial { args += ["-serial", port] }
+    if d.display.nographic && !d.display.sdl && !d.display.vnc && d.serial.isEmpty {
+      // -nographic would put a serial port and monitor on stdio, which is the log file here.
+      args += ["-serial", "null"]
+    }
+
+    if d.type == .hvm {
+      args += DisplayArguments.vga(d.display.vga)
+      args += ["-boot", "order=\(d.boot ?? "cda")"]
+    }
+    if let kernel = d.kernel, d.type != .hvm {
+      args += ["-kernel", kernel]
+      if let ramdisk = d.ramdisk { args += ["-initrd", ramdisk] }
+      if let cmdline = d.cmdline { args += ["-append", cmdline] }
+    }
+
+    for (devid, nic) in d.nics.enumerated() {
+      let model = d.type == .hvm ? nic.model : "virtio-net-pci"
+      args += ["-netdev", "user,id=net\(devid)"]
+      args += ["-device", "\(model),id=nic\(devid),netdev=net\(devid),mac=\(nic.mac)"]
+    }
+
+    for disk in d.disks {
+      var drive: [String] = []
+      if !disk.target.isEmpty { drive += ["file=\(disk.target)", "format=\(disk.format)"] }
+      if d.type == .hvm, let index = DiskIndex.of(disk.vdev), index < 4 {
+        drive += ["if=ide", "index=\(index)"]
+      } else {
+        drive.append(disk.isCDROM ? "if=ide" : "if=virtio")
+      }
+      drive.append("media=\(disk.isCDROM ? "cdrom" : "disk")")
+      if disk.readOnly { drive.append("readonly=on") }
+      args += ["-drive", drive.joined(separator: ",")]
+    }
+
+    args += d.deviceModel.args
+    args += d.type == .hvm ? d.deviceModel.argsHVM : d.deviceModel.argsPV
+    return args
+  }
+}
