@@ -1,0 +1,87 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Where `xl` keeps its run-time files (QMP sockets) and device-model logs, so that every
+/// `xl` invocation agrees.
+///
+/// - Run directory: `$XEN_RUN_DIR`, else `/var/run/xen` when it can be created and written
+///   (libxl's XEN_RUN_DIR), else `$XDG_RUNTIME_DIR/xen`, else `/tmp/xen-<uid>`.
+/// - Log directory: `$XEN_LOG_DIR`, else `/var/log/xen` when writable (libxl's XEN_LOG_DIR),
+///   else `$XDG_STATE_HOME/xl`, else `~/.local/state/xl`.
+///
+/// The environment names are libxl's build-time constants, made overridable so that tests
+/// and unprivileged users get private directories.
+public struct ToolstackPaths: Hashable, Sendable {
+  public var runDirectory: String
+  public var logDirectory: String
+
+  public init(runDirectory: String, logDirectory: String) {
+    self.runDirectory = runDirectory
+    self.logDirectory = logDirectory
+  }
+
+  /// The directories for this process's environment and user (none are created).
+  public static func current() -> ToolstackPaths {
+    ToolstackPaths(runDirectory: resolveRunDirectory(), logDirectory: resolveLogDirectory())
+  }
+
+  static func environment(_ name: String) -> String? {
+    guard let value = getenv(name), value.pointee != 0 else { return nil }
+    return String(cString: value)
+  }
+
+  private static func resolveRunDirectory() -> String {
+    if let dir = environment("XEN_RUN_DIR") { return dir }
+    if usable("/var/run/xen") { return "/var/run/xen" }
+    if let runtime = environment("XDG_RUNTIME_DIR") { return runtime + "/xen" }
+    return "/tmp/xen-\(getuid())"
+  }
+
+  private static func resolveLogDirectory() -> String {
+    if let dir = environment("XEN_LOG_DIR") { return dir }
+    if usable("/var/log/xen") { return "/var/log/xen" }
+    if let state = environment("XDG_STATE_HOME") { return state + "/xl" }
+    return (environment("HOME") ?? "/tmp") + "/.local/state/xl"
+  }
+
+  /// `dir` is writable, or does not exist and its parent is.
+  private static func usable(_ dir: String) -> Bool {
+    if access(dir, W_OK | X_OK) == 0 { return true }
+    guard errno == ENOENT, let slash = dir.lastIndex(of: "/") else { return false }
+    return access(String(dir[..<slash]), W_OK | X_OK) == 0
+  }
+
+  /// `qemu-dm-<name>.log` in the log directory, after rotating older logs as libxl's
+  /// `libxl_create_logfile` does: `.log.9` → `.log.10` … `.log` → `.log.1`.
+  /// Creates the directory if needed.
+  public func rotatedDeviceModelLog(name: String) throws(XenLightError) -> String {
+    try Self.makeDirectories(logDirectory)
+    let base = "\(logDirectory)/qemu-dm-\(name).log"
+    guard access(base, F_OK) == 0 else { return base }
+    for i in stride(from: 9, through: 1, by: -1) {
+      try Self.rename("\(base).\(i)", "\(base).\(i + 1)")
+    }
+    try Self.rename(base, "\(base).1")
+    return base
+  }
+
+  private static func rename(_ from: String, _ to: String) throws(XenLightError) {
+    if Glibc.rename(from, to) != 0 && errno != ENOENT {
+      let e = errno
+      throw XenLightError(.io, "cannot rotate \(from) to \(to): \(FileIO.describe(errno: e))", errno: e)
+    }
+  }
+
+  /// `mkdir -p dir` (mode 0755).
+  public static func makeDirectories(_ dir: String) throws(XenLightError) {
+    var partial = ""
+    for component in dir.split(separator: "/") {
+      partial += "/" + component
+      if mkdir(partial, 0o755) != 0 && errno != EEXIST {
+        let e = errno
+        throw XenLightError(.io, "cannot create \(partial): \(FileIO.describe(errno: e))", errno: e)
+      }
+    }
+  }
+}
