@@ -53,7 +53,7 @@ let package = Package(
       .product(name: "ArgumentParser", package: "swift-argument-parser"),
     ]),
     // A tiny daemon with scripted startup behaviours, for the spawn tests.
-    .executableTarget(name: "spawn-fixture", dependencies: ["CSpawn"]),
+    .executableTarget(name: "spawn-fixture", dependencies: ["CSpawn", "Spawn"]),
 
     // Shared by the test targets: peers, temporary directories, built executables.
     .target(name: "TestSupport", path: "Tests/TestSupport"),

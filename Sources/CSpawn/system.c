@@ -20,6 +20,8 @@
 #define P_PIDFD 3
 #endif
 
+int cspawn_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
+
 int cspawn_pidfd_open(pid_t pid, unsigned int flags) { return (int)syscall(SYS_pidfd_open, pid, flags); }
 
 int cspawn_pidfd_send_signal(int pidfd, int sig) {

@@ -1,1 +1,171 @@
-print("fixture")
+// A tiny daemon with scripted startup behaviours, for the spawn tests. Its arguments are
+// steps, run in order:
+//
+//   say TEXT        print TEXT on stdout          err TEXT     print TEXT on stderr
+//   sleep MS        sleep MS milliseconds         exit N       exit with status N
+//   notify FD TEXT  write "TEXT\n" to FD, close   close FD     close FD
+//   sd MESSAGE      send MESSAGE as one datagram to $NOTIFY_SOCKET (sd_notify)
+//   signal NAME     die of signal NAME (SEGV, ABRT, KILL...), the default action
+//   ignore-term     ignore SIGTERM from now on    pause        sleep until killed
+//   fds FD          write the open descriptors ("0 1 2 3") as a line to FD, close it
+//   caller STEPS... start `spawn-fixture STEPS...` with the Spawn library, never confirmed;
+//                   write "<daemon pid> <monitor pid>" to fd 3 and pause (a caller to kill)
+//   reuse-pid       as pid 1 of a new pid namespace: force a pid reuse, try a safe stop of
+//                   the old identity, write "<outcome> reused=<yes|no> alive=<yes|no>" to fd 3
+#if canImport(Glibc)
+import Glibc
+#endif
+import CSpawn
+import Spawn
+
+func line(_ text: String, to fd: Int32) {
+  let bytes = Array((text + "\n").utf8)
+  _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+}
+
+func die(_ message: String) -> Never {
+  line("spawn-fixture: \(message)", to: 2)
+  exit(100)
+}
+
+let signals: [String: Int32] = ["SEGV": SIGSEGV, "ABRT": SIGABRT, "KILL": SIGKILL, "TERM": SIGTERM, "BUS": SIGBUS]
+
+func run(_ arguments: ArraySlice<String>) async -> Never {
+  var steps = arguments
+  func next(_ what: String) -> String {
+    guard let value = steps.popFirst() else { die("\(what) expected") }
+    return value
+  }
+  func number(_ what: String) -> Int32 {
+    guard let value = Int32(next(what)) else { die("\(what) must be a number") }
+    return value
+  }
+  while let step = steps.popFirst() {
+    switch step {
+    case "say": line(next("text"), to: 1)
+    case "err": line(next("text"), to: 2)
+    case "sleep": usleep(UInt32(number("milliseconds")) * 1000)
+    case "exit": exit(number("status"))
+    case "notify":
+      let fd = number("descriptor")
+      line(next("text"), to: fd)
+      close(fd)
+    case "close": close(number("descriptor"))
+    case "sd": sendNotification(next("message"))
+    case "signal":
+      guard let signal = signals[next("signal name")] else { die("unknown signal") }
+      Glibc.signal(signal, SIG_DFL)  // the Swift runtime's crash handler must not intervene
+      kill(getpid(), signal)
+      pause()
+    case "ignore-term": Glibc.signal(SIGTERM, SIG_IGN)
+    case "pause": while true { pause() }
+    case "fds":
+      let fd = number("descriptor")
+      line(openDescriptors().map(String.init).joined(separator: " "), to: fd)
+      close(fd)
+    case "caller": await runCaller(Array(steps))
+    case "reuse-pid": await reusePID()
+    default: die("unknown step \(step)")
+    }
+  }
+  exit(0)
+}
+
+/// sd_notify: one datagram to $NOTIFY_SOCKET ("@name" is abstract).
+func sendNotification(_ message: String) {
+  guard let address = getenv("NOTIFY_SOCKET").map({ String(cString: $0) }) else { die("no NOTIFY_SOCKET") }
+  var storage = sockaddr_un()
+  storage.sun_family = sa_family_t(AF_UNIX)
+  var bytes = Array(address.utf8)
+  if bytes.first == UInt8(ascii: "@") { bytes[0] = 0 }
+  withUnsafeMutableBytes(of: &storage.sun_path) { $0.copyBytes(from: bytes) }
+  let length = socklen_t(MemoryLayout<sa_family_t>.size + bytes.count + (bytes.first == 0 ? 0 : 1))
+  let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+  let sent = withUnsafePointer(to: storage) {
+    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
+      Array(message.utf8).withUnsafeBytes { sendto(fd, $0.baseAddress, $0.count, 0, address, length) }
+    }
+  }
+  if sent < 0 { die("sendto NOTIFY_SOCKET failed: errno \(errno)") }
+  close(fd)
+}
+
+func openDescriptors() -> [Int32] {
+  guard let directory = opendir("/proc/self/fd") else { return [] }
+  defer { closedir(directory) }
+  let own = dirfd(directory)
+  var result: [Int32] = []
+  while let entry = readdir(directory) {
+    let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+    if let fd = Int32(name), fd != own { result.append(fd) }
+  }
+  return result.sorted()
+}
+
+func ownPath() -> String {
+  var buffer = [CChar](repeating: 0, count: 4096)
+  let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+  return String(decoding: buffer[0..<max(n, 0)].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+
+/// A caller in the middle of a spawn, to be SIGKILLed by a test.
+func runCaller(_ daemonSteps: [String]) async -> Never {
+  let spawner = Spawner()
+  let command = SpawnCommand(what: "caller's daemon", executable: ownPath(), arguments: daemonSteps, timeout: .seconds(3600))
+  do {
+    let daemon = try await spawner.start(command, readiness: .check(awaiting: "nothing") { @Sendable _ in
+      try await Task.sleep(for: .seconds(3600))
+      return "never"
+    })
+    line("\(daemon.pid) \(daemon.monitorPID)", to: 3)
+    close(3)
+    while true { withExtendedLifetime(daemon) { _ = pause() } }
+  } catch {
+    die("\(error)")
+  }
+}
+
+/// Pid 1 of a fresh pid namespace: start A, record it, end it, make the kernel give A's pid
+/// to B (ns_last_pid), then safely stop A's identity: B must be left alone.
+func reusePID() async -> Never {
+  func start() -> Int32 {
+    let argv: [UnsafeMutablePointer<CChar>?] = [strdup("/bin/sleep"), strdup("1000"), nil]
+    let environment: [UnsafeMutablePointer<CChar>?] = [nil]
+    let null = open("/dev/null", O_RDWR)
+    let fds = [cspawn_fd_mapping(source: null, target: 0), cspawn_fd_mapping(source: null, target: 1), cspawn_fd_mapping(source: null, target: 2)]
+    var pidfd: Int32 = -1
+    var execErrno: Int32 = 0
+    let pid = argv.withUnsafeBufferPointer { argv in
+      environment.withUnsafeBufferPointer { environment in
+        fds.withUnsafeBufferPointer { fds in
+          var request = cspawn_exec_request(
+            path: argv[0].map { UnsafePointer($0) }, argv: argv.baseAddress, envp: environment.baseAddress, working_directory: nil,
+            fds: fds.baseAddress, fd_count: 3, new_session: 0)
+          return cspawn_spawn(&request, Int32(CSPAWN_FORK_PLAIN), &pidfd, &execErrno)
+        }
+      }
+    }
+    close(null)
+    if pid <= 0 { die("spawn failed: errno \(errno)") }
+    return pid
+  }
+  let first = start()
+  guard let identity = try? ProcessIdentity.of(pid: first) else { die("no identity for \(first)") }
+  kill(first, SIGKILL)
+  var status: Int32 = 0
+  waitpid(first, &status, 0)
+  usleep(50_000)  // start times count in clock ticks (10 ms): let the reuse be a later one
+  let lastPID = open("/proc/sys/kernel/ns_last_pid", O_WRONLY)
+  line("\(first - 1)", to: lastPID)
+  close(lastPID)
+  let second = start()
+  let outcome = try? await Spawner().stop(identity, grace: .seconds(1))
+  let alive = kill(second, 0) == 0 && waitpid(second, &status, WNOHANG) == 0
+  line("\(outcome.map { "\($0)" } ?? "error") reused=\(second == first ? "yes" : "no") alive=\(alive ? "yes" : "no")", to: 3)
+  close(3)
+  kill(second, SIGKILL)
+  waitpid(second, &status, 0)
+  exit(0)
+}
+
+await run(CommandLine.arguments.dropFirst())

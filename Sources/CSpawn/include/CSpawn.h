@@ -117,6 +117,9 @@ int cspawn_send_control(int fd, int32_t command, int32_t grace_ms);
 
 // ---- pidfds, waiting, identity ----
 
+/// pipe2(O_CLOEXEC), which Glibc's module hides behind _GNU_SOURCE. 0, or -1 with errno.
+int cspawn_pipe_cloexec(int fds[2]);
+
 /// pidfd_open(2). -1 with errno (ENOSYS before Linux 5.3).
 int cspawn_pidfd_open(pid_t pid, unsigned int flags);
 

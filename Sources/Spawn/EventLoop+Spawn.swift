@@ -1,0 +1,44 @@
+import Reactor
+
+extension EventLoop {
+  /// Whether `fd` becomes readable within `nanoseconds`. Not cancellable: for waits that
+  /// must finish (a stop in progress). `fd` must not be registered with this loop by anyone else.
+  func readable(_ fd: Int32, within nanoseconds: UInt64) async -> Bool {
+    await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+      execute { [self] in
+        let once = LoopOnce()
+        register(fd, for: .readable) { [self] _ in
+          guard once.claim() else { return }
+          deregister(fd)
+          if let timer = once.timer { cancel(timer) }
+          continuation.resume(returning: true)
+        }
+        guard !once.done else { return }
+        once.timer = schedule(afterNanoseconds: nanoseconds) { [self] in
+          guard once.claim() else { return }
+          deregister(fd)
+          continuation.resume(returning: false)
+        }
+      }
+    }
+  }
+
+  /// Sleeps `nanoseconds` on this loop's timers, then throws if the task was cancelled.
+  func sleep(nanoseconds: UInt64) async throws {
+    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+      execute { [self] in schedule(afterNanoseconds: nanoseconds) { continuation.resume() } }
+    }
+    try Task.checkCancellation()
+  }
+}
+
+/// A flag for "first of these loop events wins". Confined to one loop.
+private final class LoopOnce: @unchecked Sendable {
+  private(set) var done = false
+  var timer: EventLoop.TimerID?
+  func claim() -> Bool {
+    if done { return false }
+    done = true
+    return true
+  }
+}

@@ -1,0 +1,184 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import FoundationEssentials
+import Reactor
+
+/// Confirmation by QMP, QEMU's monitor protocol, on a Unix socket QEMU listens on
+/// (`-qmp unix:PATH,server=on,wait=off`).
+///
+/// A connect alone proves nothing: QEMU binds the socket before late initialisation, which
+/// may still fail. So: connect (retrying on ENOENT/ECONNREFUSED on short timers, 1 ms
+/// doubling to 10 ms, while the spawner watches for the daemon's death), read the greeting
+/// `{"QMP": ...}`, send `qmp_capabilities`, then `query-status`, whose status must be one
+/// of `acceptedStates`. The status is the confirming value. Anything else is a protocol
+/// failure naming what was received.
+public struct QMPReadiness: ReadinessSource, ReadinessWait {
+  public var socketPath: String
+  /// "running"; "prelaunch" for QEMU started with -S; "paused" when restoring.
+  public var acceptedStates: Set<String>
+
+  public init(socketPath: String, acceptedStates: Set<String> = ["running", "prelaunch", "paused"]) {
+    self.socketPath = socketPath
+    self.acceptedStates = acceptedStates
+  }
+
+  public var awaiting: String { "QMP on \(socketPath)" }
+
+  public func wait(_ context: ReadinessContext) async throws -> String {
+    guard let address = UnixAddress(socketPath) else {
+      throw SpawnError(.protocolFailed, what: context.what, detail: "QMP socket path too long: \(socketPath)")
+    }
+    var connection = QMPConnection(fd: try await connect(address, context), loop: context.loop, what: context.what)
+    defer { _ = Glibc.close(connection.fd) }
+
+    let greeting = try await connection.next()
+    guard greeting.message.QMP != nil else {
+      throw connection.failure("expected the QMP greeting, received \(greeting.line)")
+    }
+    try await connection.send(#"{"execute": "qmp_capabilities", "id": "spawn-capabilities"}"#)
+    _ = try await connection.reply(to: "spawn-capabilities", command: "qmp_capabilities")
+    try await connection.send(#"{"execute": "query-status", "id": "spawn-status"}"#)
+    let reply = try await connection.reply(to: "spawn-status", command: "query-status")
+    guard let status = reply.message.return?.status else {
+      throw connection.failure("query-status returned no status: \(reply.line)")
+    }
+    guard acceptedStates.contains(status) else {
+      throw connection.failure(
+        "query-status returned status \"\(status)\", not one of \(acceptedStates.sorted().joined(separator: ", "))")
+    }
+    return status
+  }
+
+  private func connect(_ address: UnixAddress, _ context: ReadinessContext) async throws -> Int32 {
+    var delay: UInt64 = 1_000_000
+    while true {
+      try Task.checkCancellation()
+      let type = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue)
+      let fd = Glibc.socket(AF_UNIX, type, 0)
+      guard fd >= 0 else {
+        throw SpawnError(.protocolFailed, what: context.what, errno: .current, detail: "no socket for QMP")
+      }
+      let connected = address.withSockaddr { Glibc.connect(fd, $0, $1) } == 0
+      let error = Errno.current
+      if connected { return fd }
+      _ = Glibc.close(fd)
+      // Not there yet (ENOENT), not listening yet or a stale file (ECONNREFUSED), backlog full (EAGAIN).
+      guard error == .ENOENT || error == .ECONNREFUSED || error == .EAGAIN else {
+        throw SpawnError(.protocolFailed, what: context.what, errno: error, detail: "connecting to QMP at \(socketPath) failed")
+      }
+      try await context.loop.sleep(nanoseconds: delay)
+      delay = min(delay * 2, 10_000_000)
+    }
+  }
+}
+
+extension ReadinessSource where Self == QMPReadiness {
+  /// QMP greeting, `qmp_capabilities` and `query-status` in an accepted state.
+  public static func qmp(socketPath: String, acceptedStates: Set<String> = ["running", "prelaunch", "paused"])
+    -> QMPReadiness
+  {
+    QMPReadiness(socketPath: socketPath, acceptedStates: acceptedStates)
+  }
+}
+
+/// What the startup conversation needs of a QMP message.
+struct QMPMessage: Decodable {
+  struct Present: Decodable {
+    init(from decoder: any Decoder) throws {}
+  }
+  struct Return: Decodable {
+    var status: String?
+    init(from decoder: any Decoder) throws {
+      // `return` is an object for our commands; tolerate any other shape as "no status".
+      status = try? decoder.container(keyedBy: Key.self).decodeIfPresent(String.self, forKey: .status)
+    }
+    enum Key: String, CodingKey { case status }
+  }
+  struct Failure: Decodable {
+    var `class`: String?
+    var desc: String?
+  }
+  var QMP: Present?
+  var `return`: Return?
+  var error: Failure?
+  var event: String?
+  var id: String?
+}
+
+/// One QMP connection: CRLF-terminated JSON messages, waited for on the loop.
+struct QMPConnection {
+  let fd: Int32
+  let loop: EventLoop
+  let what: String
+  /// Received, not yet split into lines.
+  private var buffer: [UInt8] = []
+  private static let maximumLine = 65536
+
+  init(fd: Int32, loop: EventLoop, what: String) {
+    self.fd = fd
+    self.loop = loop
+    self.what = what
+  }
+
+  func failure(_ detail: String) -> SpawnError {
+    SpawnError(.protocolFailed, what: what, detail: "QMP: " + detail)
+  }
+
+  /// The next message, and its line as received (for error messages).
+  mutating func next() async throws -> (message: QMPMessage, line: String) {
+    while true {
+      if let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
+        let line = Array(buffer[..<newline])
+        buffer.removeSubrange(...newline)
+        let text = String(decoding: line, as: UTF8.self).trimmingTrailingWhitespace
+        guard let message = try? JSONDecoder().decode(QMPMessage.self, from: Data(line)) else {
+          throw failure("received something not JSON: \(text.prefix(300))")
+        }
+        return (message, String(text.prefix(300)))
+      }
+      guard buffer.count < QMPConnection.maximumLine else { throw failure("received a line over 64 KiB") }
+      _ = try await loop.wait(for: .readable, on: fd)
+      var chunk = [UInt8](repeating: 0, count: 4096)
+      let n = read(fd, &chunk, chunk.count)
+      if n > 0 {
+        buffer += chunk[0..<n]
+      } else if n == 0 || (errno != EAGAIN && errno != EINTR) {
+        let error = n == 0 ? nil : Errno.current
+        let partial = buffer.isEmpty ? "" : " after \"\(String(decoding: buffer.prefix(300), as: UTF8.self))\""
+        throw SpawnError(
+          .protocolFailed, what: what, errno: error,
+          detail: "QMP: the connection closed\(error.map { " (\($0.name))" } ?? "")\(partial)")
+      }
+    }
+  }
+
+  /// The reply with `id`, skipping asynchronous events; an error reply is a failure.
+  mutating func reply(to id: String, command: String) async throws -> (message: QMPMessage, line: String) {
+    while true {
+      let received = try await next()
+      if received.message.event != nil { continue }
+      if let error = received.message.error {
+        throw failure("\(command) failed: \(error.class ?? "Error"): \(error.desc ?? received.line)")
+      }
+      guard received.message.id == id, received.message.return != nil else {
+        throw failure("expected the reply to \(command), received \(received.line)")
+      }
+      return received
+    }
+  }
+
+  func send(_ command: String) async throws {
+    var bytes = Array((command + "\r\n").utf8)[...]
+    while !bytes.isEmpty {
+      let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+      if n > 0 {
+        bytes = bytes.dropFirst(n)
+      } else if errno == EAGAIN || errno == EINTR {
+        _ = try await loop.wait(for: .writable, on: fd)
+      } else {
+        throw SpawnError(.protocolFailed, what: what, errno: .current, detail: "QMP: sending \(command) failed")
+      }
+    }
+  }
+}

@@ -1,0 +1,423 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CSpawn
+import Reactor
+
+/// One spawn's life on its loop, from the fork of the monitor to the outcome. Confined to
+/// `loop`: every method runs on the loop thread, and only there is its state touched.
+///
+/// States, in order:
+/// - starting: the monitor is forked; awaiting its STARTED report (the daemon's pid).
+/// - waiting: the readiness wait runs in a task; the deadline is armed. First of: readiness
+///   value, readiness failure, daemon death, exec failure, monitor gone, deadline, abort
+///   (callback, cancellation, dropped handle).
+/// - settling: the readiness wait failed; for `settleNanoseconds` a death report wins,
+///   since a daemon that dies usually closes its sockets just before (QEMU's QMP socket).
+/// - decided: the outcome is fixed. Confirmed: DETACH sent, the monitor exits, the daemon
+///   lives on. Failed: STOP sent (SIGTERM, SIGKILL after the grace), the monitor reports the
+///   death and exits. Either way the monitor is reaped before the outcome is delivered.
+/// - finished: `result` is set and delivered; the descriptors are closed.
+final class Startup: @unchecked Sendable {
+  static let settleNanoseconds: UInt64 = 250_000_000
+  static let abortTickNanoseconds: UInt64 = 100_000_000
+
+  let loop: EventLoop
+  let spawner: Spawner
+  let what: String
+  let executable: String
+  let began: UInt64
+  let monitorPID: Int32
+  private let timeout: Duration
+  private let stopGraceMilliseconds: Int32
+  private let log: LogFile?
+  private let awaiting: String
+  private let readiness: any ReadinessWait
+
+  // The monitor.
+  private var control: Int32
+  private var monitorPIDFD: Int32?
+  private var watchingMonitorPIDFD = false
+  private var monitorEnded = false
+  private var monitorReaped = false
+  private var monitorStatus: WaitStatus?
+  private var monitorDiedUnexpectedly = false
+
+  // The daemon.
+  private(set) var identity: ProcessIdentity?
+  private var daemonPIDFD: Int32?
+  private var daemonEnded = false
+
+  // The wait.
+  private var deadline: UInt64
+  private var deadlineTimer: EventLoop.TimerID?
+  private var settleTimer: EventLoop.TimerID?
+  private var tickTimer: EventLoop.TimerID?
+  private var readinessTask: Task<Void, Never>?
+  private var readinessRunning = false
+  private var status: String?
+  private var settling: SpawnError?
+  private var abortCheck: (@Sendable (SpawnProgress) -> Bool)?
+
+  private enum Decision {
+    case confirmed(value: String, at: UInt64)
+    case failed(SpawnError)
+  }
+  private var decision: Decision?
+  private(set) var result: Result<SpawnConfirmation, SpawnError>?
+  private var startWaiters: [CheckedContinuation<Result<ProcessIdentity, SpawnError>, Never>] = []
+  private var startDelivered = false
+  private var outcomeWaiters: [CheckedContinuation<Result<SpawnConfirmation, SpawnError>, Never>] = []
+
+  init(
+    loop: EventLoop, spawner: Spawner, command: SpawnCommand, executable: String, began: UInt64,
+    log: LogFile?, awaiting: String, readiness: any ReadinessWait, control: Int32, monitorPID: Int32,
+    monitorPIDFD: Int32?
+  ) {
+    self.loop = loop
+    self.spawner = spawner
+    self.what = command.what
+    self.executable = executable
+    self.began = began
+    self.timeout = command.timeout
+    self.stopGraceMilliseconds = Int32(clamping: command.stopGrace.nanoseconds / 1_000_000)
+    self.log = log
+    self.awaiting = awaiting
+    self.readiness = readiness
+    self.control = control
+    self.monitorPID = monitorPID
+    self.monitorPIDFD = monitorPIDFD
+    self.deadline = began &+ command.timeout.nanoseconds
+  }
+
+  private var system: SystemCalls { spawner.system }
+  private var elapsed: Duration { .nanoseconds(Int64(clamping: EventLoop.now() &- began)) }
+
+  // MARK: Entry points (loop thread)
+
+  func begin() {
+    loop.register(control, for: .readable) { [self] _ in controlReadable() }
+    deadlineTimer = loop.schedule(at: deadline) { [self] in deadlinePassed() }
+  }
+
+  /// start() waits here for the daemon's identity.
+  func awaitStart(_ continuation: CheckedContinuation<Result<ProcessIdentity, SpawnError>, Never>) {
+    if startDelivered, let identity {
+      continuation.resume(returning: .success(identity))
+    } else if case .failure(let error)? = result {
+      continuation.resume(returning: .failure(error))
+    } else {
+      startWaiters.append(continuation)
+    }
+  }
+
+  /// confirm() waits here for the outcome; `abort` is polled from now on.
+  func awaitOutcome(
+    abort: (@Sendable (SpawnProgress) -> Bool)?,
+    _ continuation: CheckedContinuation<Result<SpawnConfirmation, SpawnError>, Never>
+  ) {
+    if let result { return continuation.resume(returning: result) }
+    outcomeWaiters.append(continuation)
+    if let abort {
+      abortCheck = abort
+      scheduleTick()
+      wake()
+    }
+  }
+
+  /// Task cancellation, a failed pid recording, or a dropped handle.
+  func abort(_ code: SpawnError.Code = .aborted, detail: String) {
+    decide(.failed(failure(code, detail: detail)))
+  }
+
+  func readinessReported(status: String) {
+    self.status = status
+    wake()
+  }
+
+  func extendDeadline(to newDeadline: UInt64) {
+    if newDeadline > deadline { deadline = newDeadline }
+    wake()
+  }
+
+  /// The caller, owning SIGCHLD, reaped the monitor.
+  func monitorReapedByCaller(_ status: WaitStatus) {
+    monitorWasReaped(status)
+  }
+
+  // MARK: The monitor's reports
+
+  private func controlReadable() {
+    while control >= 0 {
+      var report = cspawn_report()
+      var pidfd: Int32 = -1
+      let n = cspawn_receive_report(control, &report, &pidfd)
+      if n == MemoryLayout<cspawn_report>.size {
+        received(report, pidfd: pidfd >= 0 ? pidfd : nil)
+      } else if n > 0 {
+        if pidfd >= 0 { close(pidfd) }  // a torn message cannot happen on SOCK_SEQPACKET; ignore it
+      } else if n < 0 && errno == EAGAIN {
+        break
+      } else {
+        monitorClosed()
+      }
+    }
+    wake()
+  }
+
+  private func received(_ report: cspawn_report, pidfd: Int32?) {
+    switch report.kind {
+    case Int32(CSPAWN_REPORT_STARTED):
+      daemonPIDFD = pidfd
+      daemonStarted(pid: report.pid, startTime: report.start_time)
+    case Int32(CSPAWN_REPORT_EXEC_FAILED):
+      daemonEnded = true
+      decide(.failed(failure(.execFailed, errno: Errno(rawValue: report.value), detail: executable)))
+    case Int32(CSPAWN_REPORT_EXITED):
+      daemonEnded = true
+      daemonExited(WaitStatus(rawValue: report.value))
+    case Int32(CSPAWN_REPORT_FAILED):
+      daemonEnded = true
+      let call = [CSPAWN_STAGE_SIGNALFD: "signalfd", CSPAWN_STAGE_PIPE: "pipe", CSPAWN_STAGE_FORK: "fork"][Int(report.stage)]
+      decide(.failed(failure(.spawnFailed, errno: Errno(rawValue: report.value), detail: call ?? "the startup monitor")))
+    default:
+      if let pidfd { close(pidfd) }
+    }
+  }
+
+  private func daemonStarted(pid: Int32, startTime: UInt64) {
+    let bootID = (try? ProcessIdentity.currentBootID()) ?? ""
+    let identity = ProcessIdentity(pid: pid, startTime: startTime, bootID: bootID)
+    self.identity = identity
+    guard decision == nil else { return }
+    startDelivered = true
+    for waiter in startWaiters { waiter.resume(returning: .success(identity)) }
+    startWaiters = []
+    startReadiness(identity)
+  }
+
+  private func daemonExited(_ status: WaitStatus) {
+    guard decision == nil else { return }
+    let code: SpawnError.Code =
+      status.exitCode == 0 ? .exitedZero : status.exitCode != nil ? .exited : .killedBySignal
+    decide(.failed(failure(code, status: status)))
+  }
+
+  /// End of the control stream: the monitor exited (or is exiting).
+  private func monitorClosed() {
+    loop.deregister(control)
+    close(control)
+    control = -1
+    monitorEnded = true
+    let detached: Bool
+    if case .confirmed? = decision { detached = true } else { detached = false }
+    if !daemonEnded && !detached {
+      // The monitor died without reporting the daemon's end: the daemon may live on
+      // unwatched. Kill it, through its pidfd where there is one.
+      monitorDiedUnexpectedly = true
+      killDaemon()
+      if decision == nil { decide(.failed(failure(.monitorFailed))) }
+    }
+    reapMonitor()
+  }
+
+  private func killDaemon() {
+    if let daemonPIDFD {
+      try? system.pidfdSendSignal(daemonPIDFD, SIGKILL)
+    } else if let identity, let now = try? ProcessIdentity.of(pid: identity.pid), now.startTime == identity.startTime {
+      try? system.kill(identity.pid, SIGKILL)  // no pidfds on this kernel: checked, then signalled
+    }
+  }
+
+  // MARK: Reaping the monitor
+
+  private func reapMonitor() {
+    // Reaped by the caller: `Spawner.reaped(pid:status:)` reports it, before or after this.
+    if spawner.reaping == .byCaller { return }
+    tryReap()
+  }
+
+  /// Selective reaping: only our monitor, by pidfd, else by pid; never waitpid(-1).
+  private func tryReap() {
+    guard !monitorReaped else { return }
+    do {
+      if let status = try reapMonitorNow() { return monitorWasReaped(status) }
+    } catch {
+      // ECHILD: someone reaped it for us, against the reaping mode. It is gone all the same.
+      return monitorWasReaped(nil)
+    }
+    // Not yet a zombie (the control socket closes a moment before the exit completes).
+    if let fd = monitorPIDFD {
+      if !watchingMonitorPIDFD {
+        watchingMonitorPIDFD = true
+        loop.register(fd, for: .readable) { [self] _ in
+          loop.deregister(fd)
+          watchingMonitorPIDFD = false
+          tryReap()
+        }
+      }
+    } else {
+      // No pidfd to watch (kernels before 5.3): look again shortly.
+      loop.schedule(afterNanoseconds: 1_000_000) { [self] in tryReap() }
+    }
+  }
+
+  private func reapMonitorNow() throws(Errno) -> WaitStatus? {
+    if let fd = monitorPIDFD {
+      do {
+        return try system.waitid(.pidfd(fd), true)?.status
+      } catch where error == .EINVAL || error == .ENOSYS {
+        // No waitid(P_PIDFD) before Linux 5.4: by pid, still only ours.
+      }
+    }
+    return try system.waitid(.pid(monitorPID), true)?.status
+  }
+
+  private func monitorWasReaped(_ status: WaitStatus?) {
+    guard !monitorReaped else { return }
+    monitorReaped = true
+    monitorStatus = status
+    finishIfDone()
+  }
+
+  // MARK: Readiness
+
+  private func startReadiness(_ identity: ProcessIdentity) {
+    let context = ReadinessContext(what: what, identity: identity, loop: loop, startup: self)
+    let readiness = self.readiness
+    readinessRunning = true
+    readinessTask = Task { [self] in
+      let outcome: Result<String, any Error>
+      do {
+        outcome = .success(try await readiness.wait(context))
+      } catch {
+        outcome = .failure(error)
+      }
+      loop.execute { [self] in readinessEnded(outcome) }
+    }
+  }
+
+  private func readinessEnded(_ outcome: Result<String, any Error>) {
+    readinessRunning = false
+    // Its descriptors are closed only now that nothing in the task can still use them.
+    if result != nil { readiness.close() }
+    guard decision == nil else { return }
+    switch outcome {
+    case .success(let value):
+      decide(.confirmed(value: value, at: EventLoop.now()))
+    case .failure(let error):
+      var failure: SpawnError
+      if let error = error as? SpawnError {
+        failure = error
+        failure.what = what
+        failure.pid = identity?.pid
+        failure.elapsed = elapsed
+      } else {
+        failure = self.failure(.protocolFailed, detail: "\(error)")
+      }
+      settling = failure
+      settleTimer = loop.schedule(afterNanoseconds: Startup.settleNanoseconds) { [self] in
+        if let settling { decide(.failed(settling)) }
+      }
+      wake()
+    }
+  }
+
+  // MARK: Timers and abort
+
+  private func deadlinePassed() {
+    deadlineTimer = nil
+    guard decision == nil else { return }
+    if EventLoop.now() < deadline {
+      deadlineTimer = loop.schedule(at: deadline) { [self] in deadlinePassed() }
+      return
+    }
+    var error = failure(.timedOut, detail: awaiting)
+    error.elapsed = .nanoseconds(Int64(clamping: deadline &- began))
+    decide(.failed(error))
+  }
+
+  private func scheduleTick() {
+    guard tickTimer == nil, decision == nil else { return }
+    tickTimer = loop.schedule(afterNanoseconds: Startup.abortTickNanoseconds) { [self] in
+      tickTimer = nil
+      wake()
+      scheduleTick()
+    }
+  }
+
+  /// Every wake-up asks the abort callback, which also feeds progress displays.
+  private func wake() {
+    guard decision == nil, let abortCheck else { return }
+    let progress = SpawnProgress(
+      what: what, pid: identity?.pid ?? 0, elapsed: elapsed, awaiting: awaiting, status: status)
+    if abortCheck(progress) { abort(detail: "aborted by the caller") }
+  }
+
+  // MARK: The outcome
+
+  private func failure(
+    _ code: SpawnError.Code, errno: Errno? = nil, status: WaitStatus? = nil, detail: String = ""
+  ) -> SpawnError {
+    SpawnError(code, what: what, pid: identity?.pid, elapsed: elapsed, errno: errno, status: status, detail: detail)
+  }
+
+  private func decide(_ newDecision: Decision) {
+    if decision != nil { return }
+    decision = newDecision
+    settling = nil
+    for timer in [deadlineTimer, settleTimer, tickTimer].compactMap({ $0 }) { loop.cancel(timer) }
+    deadlineTimer = nil
+    settleTimer = nil
+    tickTimer = nil
+    readinessTask?.cancel()
+    if !monitorEnded {
+      switch newDecision {
+      case .confirmed:
+        _ = cspawn_send_control(control, Int32(CSPAWN_CONTROL_DETACH), 0)
+      case .failed:
+        if !daemonEnded { _ = cspawn_send_control(control, Int32(CSPAWN_CONTROL_STOP), stopGraceMilliseconds) }
+      }
+    }
+    // A send that fails means the monitor is gone: its end of stream follows.
+    finishIfDone()
+  }
+
+  private func finishIfDone() {
+    guard let decision, result == nil, monitorEnded, monitorReaped else { return }
+    let result: Result<SpawnConfirmation, SpawnError>
+    switch decision {
+    case .confirmed(let value, let at):
+      let identity = self.identity ?? ProcessIdentity(pid: 0, startTime: 0, bootID: "")
+      result = .success(
+        SpawnConfirmation(what: what, identity: identity, elapsed: .nanoseconds(Int64(clamping: at &- began)), value: value))
+    case .failed(var error):
+      if error.code == .monitorFailed || (monitorDiedUnexpectedly && error.status == nil) {
+        error.status = monitorStatus
+      }
+      error.logTail = log?.tail() ?? ""
+      result = .failure(error)
+    }
+    self.result = result
+    abortCheck = nil
+    if let fd = daemonPIDFD { close(fd) }
+    daemonPIDFD = nil
+    if let fd = monitorPIDFD {
+      if watchingMonitorPIDFD { loop.deregister(fd) }
+      close(fd)
+    }
+    monitorPIDFD = nil
+    if !readinessRunning { readiness.close() }
+    let startWaiters = self.startWaiters
+    let outcomeWaiters = self.outcomeWaiters
+    self.startWaiters = []
+    self.outcomeWaiters = []
+    for waiter in startWaiters {
+      switch result {
+      case .failure(let error): waiter.resume(returning: .failure(error))
+      case .success(let confirmation): waiter.resume(returning: .success(confirmation.identity))
+      }
+    }
+    for waiter in outcomeWaiters { waiter.resume(returning: result) }
+  }
+}

@@ -1,0 +1,105 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CSpawn
+
+/// The caller-side system calls of spawning, as replaceable functions: the one choke point
+/// tests use to inject failures (fork EAGAIN, pipe EMFILE, clone3/pidfd_open/P_PIDFD ENOSYS)
+/// and so exercise every fallback. Each retries EINTR and throws the errno.
+/// The child side (everything between fork and exec) stays in C and is not injectable.
+public struct SystemCalls: Sendable {
+  /// How `startMonitor` forks.
+  public enum ForkMethod: Sendable, Hashable {
+    /// `clone3(CLONE_PIDFD)`: the monitor's pidfd comes with the fork.
+    case clone3
+    /// `clone(SIGCHLD)`, i.e. fork(2); a pidfd, if wanted, comes from `pidfdOpen` afterwards.
+    case fork
+  }
+
+  /// Whom `waitid` waits for.
+  public enum WaitTarget: Sendable, Hashable {
+    /// `waitid(P_PIDFD)`; EINVAL or ENOSYS before Linux 5.4.
+    case pidfd(Int32)
+    /// `waitid(P_PID)`.
+    case pid(Int32)
+  }
+
+  /// An opaque request for `cspawn_start_monitor`, valid while `startMonitor` runs.
+  public struct MonitorRequest: @unchecked Sendable {
+    let pointer: UnsafePointer<cspawn_monitor_request>
+  }
+
+  /// `pipe2(O_CLOEXEC)`: (read end, write end).
+  public var pipe: @Sendable () throws(Errno) -> (read: Int32, write: Int32)
+  /// `socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC)`: the monitor's control channel.
+  public var socketPair: @Sendable () throws(Errno) -> (Int32, Int32)
+  /// `socket(2)` with SOCK_CLOEXEC and SOCK_NONBLOCK added.
+  public var socket: @Sendable (_ domain: Int32, _ type: Int32) throws(Errno) -> Int32
+  /// `open(2)` with O_CLOEXEC added.
+  public var open: @Sendable (_ path: String, _ flags: Int32, _ mode: mode_t) throws(Errno) -> Int32
+  /// `cspawn_start_monitor`: forks the startup monitor. Returns its pid and, for clone3, its pidfd.
+  public var startMonitor: @Sendable (MonitorRequest, ForkMethod) throws(Errno) -> (pid: Int32, pidfd: Int32?)
+  /// `pidfd_open(2)`.
+  public var pidfdOpen: @Sendable (_ pid: Int32) throws(Errno) -> Int32
+  /// `pidfd_send_signal(2)`.
+  public var pidfdSendSignal: @Sendable (_ pidfd: Int32, _ signal: Int32) throws(Errno) -> Void
+  /// `kill(2)`, only where no pidfd can be had (and after an identity check).
+  public var kill: @Sendable (_ pid: Int32, _ signal: Int32) throws(Errno) -> Void
+  /// `waitid(WEXITED)`, with WNOHANG if `nohang`: the reaped pid and status, or nil if none yet.
+  public var waitid: @Sendable (_ target: WaitTarget, _ nohang: Bool) throws(Errno) -> (pid: Int32, status: WaitStatus)?
+
+  /// The real calls.
+  public static let live = SystemCalls(
+    pipe: { () throws(Errno) in
+      var fds: [Int32] = [-1, -1]
+      guard cspawn_pipe_cloexec(&fds) == 0 else { throw .current }
+      return (fds[0], fds[1])
+    },
+    socketPair: { () throws(Errno) in
+      var fds: [Int32] = [-1, -1]
+      guard socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else {
+        throw .current
+      }
+      return (fds[0], fds[1])
+    },
+    socket: { (domain, type) throws(Errno) in
+      let fd = Glibc.socket(domain, type | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+      guard fd >= 0 else { throw .current }
+      return fd
+    },
+    open: { (path, flags, mode) throws(Errno) in
+      while true {
+        let fd = Glibc.open(path, flags | O_CLOEXEC, mode)
+        if fd >= 0 { return fd }
+        if errno != Glibc.EINTR { throw .current }
+      }
+    },
+    startMonitor: { (request, method) throws(Errno) in
+      var pidfd: Int32 = -1
+      let pid = cspawn_start_monitor(request.pointer, method == .clone3 ? 0 : 1, &pidfd)
+      guard pid > 0 else { throw .current }
+      return (pid, pidfd >= 0 ? pidfd : nil)
+    },
+    pidfdOpen: { pid throws(Errno) in
+      let fd = cspawn_pidfd_open(pid, 0)
+      guard fd >= 0 else { throw .current }
+      return fd
+    },
+    pidfdSendSignal: { (pidfd, signal) throws(Errno) in
+      guard cspawn_pidfd_send_signal(pidfd, signal) == 0 else { throw .current }
+    },
+    kill: { (pid, signal) throws(Errno) in
+      guard Glibc.kill(pid, signal) == 0 else { throw .current }
+    },
+    waitid: { (target, nohang) throws(Errno) in
+      var status: Int32 = 0
+      let pid: pid_t
+      switch target {
+      case .pidfd(let fd): pid = cspawn_waitid(1, fd, nohang ? 1 : 0, &status)
+      case .pid(let id): pid = cspawn_waitid(0, id, nohang ? 1 : 0, &status)
+      }
+      if pid < 0 { throw .current }
+      return pid == 0 ? nil : (pid, WaitStatus(rawValue: status))
+    }
+  )
+}
