@@ -1,0 +1,66 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import TestSupport
+
+/// What a finished peer program did.
+struct ProcessResult: CustomStringConvertible {
+  /// Exit code, or 128 + signal.
+  let status: Int32
+  let stdout: String
+  let stderr: String
+  var description: String { "status \(status)\nstdout: \(stdout)\nstderr: \(stderr)" }
+}
+
+/// Runs a peer program to completion with `environment` added and `stdin` fed, killing it after
+/// `timeout` seconds (a hang fails the test instead of blocking CI). For tests only: it blocks
+/// the calling thread while the program runs.
+func run(_ argv: [String], environment: [String: String] = [:], stdin: String = "",
+         timeout: Int = 60) throws -> ProcessResult {
+  let directory = TemporaryDirectory("run")
+  defer { directory.remove() }
+  let input = directory.appending("stdin"), output = directory.appending("stdout"), errors = directory.appending("stderr")
+  let fd = open(input, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+  var text = stdin
+  text.withUTF8 { _ = write(fd, $0.baseAddress, $0.count) }
+  close(fd)
+
+  var actions = posix_spawn_file_actions_t()
+  posix_spawn_file_actions_init(&actions)
+  defer { posix_spawn_file_actions_destroy(&actions) }
+  posix_spawn_file_actions_addopen(&actions, 0, input, O_RDONLY, 0)
+  posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+  posix_spawn_file_actions_addopen(&actions, 2, errors, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+  let args = argv.map { strdup($0) } + [nil]
+  defer { args.forEach { free($0) } }
+  let env = environmentBlock(adding: environment)
+  defer { env.forEach { free($0) } }
+  var pid: pid_t = 0
+  let rc = posix_spawnp(&pid, argv[0], &actions, nil, args, env)
+  guard rc == 0 else { throw StartupError(description: "cannot run \(argv[0]): \(String(cString: strerror(rc)))") }
+  let status = waitForExit(pid, seconds: timeout)
+  let code: Int32 = if let status {
+    (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+  } else {
+    -1   // timed out and killed
+  }
+  return ProcessResult(status: code, stdout: try readFile(output), stderr: try readFile(errors))
+}
+
+/// Starts a peer program in the background (stdout to `output`); stop it with `waitForExit`.
+func spawnBackground(_ argv: [String], environment: [String: String], output: String) throws -> pid_t {
+  var actions = posix_spawn_file_actions_t()
+  posix_spawn_file_actions_init(&actions)
+  defer { posix_spawn_file_actions_destroy(&actions) }
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+  posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+  posix_spawn_file_actions_addopen(&actions, 2, output + ".err", O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+  let args = argv.map { strdup($0) } + [nil]
+  defer { args.forEach { free($0) } }
+  let env = environmentBlock(adding: environment)
+  defer { env.forEach { free($0) } }
+  var pid: pid_t = 0
+  let rc = posix_spawnp(&pid, argv[0], &actions, nil, args, env)
+  guard rc == 0 else { throw StartupError(description: "cannot run \(argv[0]): \(String(cString: strerror(rc)))") }
+  return pid
+}
