@@ -1,0 +1,118 @@
+import Reactor
+import Synchronization
+
+/// An asynchronous connection to a xenstore daemon over its Unix socket: the Swift
+/// counterpart of libxenstore's `struct xs_handle`.
+///
+/// Many tasks may use one client at once: each request carries its own request id and its
+/// reply is matched by it, whatever order the daemon answers in. The socket is non-blocking
+/// and driven by an `EventLoop`; no call here blocks a thread.
+///
+/// Errors are `XenStoreError`: the daemon's errno name in `code` (`.ENOENT`, `.EACCES`, ...)
+/// with the matching `errno`, or a local code (`.connectFailed`, `.connectionLost`,
+/// `.protocolViolation`). A cancelled task gets `CancellationError`; its request's reply, if
+/// any, is dropped when it arrives. When the connection is lost every waiting request fails
+/// with `.connectionLost` and every watch sequence ends with that error.
+///
+/// The node operations (`read`, `write`, `directory`, ...) come from `XenStoreOperations`,
+/// which transactions share.
+public final class XenStoreClient: XenStoreOperations {
+  /// The socket this client is connected to.
+  public let socketPath: String
+  let loop: EventLoop
+  let connection: ClientConnection
+  private let nextToken = Atomic<UInt64>(0)
+
+  private init(socketPath: String, fd: Int32, loop: EventLoop) {
+    self.socketPath = socketPath
+    self.loop = loop
+    self.connection = ClientConnection(fd: fd, path: socketPath, loop: loop)
+    let connection = connection
+    loop.execute { connection.start() }
+  }
+
+  /// Connects to xenstored at `socketPath`, or where libxenstore would look
+  /// (`XenStoreSocketPath.current`: `XENSTORED_PATH`, `XENSTORED_RUNDIR/socket`,
+  /// `/var/run/xenstored/socket`). Like `xs_open`, but socket only: there is no xenbus
+  /// fallback without a hypervisor. Throws `.connectFailed` naming the path, with the errno
+  /// (`ENOENT`: no socket; `ECONNREFUSED`: nobody listens).
+  public static func connect(to socketPath: String? = nil, loop: EventLoop = .shared) async throws -> XenStoreClient {
+    let path = socketPath ?? XenStoreSocketPath.current
+    let fd = try await ClientSocket.connect(to: path, loop: loop)
+    return XenStoreClient(socketPath: path, fd: fd, loop: loop)
+  }
+
+  deinit {
+    let connection = connection
+    loop.execute { connection.close() }
+  }
+
+  /// Closes the connection (`xs_close`). Waiting requests fail with `.connectionLost`; watch
+  /// sequences end normally.
+  public func close() {
+    let connection = connection
+    loop.execute { connection.close() }
+  }
+
+  // MARK: XenStoreOperations
+
+  public var client: XenStoreClient { self }
+  public var transactionID: UInt32 { 0 }
+
+  // MARK: Requests
+
+  /// Sends one request and returns its reply, or throws the daemon's error.
+  /// `operation` names the request in error messages ("read /a").
+  func request(_ type: MessageType, transaction: UInt32 = 0, payload: [UInt8], operation: String,
+               orphaned: (@Sendable (Message, ClientConnection) -> Void)? = nil) async throws -> Message {
+    // libxenstore refuses these before sending (E2BIG); the daemon would drop the connection.
+    guard payload.count <= Message.payloadMax else {
+      throw XenStoreError(.E2BIG, "\(operation): request of \(payload.count) bytes exceeds the \(Message.payloadMax)-byte limit",
+                          errno: XenStoreError.Code.E2BIG.errnoValue)
+    }
+    let message = Message(type: type, transactionID: transaction, payload: payload)
+    let reply = OnceResume<Message>()
+    let connection = connection
+    let answer = try await withTaskCancellationHandler {
+      try await withCheckedThrowingContinuation { continuation in
+        reply.set(continuation)
+        loop.execute { connection.send(message, reply: reply, orphaned: orphaned) }
+      }
+    } onCancel: {
+      reply.resume(throwing: CancellationError())
+    }
+    if answer.type == .error { throw XenStoreError(reply: answer, operation: operation) }
+    guard answer.type == type else {
+      throw XenStoreError(.protocolViolation, "\(operation): xenstored answered \(type) with \(answer.type)")
+    }
+    return answer
+  }
+
+  /// A request whose payload is NUL-terminated strings.
+  func request(_ type: MessageType, transaction: UInt32 = 0, strings: [String], operation: String,
+               orphaned: (@Sendable (Message, ClientConnection) -> Void)? = nil) async throws -> Message {
+    var payload: [UInt8] = []
+    for s in strings { payload.append(contentsOf: s.utf8); payload.append(0) }
+    return try await request(type, transaction: transaction, payload: payload, operation: operation, orphaned: orphaned)
+  }
+
+  /// Sends a request nobody waits for (cleanup that must not depend on a cancelled task).
+  func sendDetached(_ message: Message) {
+    let connection = connection
+    loop.execute { connection.sendDetached(message) }
+  }
+
+  /// A token unique within this client, so watch events find their sequence.
+  func makeToken() -> String {
+    "swift-xs-\(nextToken.add(1, ordering: .relaxed).newValue)"
+  }
+}
+
+extension Message {
+  /// The payload as text, without its trailing NUL.
+  var text: String {
+    var bytes = payload[...]
+    if bytes.last == 0 { bytes = bytes.dropLast() }
+    return String(decoding: bytes, as: UTF8.self)
+  }
+}
