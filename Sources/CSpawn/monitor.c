@@ -108,6 +108,9 @@ void cspawn_monitor_main(const cspawn_monitor_request *request) {
     cspawn_exec(&request->exec, errno_pipe[1]);
   }
   close(errno_pipe[1]);
+  // The daemon has its descriptors now. Holding them here would keep, say, a readiness
+  // pipe's write end open, and its end of stream (the daemon closed it) would never come.
+  for (int i = 0; i < count; i++) close(request->exec.fds[i].source);
   // The daemon is our unreaped child, so this pidfd (and the start time) cannot name
   // another process.
   if (pidfd < 0) pidfd = cspawn_pidfd_open(pid, 0);

@@ -1,4 +1,13 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Reactor
+
+/// Whether `fd` is readable right now (`poll` with no timeout: never blocks).
+func isReadableNow(_ fd: Int32) -> Bool {
+  var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+  return poll(&entry, 1, 0) == 1 && entry.revents & Int16(POLLIN) != 0
+}
 
 extension EventLoop {
   /// Whether `fd` becomes readable within `nanoseconds`. Not cancellable: for waits that

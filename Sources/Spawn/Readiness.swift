@@ -97,3 +97,7 @@ public struct SpawnConfirmation: Sendable {
   /// What confirmed it: the QMP status, the line on the notification fd, "READY=1", the checked value.
   public var value: String
 }
+
+/// The earlier name of `SpawnConfirmation`, renamed because Swift Testing has a `Confirmation`.
+@available(*, deprecated, renamed: "SpawnConfirmation")
+public typealias Confirmation = SpawnConfirmation

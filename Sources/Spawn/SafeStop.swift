@@ -46,7 +46,7 @@ extension Spawner {
     defer { close(pidfd) }
     // The pid named this process when the pidfd was opened iff it names it now.
     guard isLive(identity) else { return .alreadyExited }
-    if await loop.readable(pidfd, within: 0) { return .alreadyExited }  // a zombie: it has exited
+    if isReadableNow(pidfd) { return .alreadyExited }  // a zombie: it has exited, nothing to signal
 
     do { try system.pidfdSendSignal(pidfd, SIGTERM) } catch where error == .ESRCH {
       return .alreadyExited
