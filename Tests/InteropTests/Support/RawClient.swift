@@ -72,6 +72,11 @@ final class RawClient {
     text(requestRaw(type, Array(strings.map { Array($0.utf8) + [0] }.joined()), tx: tx))
   }
 
+  /// WRITE with the value as raw bytes (not NUL-terminated, as libxenstore sends it).
+  func write(_ path: String, _ value: String, tx: UInt32 = 0) -> String {
+    text(requestRaw(.write, Array(path.utf8) + [0] + Array(value.utf8), tx: tx))
+  }
+
   func text(_ m: Message?) -> String {
     guard let m else { return "closed" }
     if m.type == .error { return String(decoding: m.payload.dropLast(), as: UTF8.self) }
