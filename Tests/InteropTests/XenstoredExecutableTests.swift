@@ -1,0 +1,125 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Testing
+import TestSupport
+
+/// The `xenstored` executable: socket choice, readiness, pid file, single instance, signals,
+/// trace, detaching.
+@Suite(.serialized) struct XenstoredExecutableTests {
+  let xenstored = BuiltProducts.path("xenstored")
+
+  private func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+
+  @Test func readyFDPidFileTraceAndCleanStopOnSIGTERM() throws {
+    let dir = TemporaryDirectory("xsdx")
+    defer { dir.remove() }
+    let socket = dir.appending("run/socket"), pidFile = dir.appending("pid"), trace = dir.appending("trace")
+    let pid = try spawnConfirmed(xenstored, ["-N", "--ready-fd", "3", "-F", pidFile, "-T", trace], log: dir.appending("log"),
+                                 environment: ["XENSTORED_RUNDIR": dir.appending("run"), "XENSTORED_PATH": ""])
+    #expect(exists(socket), "XENSTORED_RUNDIR/socket, its directory created")
+    #expect(try readFile(pidFile) == "\(pid)\n")
+    let c = try RawClient(socket)
+    #expect(c.write("/traced", "value") == "OK|")
+    #expect(try readFile(trace).contains("IN  conn#1"))
+    #expect(try readFile(trace).contains("WRITE (/traced value)"))
+    kill(pid, SIGTERM)
+    let status = try #require(waitForExit(pid, seconds: 10))
+    #expect(status == 0, "exits 0 on SIGTERM")
+    #expect(!exists(socket) && !exists(pidFile), "socket and pid file removed")
+  }
+
+  @Test func sigintStopsItToo() throws {
+    let dir = TemporaryDirectory("xsdx")
+    defer { dir.remove() }
+    let socket = dir.appending("socket")
+    let pid = try spawnConfirmed(xenstored, ["-N", "--ready-fd", "3"], log: dir.appending("log"),
+                                 environment: ["XENSTORED_PATH": socket])
+    kill(pid, SIGINT)
+    #expect(waitForExit(pid, seconds: 10) == 0)
+    #expect(!exists(socket))
+  }
+
+  @Test func refusesToStartWhenALiveDaemonAnswers() throws {
+    let d = try XenstoredUnderTest.start()
+    defer { d.stop() }
+    let second = try run([xenstored, "-N", "--socket", d.socketPath])
+    #expect(second.status == 1)
+    #expect(second.stderr.contains("a xenstored already serves \(d.socketPath)"), "\(second)")
+    #expect(try RawClient(d.socketPath).call(.read, "/") == "", "the first one still serves")
+  }
+
+  @Test func replacesAStaleSocket() throws {
+    let dir = TemporaryDirectory("xsdx")
+    defer { dir.remove() }
+    let socket = dir.appending("socket")
+    // A socket file nobody listens on: what a crashed daemon leaves.
+    let fd = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+    var address = sockaddr_un()
+    address.sun_family = sa_family_t(AF_UNIX)
+    withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(socket.utf8)) }
+    _ = withUnsafePointer(to: &address) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+    }
+    close(fd)
+    #expect(exists(socket))
+    let pid = try spawnConfirmed(xenstored, ["-N", "--ready-fd", "3", "--socket", socket], log: dir.appending("log"))
+    defer { kill(pid, SIGTERM); waitForExit(pid, seconds: 10) }
+    #expect(try RawClient(socket).call(.read, "/") == "")
+  }
+
+  @Test func refusesToReplaceAFileThatIsNotASocket() throws {
+    let dir = TemporaryDirectory("xsdx")
+    defer { dir.remove() }
+    let path = dir.appending("socket")
+    close(open(path, O_CREAT | O_WRONLY, 0o600))
+    let result = try run([xenstored, "-N", "--socket", path])
+    #expect(result.status == 1 && result.stderr.contains("is not a socket"), "\(result)")
+    #expect(exists(path))
+  }
+
+  @Test func notifiesSystemdWhenNotifySocketIsSet() throws {
+    let dir = TemporaryDirectory("xsdx")
+    defer { dir.remove() }
+    let notify = dir.appending("notify")
+    let listener = Glibc.socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+    defer { close(listener) }
+    var address = sockaddr_un()
+    address.sun_family = sa_family_t(AF_UNIX)
+    withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(notify.utf8)) }
+    _ = withUnsafePointer(to: &address) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+    }
+    var timeout = timeval(tv_sec: 10, tv_usec: 0)
+    setsockopt(listener, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    let pid = try spawnConfirmed(xenstored, ["-N", "--ready-fd", "3", "--socket", dir.appending("socket")],
+                                 log: dir.appending("log"), environment: ["NOTIFY_SOCKET": notify])
+    defer { kill(pid, SIGTERM); waitForExit(pid, seconds: 10) }
+    var buffer = [UInt8](repeating: 0, count: 256)
+    let n = recv(listener, &buffer, buffer.count, 0)
+    #expect(n > 0)
+    #expect(String(decoding: buffer[0..<max(n, 0)], as: UTF8.self) == "READY=1\nMAINPID=\(pid)\n")
+  }
+
+  @Test func withoutNoForkItDetachesAndReturnsOnceListening() throws {
+    let dir = TemporaryDirectory("xsdx")
+    defer { dir.remove() }
+    let socket = dir.appending("socket"), pidFile = dir.appending("pid")
+    let result = try run([xenstored, "--socket", socket, "-F", pidFile], timeout: 20)
+    #expect(result.status == 0, "\(result)")
+    let daemon = try #require(pid_t(try readFile(pidFile).dropLast()))
+    #expect(try RawClient(socket).call(.read, "/") == "", "listening as soon as the command returned")
+    #expect(getsid(daemon) == daemon, "the daemon leads a session of its own")
+    kill(daemon, SIGTERM)
+    for _ in 0..<1000 where exists(socket) { usleep(10_000) }
+    #expect(!exists(socket))
+  }
+
+  @Test func detachedStartReportsFailure() throws {
+    let d = try XenstoredUnderTest.start()
+    defer { d.stop() }
+    let result = try run([xenstored, "--socket", d.socketPath], timeout: 20)
+    #expect(result.status == 1, "\(result)")
+    #expect(result.stderr.contains("already serves"), "\(result)")
+  }
+}
