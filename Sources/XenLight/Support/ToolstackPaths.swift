@@ -52,12 +52,15 @@ public struct ToolstackPaths: Hashable, Sendable {
     return access(String(dir[..<slash]), W_OK | X_OK) == 0
   }
 
+  /// `qemu-dm-<name>.log` in the log directory (no rotation: see `rotatedDeviceModelLog`).
+  public func deviceModelLog(name: String) -> String { "\(logDirectory)/qemu-dm-\(name).log" }
+
   /// `qemu-dm-<name>.log` in the log directory, after rotating older logs as libxl's
   /// `libxl_create_logfile` does: `.log.9` → `.log.10` … `.log` → `.log.1`.
   /// Creates the directory if needed.
   public func rotatedDeviceModelLog(name: String) throws(XenLightError) -> String {
     try Self.makeDirectories(logDirectory)
-    let base = "\(logDirectory)/qemu-dm-\(name).log"
+    let base = deviceModelLog(name: name)
     guard access(base, F_OK) == 0 else { return base }
     for i in stride(from: 9, through: 1, by: -1) {
       try Self.rename("\(base).\(i)", "\(base).\(i + 1)")

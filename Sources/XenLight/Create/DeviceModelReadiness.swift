@@ -1,0 +1,60 @@
+import Spawn
+import XenStore
+
+/// How `xl create` knows its device model started: the first of
+/// - QMP: the greeting, `qmp_capabilities`, and `query-status` answering (spawn library), and
+/// - the xenstore node `/local/domain/0/device-model/<domid>/state` becoming "running"
+///   (what QEMU writes under Xen, and what libxl watches).
+///
+/// Watching xenstore during the wait also means a xenstored that dies meanwhile ends the
+/// create at once, with that as the reason.
+struct DeviceModelReadiness: ReadinessSource {
+  let qmp: QMPReadiness
+  let statePath: String
+  let xenstore: XenStoreClient
+
+  var awaiting: String { "\(qmp.awaiting) or \(statePath) = running" }
+
+  func prepare(_ plan: inout LaunchPlan) throws(SpawnError) -> any ReadinessWait {
+    Wait(qmp: try qmp.prepare(&plan), state: StateWait(path: statePath, xenstore: xenstore))
+  }
+
+  struct Wait: ReadinessWait {
+    let qmp: any ReadinessWait
+    let state: StateWait
+
+    func wait(_ context: ReadinessContext) async throws -> String {
+      try await withThrowingTaskGroup(of: String.self) { group in
+        group.addTask { try await qmp.wait(context) }
+        group.addTask { try await state.wait(context) }
+        defer { group.cancelAll() }
+        return try await group.next()!
+      }
+    }
+
+    func close() { qmp.close() }
+  }
+
+  /// Waits for the state node to read "running"; reports other values as progress.
+  struct StateWait: Sendable {
+    let path: String
+    let xenstore: XenStoreClient
+
+    func wait(_ context: ReadinessContext) async throws -> String {
+      do {
+        let watch = try await xenstore.watch(path)
+        for try await _ in watch {
+          guard let value = try await DomainStore.readOptional(xenstore, path) else { continue }
+          if value == "running" { return "\(path) = running" }
+          context.report(status: "\(path) = \(value)")
+        }
+        // The client was closed: nothing more can come from here; let QMP decide.
+        try await Task.sleep(for: .seconds(1_000_000))
+        throw CancellationError()
+      } catch let error as XenStoreError {
+        throw SpawnError(
+          .protocolFailed, what: context.what, detail: "xenstore failed while waiting for \(path): \(error)")
+      }
+    }
+  }
+}

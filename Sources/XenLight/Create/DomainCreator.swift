@@ -1,0 +1,209 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Reactor
+import Spawn
+import XenStore
+
+/// The steps of `xl create`, reported as each begins.
+public enum CreatePhase: String, Sendable, CaseIterable {
+  case connect = "connect to xenstore"
+  case register = "allocate a domid and write the records"
+  case spawn = "spawn the device model"
+  case confirm = "wait for the device model to confirm"
+  case record = "record the device model as running"
+  case cleanUp = "stop the device model and remove the records"
+}
+
+/// What `DomainCreator.create` tells its caller as it goes (all optional).
+public struct CreateEvents: Sendable {
+  /// A phase begins; `detail` says with what (the socket, the domid, the command).
+  public var phase: @Sendable (CreatePhase, String) -> Void
+  /// This create started the embedded xenstored.
+  public var xenstoredStarted: @Sendable (SpawnConfirmation) -> Void
+  /// While waiting for confirmation: at least every 100 ms, on the spawner's loop thread.
+  public var waiting: @Sendable (SpawnProgress) -> Void
+
+  public init(
+    phase: @escaping @Sendable (CreatePhase, String) -> Void = { _, _ in },
+    xenstoredStarted: @escaping @Sendable (SpawnConfirmation) -> Void = { _ in },
+    waiting: @escaping @Sendable (SpawnProgress) -> Void = { _ in }
+  ) {
+    self.phase = phase
+    self.xenstoredStarted = xenstoredStarted
+    self.waiting = waiting
+  }
+}
+
+/// A domain `xl create` made: records written, device model confirmed and detached.
+public struct CreatedDomain: Sendable {
+  public var domid: UInt32
+  public var name: String
+  public var uuid: DomainUUID
+  public var deviceModel: DeviceModelCommand
+  public var identity: ProcessIdentity
+  /// What confirmed the device model ("running" from QMP, or the state node).
+  public var confirmedBy: String
+  /// From the spawn to the confirmation.
+  public var confirmationTime: Duration
+  public var logPath: String
+}
+
+/// `xl create`: records, device model, confirmation — or, on any failure, nothing left.
+///
+/// The flow after libxl's `libxl_domain_create_new`: connect to xenstore (starting the
+/// embedded xenstored if none answers); in one transaction take the lowest free domid and
+/// write the domain's records; spawn the device model through the spawn library's startup
+/// monitor, recording its pid and identity from the hook; wait for the first of confirmation
+/// (QMP or the xenstore state node), death, timeout or cancellation; then detach. On failure
+/// the device model is stopped (the spawn library does it; after a confirmation, a safe stop
+/// by identity), every record removed and the QMP socket file deleted, and one
+/// `XenLightError` says what failed, how, and what the device model printed last.
+///
+/// Cancelling the task (Ctrl-C in `xl`) aborts at once, with the same cleanup. xenstore
+/// writes run to completion even then, so that no write lands unseen.
+public struct DomainCreator: Sendable {
+  public var connector: XenStoreConnector
+  public var paths: ToolstackPaths
+  public var host: HostCapabilities
+  /// Overrides `device_model_start_timeout`.
+  public var timeout: Duration?
+
+  public init(connector: XenStoreConnector, paths: ToolstackPaths, host: HostCapabilities = .current, timeout: Duration? = nil) {
+    self.connector = connector
+    self.paths = paths
+    self.host = host
+    self.timeout = timeout
+  }
+
+  var spawner: Spawner { connector.spawner }
+
+  public func create(_ domain: DomainConfiguration, events: CreateEvents = CreateEvents()) async throws(XenLightError) -> CreatedDomain {
+    events.phase(.connect, connector.socketPath)
+    let xenstore: XenStoreClient
+    do {
+      xenstore = try await connector.connect(started: events.xenstoredStarted)
+    } catch where Task.isCancelled {
+      throw XenLightError(.interrupted, "interrupted while connecting to xenstore; nothing was created")
+    }
+    defer { xenstore.close() }
+    try checkInterrupt("before any record was written")
+
+    let store = DomainStore(xenstore: xenstore)
+    let paths = self.paths
+    let host = self.host
+    try ToolstackPaths.makeDirectories(paths.runDirectory)
+    let logPath = paths.deviceModelLog(name: domain.name)
+    let startTime = Self.epochTime()
+    events.phase(.register, domain.name)
+    // Not cancellable: a commit whose reply we stopped waiting for would leave records unseen.
+    let domid = try await Self.uncancellable { () async throws(XenLightError) -> UInt32 in
+      try await store.register(name: domain.name) { domid in
+        let command = DeviceModelCommand.build(for: domain, domid: domid, runDirectory: paths.runDirectory, host: host)
+        return DomainLayout(domid: domid, uuid: domain.uuid)
+          .records(for: domain, deviceModel: command, logPath: logPath, startTime: startTime)
+      }
+    }
+
+    let layout = DomainLayout(domid: domid, uuid: domain.uuid)
+    let command = DeviceModelCommand.build(for: domain, domid: domid, runDirectory: paths.runDirectory, host: host)
+    var identity: ProcessIdentity?
+    do {
+      let records = layout.records(for: domain, deviceModel: command, logPath: logPath, startTime: startTime)
+      try await Self.uncancellable { () async throws(XenLightError) in
+        try await store.introduce(domid: domid, records: records)
+      }
+      try checkInterrupt("after domain \(domid)'s records were written")
+      unlink(command.qmpSocketPath)  // left by an earlier device model of this domid
+      let log = try paths.rotatedDeviceModelLog(name: domain.name)
+      events.phase(.spawn, command.shellCommand)
+      let spawnCommand = SpawnCommand(
+        what: "domain \(domid) device model", executable: command.executable, arguments: command.arguments,
+        logPath: log, timeout: timeout ?? .milliseconds(Int64(domain.deviceModel.startTimeoutSeconds * 1000)))
+      let readiness = DeviceModelReadiness(
+        qmp: .qmp(socketPath: command.qmpSocketPath), statePath: layout.deviceModelStatePath, xenstore: xenstore)
+      let daemon: SpawnedDaemon
+      do {
+        daemon = try await spawner.start(spawnCommand, readiness: readiness) { identity in
+          try await Self.uncancellable { () async throws(XenLightError) in
+            try await store.write(layout.deviceModelRecords(pid: identity.pid, identity: identity.description))
+          }
+        }
+        identity = daemon.identity
+        events.phase(.confirm, readiness.awaiting)
+        let waiting = events.waiting
+        let confirmation = try await daemon.confirm { progress in
+          waiting(progress)
+          return false
+        }
+        try checkInterrupt("after the device model confirmed")
+        if command.target == DeviceModelTarget.local {
+          // Under Xen, QEMU writes this itself; here xl says it for QEMU, after QMP.
+          events.phase(.record, layout.deviceModelStatePath)
+          try await Self.uncancellable { () async throws(XenLightError) in
+            try await store.write([XenStoreRecord(layout.deviceModelStatePath, "running")])
+          }
+        }
+        return CreatedDomain(
+          domid: domid, name: domain.name, uuid: domain.uuid, deviceModel: command, identity: confirmation.identity,
+          confirmedBy: confirmation.value, confirmationTime: confirmation.elapsed, logPath: log)
+      } catch let error as SpawnError {
+        identity = nil  // the spawn library has stopped it
+        throw Self.describe(error, domain: domain.name, log: log)
+      }
+    } catch {
+      events.phase(.cleanUp, "domain \(domid)")
+      let failure = (error as? XenLightError) ?? XenLightError(.xenstore, "\(error)")
+      let spawner = self.spawner
+      let running = identity
+      let cleanup = try? await Self.uncancellable { () async throws(XenLightError) -> String? in
+        var problems: [String] = []
+        if let identity = running {
+          do { _ = try await spawner.stop(identity) } catch { problems.append("\(error)") }
+        }
+        do throws(XenLightError) { try await store.remove(domid: domid) } catch { problems.append(error.message) }
+        unlink(command.qmpSocketPath)
+        return problems.isEmpty ? nil : problems.joined(separator: "; ")
+      }
+      if let cleanup {
+        throw XenLightError(failure.code, failure.message + "; cleaning up also failed: " + cleanup, errno: failure.errno)
+      }
+      throw failure
+    }
+  }
+
+  private func checkInterrupt(_ when: String) throws(XenLightError) {
+    if Task.isCancelled { throw XenLightError(.interrupted, "interrupted \(when)") }
+  }
+
+  /// The error for a device model that did not start: the spawn library's one-line account
+  /// (what, how, when, and its last output), with the log file named.
+  static func describe(_ error: SpawnError, domain: String, log: String) -> XenLightError {
+    let code: XenLightError.Code
+    switch error.code {
+    case .timedOut: code = .timedOut
+    case .aborted: code = .interrupted
+    default: code = .deviceModelFailed
+    }
+    return XenLightError(
+      code, "domain \"\(domain)\" not created: \(error) (log: \(log))", errno: error.errno.map { $0.rawValue })
+  }
+
+  /// Runs `body` in a task of its own that the caller's cancellation does not reach.
+  static func uncancellable<T: Sendable>(
+    _ body: @escaping @Sendable () async throws(XenLightError) -> T
+  ) async throws(XenLightError) -> T {
+    let result = await Task.detached { () async -> Result<T, XenLightError> in
+      do throws(XenLightError) { return .success(try await body()) } catch { return .failure(error) }
+    }.value
+    return try result.get()
+  }
+
+  /// Seconds since the epoch as libxl writes `start_time` ("%lu.%02d").
+  static func epochTime() -> String {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    let hundredths = ts.tv_nsec / 10_000_000
+    return "\(ts.tv_sec).\(hundredths < 10 ? "0" : "")\(hundredths)"
+  }
+}

@@ -1,0 +1,167 @@
+import XenStore
+
+/// The domains' records in xenstore: registering a new domain (domid and records in one
+/// transaction), finding domains, removing them.
+public struct DomainStore: Sendable {
+  public let xenstore: XenStoreClient
+
+  /// Domids from 1 up to, not including, Xen's DOMID_FIRST_RESERVED.
+  public static let domids: ClosedRange<UInt32> = 1...0x7FEF
+
+  public init(xenstore: XenStoreClient) { self.xenstore = xenstore }
+
+  /// In one transaction (run again on EAGAIN): refuses a name already taken, takes the lowest
+  /// domid ≥ 1 that no domain uses, and writes `records(domid)`, as libxl's
+  /// `libxl__domain_make` does. Returns the domid.
+  ///
+  /// Nodes the domain itself is to own (`n<domid>`) are written here owned by dom0: xenstored
+  /// accepts an owner only once the domain exists. `introduce` hands them over.
+  public func register(name: String, records: @Sendable (UInt32) -> [XenStoreRecord]) async throws(XenLightError) -> UInt32 {
+    do {
+      return try await xenstore.transaction(maxAttempts: 1000) { tx in
+        let used = try await Self.usedDomids(tx)
+        for domid in used where domid != 0 {
+          if try await Self.readOptional(tx, "/local/domain/\(domid)/name") == name {
+            throw XenLightError(.duplicateName, "a domain named \"\(name)\" already exists (domain \(domid))")
+          }
+        }
+        guard let domid = Self.domids.first(where: { !used.contains($0) }) else {
+          throw XenLightError(.xenstore, "no free domid: all of \(Self.domids) are in use")
+        }
+        for record in records(domid) {
+          try await tx.write(record.path, record.value)
+          if let permissions = record.permissions, permissions.owner != domid {
+            try await tx.setPermissions(record.path, permissions)
+          }
+        }
+        return domid
+      }
+    } catch let error as XenLightError {
+      throw error
+    } catch {
+      throw XenLightError(.xenstore, "cannot register domain \"\(name)\" in xenstore: \(XenStoreConnector.describe(error))")
+    }
+  }
+
+  /// Introduces domain `domid` to xenstored (`xs_introduce_domain`: it then exists, fires
+  /// `@introduceDomain`, and can connect as itself), then gives it the nodes of `records`
+  /// it is to own, in one transaction.
+  public func introduce(domid: UInt32, records: [XenStoreRecord]) async throws(XenLightError) {
+    do {
+      // No ring or event channel without a hypervisor: xenstored reaches the domain by socket.
+      try await xenstore.introduce(domain: domid, gfn: 0, eventChannel: 0)
+      let owned = records.filter { $0.permissions?.owner == domid }
+      try await xenstore.transaction(maxAttempts: 1000) { tx in
+        for record in owned { try await tx.setPermissions(record.path, record.permissions!) }
+      }
+    } catch {
+      throw XenLightError(.xenstore, "cannot introduce domain \(domid) to xenstore: \(XenStoreConnector.describe(error))")
+    }
+  }
+
+  /// Every domid with records anywhere: `/local/domain/*`, `/libxl/*` and
+  /// `/local/domain/0/device-model/*` (a half-removed domain still holds its domid).
+  static func usedDomids(_ ops: some XenStoreOperations) async throws -> Set<UInt32> {
+    var used: Set<UInt32> = [0]
+    for parent in ["/local/domain", "/libxl", "/local/domain/0/device-model"] {
+      for child in try await directoryOrEmpty(ops, parent) {
+        if let domid = UInt32(child) { used.insert(domid) }
+      }
+    }
+    return used
+  }
+
+  static func directoryOrEmpty(_ ops: some XenStoreOperations, _ path: String) async throws -> [String] {
+    do {
+      return try await ops.directory(path)
+    } catch let error as XenStoreError where error.code == .ENOENT {
+      return []
+    }
+  }
+
+  static func readOptional(_ ops: some XenStoreOperations, _ path: String) async throws -> String? {
+    do {
+      return try await ops.read(path)
+    } catch let error as XenStoreError where error.code == .ENOENT {
+      return nil
+    }
+  }
+
+  /// Writes `records` in one transaction.
+  public func write(_ records: [XenStoreRecord]) async throws(XenLightError) {
+    do {
+      try await xenstore.transaction(maxAttempts: 1000) { tx in
+        for record in records {
+          try await tx.write(record.path, record.value)
+          if let permissions = record.permissions {
+            try await tx.setPermissions(record.path, permissions)
+          }
+        }
+      }
+    } catch {
+      throw XenLightError(.xenstore, "cannot write to xenstore: \(XenStoreConnector.describe(error))")
+    }
+  }
+
+  /// Releases domain `domid` (`xs_release_domain`, if it was introduced) and removes every
+  /// record of it in one transaction: its home, its `/vm/<uuid>` (found through
+  /// `/local/domain/<domid>/vm`), its device-model node and `/libxl/<domid>`.
+  /// Removing what is already gone is fine.
+  public func remove(domid: UInt32) async throws(XenLightError) {
+    do {
+      do {
+        try await xenstore.release(domain: domid)
+      } catch let error as XenStoreError where error.code == .ENOENT {
+        // never introduced
+      }
+      try await xenstore.transaction(maxAttempts: 1000) { tx in
+        let home = "/local/domain/\(domid)"
+        var subtrees = ["/local/domain/0/device-model/\(domid)", home, "/libxl/\(domid)"]
+        if let vm = try await Self.readOptional(tx, home + "/vm"), vm.hasPrefix("/vm/") { subtrees.append(vm) }
+        for path in subtrees {
+          do {
+            try await tx.rm(path)
+          } catch let error as XenStoreError where error.code == .ENOENT {
+            continue  // the parent is gone too
+          }
+        }
+      }
+    } catch {
+      throw XenLightError(.xenstore, "cannot remove domain \(domid)'s records from xenstore: \(XenStoreConnector.describe(error))")
+    }
+  }
+
+  /// The domain `reference` names: a domid with records, or a domain name. nil if none.
+  public func find(_ reference: String) async throws(XenLightError) -> UInt32? {
+    do {
+      let used = try await Self.usedDomids(xenstore)
+      if let domid = UInt32(reference), reference.allSatisfy(\.isNumber) {
+        return domid != 0 && used.contains(domid) ? domid : nil
+      }
+      for domid in used.sorted() where domid != 0 {
+        if try await Self.readOptional(xenstore, "/local/domain/\(domid)/name") == reference { return domid }
+      }
+      return nil
+    } catch {
+      throw XenLightError(.xenstore, "cannot read domains from xenstore: \(XenStoreConnector.describe(error))")
+    }
+  }
+
+  /// All guest domids with records, ascending.
+  public func guestDomids() async throws(XenLightError) -> [UInt32] {
+    do {
+      return try await Self.usedDomids(xenstore).filter { $0 != 0 }.sorted()
+    } catch {
+      throw XenLightError(.xenstore, "cannot read domains from xenstore: \(XenStoreConnector.describe(error))")
+    }
+  }
+
+  /// The values under `path`'s direct children that `names` lists (missing ones absent).
+  func read(_ names: [String], under path: String) async throws -> [String: String] {
+    var values: [String: String] = [:]
+    for name in names {
+      if let value = try await Self.readOptional(xenstore, path + "/" + name) { values[name] = value }
+    }
+    return values
+  }
+}

@@ -1,0 +1,90 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Spawn
+import XenStore
+
+/// Finds the xenstore daemon as libxenstore does (`XENSTORED_PATH`, `XENSTORED_RUNDIR/socket`,
+/// `/var/run/xenstored/socket`) and, when nobody answers there, starts the project's own
+/// `xenstored` on that very path, so later `xl` runs (and Xen's own clients) find it.
+///
+/// The start is serialised by a lock file in the run directory (`xenstored-start.lock`), so
+/// concurrent `xl create`s start one daemon between them. The daemon is started through the
+/// spawn library, confirmed by its readiness descriptor (`--ready-fd 3`), and detached: it
+/// outlives `xl`. Its output goes to `xenstored.log` in the log directory.
+public struct XenStoreConnector: Sendable {
+  public var socketPath: String
+  /// The `xenstored` to start: by default the one next to the running `xl`.
+  public var xenstoredExecutable: String
+  public var paths: ToolstackPaths
+  public var spawner: Spawner
+  /// How long the daemon has to say it is listening.
+  public var startTimeout: Duration = .seconds(10)
+
+  public init(
+    socketPath: String = XenStoreSocketPath.current, xenstoredExecutable: String = XenStoreConnector.siblingXenstored(),
+    paths: ToolstackPaths, spawner: Spawner
+  ) {
+    self.socketPath = socketPath
+    self.xenstoredExecutable = xenstoredExecutable
+    self.paths = paths
+    self.spawner = spawner
+  }
+
+  /// `xenstored` in the directory of the running executable (`/proc/self/exe`).
+  public static func siblingXenstored() -> String {
+    var buffer = [CChar](repeating: 0, count: 4096)
+    let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+    guard n > 0 else { return "xenstored" }
+    let exe = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    guard let slash = exe.lastIndex(of: "/") else { return "xenstored" }
+    return String(exe[..<slash]) + "/xenstored"
+  }
+
+  /// A connection to the running daemon, or nil when none answers (no socket, or nobody
+  /// listening on it). Other failures (EACCES, a path too long) are errors.
+  public func connectIfRunning() async throws(XenLightError) -> XenStoreClient? {
+    do {
+      return try await XenStoreClient.connect(to: socketPath, loop: spawner.loop)
+    } catch let error as XenStoreError
+      where error.code == .connectFailed && (error.errno == ENOENT || error.errno == ECONNREFUSED)
+    {
+      return nil
+    } catch {
+      throw XenLightError(.xenstore, "cannot connect to xenstore: \(Self.describe(error))")
+    }
+  }
+
+  /// A connection, starting `xenstored` first if none answers. `started` is called once if
+  /// this call started the daemon (with what confirmed it), before connecting to it.
+  public func connect(started: @Sendable (SpawnConfirmation) -> Void = { _ in }) async throws(XenLightError) -> XenStoreClient {
+    if let client = try await connectIfRunning() { return client }
+    let lock = try await FileLock.acquire(paths.runDirectory + "/xenstored-start.lock")
+    defer { lock.release() }
+    // Someone holding the lock before us may have started it.
+    if let client = try await connectIfRunning() { return client }
+    try ToolstackPaths.makeDirectories(paths.logDirectory)
+    if let slash = socketPath.lastIndex(of: "/"), slash != socketPath.startIndex {
+      try ToolstackPaths.makeDirectories(String(socketPath[..<slash]))
+    }
+    let command = SpawnCommand(
+      what: "xenstored", executable: xenstoredExecutable, arguments: ["-N", "--ready-fd", "3", "--socket", socketPath],
+      logPath: paths.logDirectory + "/xenstored.log", timeout: startTimeout)
+    let confirmation: SpawnConfirmation
+    do throws(SpawnError) {
+      confirmation = try await spawner.spawn(command, readiness: .notificationPipe(descriptor: 3))
+    } catch {
+      if error.code == .aborted { throw XenLightError(.interrupted, "interrupted while starting xenstored") }
+      throw XenLightError(.xenstore, "no xenstored answered at \(socketPath), and starting one failed: \(error)")
+    }
+    started(confirmation)
+    guard let client = try await connectIfRunning() else {
+      throw XenLightError(.xenstore, "xenstored [\(confirmation.pid)] said it was ready, but \(socketPath) does not answer")
+    }
+    return client
+  }
+
+  static func describe(_ error: any Error) -> String {
+    (error as? XenStoreError)?.description ?? "\(error)"
+  }
+}

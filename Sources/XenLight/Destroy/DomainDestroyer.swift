@@ -1,0 +1,86 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Spawn
+import XenStore
+
+/// What `xl destroy` did.
+public struct DestroyedDomain: Sendable {
+  public enum DeviceModel: Sendable, Hashable {
+    /// It was running and was stopped (SIGTERM, or SIGKILL after the grace period).
+    case stopped(StopOutcome)
+    /// No process has the recorded pid any more.
+    case alreadyExited
+    /// The recorded pid now belongs to another process (or another boot): not signalled.
+    case pidReused(Int32)
+    /// No identity was recorded (the create failed before the spawn, or records from
+    /// another toolstack): nothing was signalled.
+    case notRecorded
+  }
+
+  public var domid: UInt32
+  public var name: String?
+  public var deviceModel: DeviceModel
+}
+
+/// `xl destroy`: stops the device model by its recorded identity — never a process that
+/// merely has its old pid — then removes the domain's records and its QMP socket file.
+/// Destroying a domain whose device model already died just removes the records.
+public struct DomainDestroyer: Sendable {
+  public var spawner: Spawner
+  /// How long the device model has after SIGTERM before SIGKILL.
+  public var grace: Duration
+
+  public init(spawner: Spawner, grace: Duration = .seconds(10)) {
+    self.spawner = spawner
+    self.grace = grace
+  }
+
+  /// Destroys domain `domid`, whose records `store` holds.
+  public func destroy(domid: UInt32, in store: DomainStore) async throws(XenLightError) -> DestroyedDomain {
+    let layout = "/libxl/\(domid)"
+    let notes: [String: String]
+    let name: String?
+    do {
+      notes = try await store.read(["device-model-identity", "qmp-path"], under: layout)
+      name = try await DomainStore.readOptional(store.xenstore, "/local/domain/\(domid)/name")
+    } catch {
+      throw XenLightError(.xenstore, "cannot read domain \(domid)'s records: \(XenStoreConnector.describe(error))")
+    }
+
+    var outcome = DestroyedDomain.DeviceModel.notRecorded
+    if let text = notes["device-model-identity"], let identity = ProcessIdentity(text) {
+      switch Self.liveness(of: identity) {
+      case .running:
+        do {
+          outcome = .stopped(try await spawner.stop(identity, what: "domain \(domid) device model", grace: grace))
+        } catch {
+          throw XenLightError(.deviceModelFailed, "domain \(domid): \(error); its records were kept")
+        }
+      case .exited: outcome = .alreadyExited
+      case .replaced: outcome = .pidReused(identity.pid)
+      case .none: break
+      }
+    }
+    try await store.remove(domid: domid)
+    if let qmp = notes["qmp-path"], qmp.hasPrefix("/") { unlink(qmp) }
+    return DestroyedDomain(domid: domid, name: name, deviceModel: outcome)
+  }
+
+  /// Whether the recorded process is still the live process with its pid. A zombie (dead,
+  /// not yet reaped by init) has exited.
+  static func liveness(of identity: ProcessIdentity) -> DomainInfo.DeviceModelState {
+    do {
+      guard try ProcessIdentity.of(pid: identity.pid) == identity else { return .replaced }
+      return isZombie(identity.pid) ? .exited : .running
+    } catch {
+      return error == .ENOENT || error == .ESRCH ? .exited : .replaced
+    }
+  }
+
+  /// `/proc/<pid>/stat` field 3 is "Z" (or gone).
+  static func isZombie(_ pid: Int32) -> Bool {
+    guard let text = try? FileIO.readText("/proc/\(pid)/stat"), let close = text.lastIndex(of: ")") else { return true }
+    return text[text.index(after: close)...].split(separator: " ").first == "Z"
+  }
+}

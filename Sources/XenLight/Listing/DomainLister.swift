@@ -1,0 +1,62 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Spawn
+import XenStore
+
+/// `xl list`: every domain with records in xenstore, and whether its device model lives.
+public struct DomainLister: Sendable {
+  public init() {}
+
+  /// The domains in `store`, by domid; only `selection` (domids) when given.
+  public func list(_ store: DomainStore, only selection: [UInt32]? = nil) async throws(XenLightError) -> [DomainInfo] {
+    let domids: [UInt32]
+    if let selection { domids = selection } else { domids = try await store.guestDomids() }
+    var domains: [DomainInfo] = []
+    for domid in domids {
+      do {
+        domains.append(try await info(domid, store))
+      } catch {
+        throw XenLightError(.xenstore, "cannot read domain \(domid)'s records: \(XenStoreConnector.describe(error))")
+      }
+    }
+    return domains
+  }
+
+  private func info(_ domid: UInt32, _ store: DomainStore) async throws -> DomainInfo {
+    let home = "/local/domain/\(domid)"
+    let values = try await store.read(["name", "vm", "memory/target", "memory/static-max"], under: home)
+    let notes = try await store.read(["type", "device-model-identity", "dm-target", "qmp-path", "dm-log"], under: "/libxl/\(domid)")
+    var vm: [String: String] = [:]
+    if let path = values["vm"], path.hasPrefix("/vm/") { vm = try await store.read(["uuid", "start_time"], under: path) }
+    let cpus = try await DomainStore.directoryOrEmpty(store.xenstore, home + "/cpu")
+    var online = 0
+    for cpu in cpus where try await DomainStore.readOptional(store.xenstore, "\(home)/cpu/\(cpu)/availability") == "online" {
+      online += 1
+    }
+    let state = try await DomainStore.readOptional(store.xenstore, "/local/domain/0/device-model/\(domid)/state")
+
+    var deviceModel = DomainInfo.DeviceModelState.none
+    var cpuSeconds = 0.0
+    if let text = notes["device-model-identity"], let identity = ProcessIdentity(text) {
+      deviceModel = DomainDestroyer.liveness(of: identity)
+      if deviceModel == .running { cpuSeconds = Self.cpuSeconds(of: identity.pid) }
+    }
+    return DomainInfo(
+      domid: domid, name: values["name"] ?? "(unnamed)", uuid: vm["uuid"], type: notes["type"],
+      memoryKiB: values["memory/target"].flatMap { Int($0) } ?? 0,
+      maxMemoryKiB: values["memory/static-max"].flatMap { Int($0) } ?? 0,
+      onlineVcpus: online, maxVcpus: cpus.count, deviceModelStateNode: state,
+      deviceModelIdentity: notes["device-model-identity"], deviceModel: deviceModel, cpuSeconds: cpuSeconds,
+      target: notes["dm-target"], qmpSocketPath: notes["qmp-path"], logPath: notes["dm-log"], startTime: vm["start_time"])
+  }
+
+  /// User + system time of `pid` from `/proc/<pid>/stat` (fields 14 and 15), in seconds.
+  static func cpuSeconds(of pid: Int32) -> Double {
+    guard let text = try? FileIO.readText("/proc/\(pid)/stat"), let close = text.lastIndex(of: ")") else { return 0 }
+    // Fields after "(comm)" start at field 3.
+    let fields = text[text.index(after: close)...].split(separator: " ")
+    guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
+    return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+  }
+}

@@ -1,0 +1,130 @@
+import ArgumentParser
+import Spawn
+import XenLight
+import XenStore
+
+/// `xl create FILE [KEY=VALUE...]`.
+struct Create: XLSubcommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Create a domain from an xl.cfg file and start its device model.",
+    discussion: """
+      KEY=VALUE arguments are more config lines, applied after the file: memory=512, \
+      'name="other"', 'vif+=["bridge=br1"]'. Strings need quotes, as in the file.
+
+      Where the device model runs is the config key device_model_target: "xen" builds \
+      the qemu-xen command line libxl uses on a Xen host (-xen-domid, -machine xenfv); \
+      "local" runs the guest in QEMU itself, under KVM when /dev/kvm works, else TCG; \
+      "auto" (the default) is xen on a Xen dom0 (/proc/xen/capabilities exists), else local.
+
+      xl waits for the device model to confirm (QMP answers, or the xenstore node \
+      /local/domain/0/device-model/<domid>/state reads "running"), then leaves it running. \
+      If it does not, xl stops it, removes every record of the domain, and says why.
+      """)
+
+  @Flag(name: [.customShort("n"), .customLong("dryrun")], help: "Print the device model command line and the xenstore records; start nothing.")
+  var dryRun = false
+
+  @Flag(name: .shortAndLong, help: "Print a timeline of the phases with their times.")
+  var verbose = false
+
+  @Flag(name: .shortAndLong, help: "Print nothing on success.")
+  var quiet = false
+
+  @Option(name: .long, help: "Seconds to wait for the device model to confirm (default: device_model_start_timeout, else 60).")
+  var timeout: Double?
+
+  @Argument(help: "The xl.cfg file.")
+  var configFile: String
+
+  @Argument(help: "More settings, KEY=VALUE or KEY+=VALUE.")
+  var settings: [String] = []
+
+  func validate() throws {
+    if let timeout, !(timeout > 0 && timeout <= 86400) {
+      throw ValidationError("--timeout must be a number of seconds above 0")
+    }
+    if quiet && verbose { throw ValidationError("-q and -v contradict each other") }
+  }
+
+  func execute() async throws {
+    let terminal = Terminal(quiet: quiet, verbose: verbose)
+    terminal.note("Parsing config from \(configFile)")
+    let domain: DomainConfiguration
+    do {
+      let file = try ConfigFile.read(contentsOf: configFile).applying(overrides: settings)
+      domain = try DomainConfiguration(file, source: configFile)
+    } catch {
+      throw ExitStatus.fail(error)
+    }
+    for warning in domain.warnings { terminal.note(warning.description) }
+    terminal.timeline("parsed \(configFile): domain \"\(domain.name)\" (\(domain.type.rawValue))")
+
+    let paths = ToolstackPaths.current()
+    if dryRun {
+      await printDryRun(domain, paths: paths)
+      return
+    }
+
+    let creator = DomainCreator(
+      connector: XenStoreConnector(paths: paths, spawner: Spawner()), paths: paths,
+      timeout: timeout.map { .milliseconds(Int64($0 * 1000)) })
+    let events = CreateEvents(
+      phase: { phase, detail in terminal.timeline("\(phase.rawValue): \(detail)") },
+      xenstoredStarted: { started in
+        terminal.note(
+          "xl: no xenstored answered at \(creator.connector.socketPath); started \(creator.connector.xenstoredExecutable) [\(started.pid)]")
+      },
+      waiting: { progress in
+        terminal.status("waiting for \(progress.what): \(progress.awaiting) (\(Terminal.short(progress.elapsed)) of \(timeoutText(domain)))")
+      })
+
+    let work = Task { () async throws(XenLightError) -> CreatedDomain in try await creator.create(domain, events: events) }
+    let result = await Interrupts.handling({ _ in work.cancel() }) { await work.result }
+    terminal.clearStatus()
+    switch result {
+    case .success(let created):
+      terminal.timeline("confirmed by \(created.confirmedBy)")
+      terminal.note(
+        "Domain \(created.domid) (\(created.name)) created: device model [\(created.identity.pid)] confirmed (\(created.confirmedBy)) in \(Terminal.short(created.confirmationTime)); log \(created.logPath)")
+    case .failure(let error):
+      throw ExitStatus.fail(error)
+    }
+  }
+
+  private func timeoutText(_ domain: DomainConfiguration) -> String {
+    let seconds = timeout ?? domain.deviceModel.startTimeoutSeconds
+    return seconds == seconds.rounded() ? "\(Int(seconds)) s" : "\(seconds) s"
+  }
+
+  /// `-n`: what create would do. The domid is the one a create would take now if a
+  /// xenstored answers; else 1.
+  private func printDryRun(_ domain: DomainConfiguration, paths: ToolstackPaths) async {
+    let connector = XenStoreConnector(paths: paths, spawner: Spawner())
+    var domid: UInt32 = 1
+    var note = "no xenstored answers at \(connector.socketPath); create would start one"
+    if let client = try? await connector.connectIfRunning() {
+      defer { client.close() }
+      if let used = try? await DomainStore(xenstore: client).guestDomids() {
+        domid = DomainStore.domids.first { !used.contains($0) } ?? domid
+        note = "xenstore at \(connector.socketPath)"
+      }
+    }
+    let host = HostCapabilities.current
+    let command = DeviceModelCommand.build(for: domain, domid: domid, runDirectory: paths.runDirectory, host: host)
+    let layout = DomainLayout(domid: domid, uuid: domain.uuid)
+    let log = paths.deviceModelLog(name: domain.name)
+    var out = "# domain \"\(domain.name)\" as domain \(domid) (\(note))\n"
+    let accel = command.target == .local ? (host.hasKVM ? ", KVM" : ", TCG") : ""
+    out += "# device model (\(command.target.rawValue)\(accel)), output to \(log):\n"
+    out += command.shellCommand + "\n"
+    out += "# xenstore records, written in one transaction:\n"
+    for record in layout.records(for: domain, deviceModel: command, logPath: log, startTime: "<now>") {
+      out += record.description + "\n"
+    }
+    out += "# once it runs:\n"
+    out += XenStoreRecord(layout.deviceModelPIDPath, "<pid>").description + "\n"
+    out += XenStoreRecord(layout.deviceModelIdentityPath, "<pid>:<start time>:<boot id>").description + "\n"
+    if command.target == .local { out += XenStoreRecord(layout.deviceModelStatePath, "running").description + "\n" }
+    Terminal.output(out)
+  }
+}

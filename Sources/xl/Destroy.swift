@@ -1,0 +1,49 @@
+import ArgumentParser
+import Spawn
+import XenLight
+
+/// `xl destroy NAME|DOMID`.
+struct Destroy: XLSubcommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Stop a domain's device model and remove its records.",
+    discussion: """
+      The device model is stopped only if it is still the process that was recorded at \
+      create (pid, start time and boot id): a pid now used by another process is never \
+      signalled. Destroying a domain that is already gone succeeds.
+      """)
+
+  @Argument(help: "The domain's name or id.")
+  var domain: String
+
+  func execute() async throws {
+    let paths = ToolstackPaths.current()
+    let spawner = Spawner()
+    let connector = XenStoreConnector(paths: paths, spawner: spawner)
+    do {
+      guard let client = try await connector.connectIfRunning() else {
+        Terminal.error("xl: no xenstored answers at \(connector.socketPath): there is no domain \"\(domain)\" to destroy")
+        return
+      }
+      defer { client.close() }
+      let store = DomainStore(xenstore: client)
+      guard let domid = try await store.find(domain) else {
+        Terminal.error("xl: no domain \"\(domain)\": nothing to destroy")
+        return
+      }
+      let destroyed = try await DomainDestroyer(spawner: spawner).destroy(domid: domid, in: store)
+      Terminal.output("Domain \(domid)\(destroyed.name.map { " (\($0))" } ?? "") destroyed: \(Self.describe(destroyed.deviceModel))\n")
+    } catch {
+      throw ExitStatus.fail(error)
+    }
+  }
+
+  static func describe(_ outcome: DestroyedDomain.DeviceModel) -> String {
+    switch outcome {
+    case .stopped(.killed): "device model killed (it ignored SIGTERM)"
+    case .stopped(.alreadyExited), .alreadyExited: "device model already exited"
+    case .stopped: "device model stopped"
+    case .pidReused(let pid): "device model already exited (pid \(pid) now belongs to another process, which was left alone)"
+    case .notRecorded: "no device model was recorded"
+    }
+  }
+}
