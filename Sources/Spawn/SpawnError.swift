@@ -103,13 +103,10 @@ public struct SpawnError: Error, Sendable, CustomStringConvertible {
 }
 
 extension Duration {
-  /// "23 ms", "0.4 ms", "1.5 s", "10 s": short and readable in one line.
+  /// "40 µs", "23 ms", "1.5 s", "10 s": short and readable in one line.
   var spawnFormatted: String {
     let nanoseconds = self.nanoseconds
-    if nanoseconds < 1_000_000 {
-      let tenths = (nanoseconds + 50_000) / 100_000
-      return tenths >= 10 ? "1 ms" : "0.\(tenths) ms"
-    }
+    if nanoseconds < 999_500 { return "\((nanoseconds + 500) / 1000) µs" }
     if nanoseconds < 1_000_000_000 { return "\((nanoseconds + 500_000) / 1_000_000) ms" }
     let tenths = (nanoseconds + 50_000_000) / 100_000_000
     return tenths % 10 == 0 ? "\(tenths / 10) s" : "\(tenths / 10).\(tenths % 10) s"

@@ -12,6 +12,9 @@
 //                   write "<daemon pid> <monitor pid>" to fd 3 and pause (a caller to kill)
 //   reuse-pid       as pid 1 of a new pid namespace: force a pid reuse, try a safe stop of
 //                   the old identity, write "<outcome> reused=<yes|no> alive=<yes|no>" to fd 3
+//   workload N C    N spawns one after another, then C at once, of every outcome, with the
+//                   Spawn library; write "<outcome counts>; fds <before> -> <after>; zombies <n>"
+//                   to fd 3 (a process of its own, so no other test's descriptors count)
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -65,6 +68,7 @@ func run(_ arguments: ArraySlice<String>) async -> Never {
       close(fd)
     case "caller": await runCaller(Array(steps))
     case "reuse-pid": await reusePID()
+    case "workload": await workload(sequential: Int(number("spawns")), concurrent: Int(number("concurrent spawns")))
     default: die("unknown step \(step)")
     }
   }
@@ -166,6 +170,73 @@ func reusePID() async -> Never {
   kill(second, SIGKILL)
   waitpid(second, &status, 0)
   exit(0)
+}
+
+
+/// Spawns of every outcome; counts them, and the descriptors and zombies left.
+func workload(sequential: Int, concurrent: Int) async -> Never {
+  let spawner = Spawner()
+  @Sendable func shell(_ script: String, timeout: Duration = .seconds(30)) -> SpawnCommand {
+    SpawnCommand(what: "shell", executable: "/bin/sh", arguments: ["-c", script], timeout: timeout)
+  }
+  /// Spawn number `i`: one of five outcomes; returns its name.
+  @Sendable func one(_ i: Int) async -> String {
+    do throws(SpawnError) {
+      switch i % 5 {
+      case 0:
+        let confirmed = try await spawner.spawn(shell("echo >&3; exec sleep 30"), readiness: .notificationPipe())
+        _ = try await spawner.stop(confirmed.identity)
+        return "confirmed"
+      case 1: _ = try await spawner.spawn(shell("exit 3"), readiness: .notificationPipe())
+      case 2:
+        var command = shell("")
+        command.executable = "/nonexistent/daemon"
+        _ = try await spawner.spawn(command, readiness: .systemdNotify())
+      case 3: _ = try await spawner.spawn(shell("exec sleep 30"), readiness: .systemdNotify(), abort: { _ in true })
+      default: _ = try await spawner.spawn(shell("exec sleep 30", timeout: .milliseconds(1)), readiness: .notificationPipe())
+      }
+      return "confirmed"
+    } catch {
+      return error.code.name
+    }
+  }
+  _ = await one(0)  // the loop's own descriptors exist before counting
+  let before = openDescriptors().count
+  var counts: [String: Int] = [:]
+  for i in 0..<sequential { counts[await one(i), default: 0] += 1 }
+  await withTaskGroup(of: String.self) { group in
+    for i in 0..<concurrent { group.addTask { await one(i) } }
+    for await outcome in group { counts[outcome, default: 0] += 1 }
+  }
+  let after = openDescriptors().count
+  let me = getpid()
+  let zombies = processChildren(of: me).filter { $0.state == "Z" }.count
+  let summary = counts.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+  line("\(summary); fds \(before) -> \(after); zombies \(zombies)", to: 3)
+  close(3)
+  exit(0)
+}
+
+/// The children of `parent`, with their state letters, from /proc.
+func processChildren(of parent: Int32) -> [(pid: Int32, state: Character)] {
+  guard let directory = opendir("/proc") else { return [] }
+  defer { closedir(directory) }
+  var result: [(pid: Int32, state: Character)] = []
+  while let entry = readdir(directory) {
+    let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+    guard let pid = Int32(name) else { continue }
+    let fd = open("/proc/\(pid)/stat", O_RDONLY)
+    guard fd >= 0 else { continue }
+    var buffer = [UInt8](repeating: 0, count: 1024)
+    let n = read(fd, &buffer, buffer.count)
+    close(fd)
+    guard n > 0 else { continue }
+    let text = String(decoding: buffer[0..<n], as: UTF8.self)
+    guard let paren = text.lastIndex(of: ")") else { continue }
+    let fields = text[text.index(paren, offsetBy: 2)...].split(separator: " ")
+    if fields.count > 1, Int32(fields[1]) == parent, let state = fields[0].first { result.append((pid, state)) }
+  }
+  return result
 }
 
 await run(CommandLine.arguments.dropFirst())
