@@ -60,10 +60,11 @@ public final class Spawner: Sendable {
       do {
         try await record(identity)
       } catch {
-        loop.execute { startup.abort(.recordFailed, detail: "\(error)") }
+        loop.execute { startup.recordFailed("\(error)") }
         _ = try await daemon.confirm()
       }
     }
+    loop.execute { startup.allowDetach() }
     return daemon
   }
 

@@ -42,6 +42,9 @@ final class Startup: @unchecked Sendable {
   private var monitorReaped = false
   private var monitorStatus: WaitStatus?
   private var monitorDiedUnexpectedly = false
+  /// Whether the pid is recorded (start's hook ran), so a confirmed daemon may be let go.
+  private var detachAllowed = false
+  private var detachSent = false
 
   // The daemon.
   private(set) var identity: ProcessIdentity?
@@ -125,9 +128,34 @@ final class Startup: @unchecked Sendable {
     }
   }
 
-  /// Task cancellation, a failed pid recording, or a dropped handle.
-  func abort(_ code: SpawnError.Code = .aborted, detail: String) {
-    decide(.failed(failure(code, detail: detail)))
+  /// Task cancellation or a dropped handle.
+  func abort(detail: String) {
+    decide(.failed(failure(.aborted, detail: detail)))
+  }
+
+  /// The pid is recorded: a confirmed daemon may now be detached. Until then the monitor
+  /// stays, so a caller that dies while recording takes the daemon with it.
+  func allowDetach() {
+    detachAllowed = true
+    if case .confirmed? = decision { detach() }
+  }
+
+  /// The recording hook failed: the daemon must not live on unrecorded, even if it has
+  /// confirmed meanwhile (it cannot have been detached yet).
+  func recordFailed(_ detail: String) {
+    let error = failure(.recordFailed, detail: detail)
+    if case .confirmed? = decision, result == nil {
+      decision = .failed(error)
+      if !monitorEnded { _ = cspawn_send_control(control, Int32(CSPAWN_CONTROL_STOP), stopGraceMilliseconds) }
+      return finishIfDone()
+    }
+    decide(.failed(error))
+  }
+
+  private func detach() {
+    guard !detachSent, !monitorEnded else { return }
+    detachSent = true
+    _ = cspawn_send_control(control, Int32(CSPAWN_CONTROL_DETACH), 0)
   }
 
   func readinessReported(status: String) {
@@ -209,14 +237,16 @@ final class Startup: @unchecked Sendable {
     close(control)
     control = -1
     monitorEnded = true
-    let detached: Bool
-    if case .confirmed? = decision { detached = true } else { detached = false }
-    if !daemonEnded && !detached {
+    if !daemonEnded && !detachSent {
       // The monitor died without reporting the daemon's end: the daemon may live on
       // unwatched. Kill it, through its pidfd where there is one.
       monitorDiedUnexpectedly = true
       killDaemon()
-      if decision == nil { decide(.failed(failure(.monitorFailed))) }
+      if case .confirmed? = decision {
+        decision = .failed(failure(.monitorFailed))  // confirmed, but not let go: it is dead now
+      } else if decision == nil {
+        decide(.failed(failure(.monitorFailed)))
+      }
     }
     reapMonitor()
   }
@@ -374,7 +404,7 @@ final class Startup: @unchecked Sendable {
     if !monitorEnded {
       switch newDecision {
       case .confirmed:
-        _ = cspawn_send_control(control, Int32(CSPAWN_CONTROL_DETACH), 0)
+        if detachAllowed { detach() }
       case .failed:
         if !daemonEnded { _ = cspawn_send_control(control, Int32(CSPAWN_CONTROL_STOP), stopGraceMilliseconds) }
       }

@@ -14,7 +14,7 @@
 //                   the old identity, write "<outcome> reused=<yes|no> alive=<yes|no>" to fd 3
 //   workload N C    N spawns one after another, then C at once, of every outcome, with the
 //                   Spawn library; write "<outcome counts>; fds <before> -> <after>; zombies <n>"
-//                   to fd 3 (a process of its own, so no other test's descriptors count)
+//                   to fd 3, and pause (a process of its own, so no other test's descriptors count)
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -214,7 +214,7 @@ func workload(sequential: Int, concurrent: Int) async -> Never {
   let summary = counts.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
   line("\(summary); fds \(before) -> \(after); zombies \(zombies)", to: 3)
   close(3)
-  exit(0)
+  while true { pause() }  // a daemon: confirmed, then running until stopped
 }
 
 /// The children of `parent`, with their state letters, from /proc.

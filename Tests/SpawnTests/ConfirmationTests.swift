@@ -179,6 +179,34 @@ import TestSupport
     #expect(!isRunning(identity))
   }
 
+  @Test func aDaemonConfirmedWhileRecordingStaysAttachedUntilRecorded() async throws {
+    let parents = Recorder<Int32>()
+    let daemon = try await spawner.start(Fixture.command("notify", "3", "at once", "pause", log: nil), readiness: .notificationPipe()) {
+      try await Task.sleep(for: .milliseconds(200))  // long after the line was written
+      parents.append(parentPID($0.pid) ?? 0)
+    }
+    #expect(parents.values == [daemon.monitorPID])
+    let confirmed = try await daemon.confirm()
+    #expect(confirmed.value == "at once")
+    #expect(parentPID(confirmed.pid) != daemon.monitorPID)
+    _ = try await spawner.stop(confirmed.identity)
+  }
+
+  @Test func aDaemonConfirmedButNotRecordedIsStopped() async throws {
+    struct Lost: Error {}
+    let recorded = Recorder<ProcessIdentity>()
+    let error = await spawnError {
+      _ = try await spawner.start(Fixture.command("notify", "3", "at once", "pause", log: nil), readiness: .notificationPipe()) {
+        recorded.append($0)
+        try await Task.sleep(for: .milliseconds(200))
+        throw Lost()
+      }
+    }
+    #expect(error?.code == .recordFailed)
+    let identity = try #require(recorded.values.first)
+    #expect(!isRunning(identity))
+  }
+
   @Test func logTailIsThisSpawnsLastKibibyteFromALineStart() async throws {
     let directory = TemporaryDirectory()
     defer { directory.remove() }

@@ -22,6 +22,7 @@ import TestSupport
     let fds = confirmed.value.split(separator: ";")[1].split(separator: " ")
     #expect(fds.count == 4 && fds[1] == fds[3], "\(confirmed.value)")
     #expect(confirmed.value.hasSuffix("; zombies 0"))
+    _ = try await spawner.stop(confirmed.identity)
   }
 
   @Test func aHundredConcurrentSpawnsAllResolveCorrectly() async throws {
