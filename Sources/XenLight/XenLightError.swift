@@ -14,6 +14,8 @@ public struct XenLightError: Error, Hashable, Sendable, CustomStringConvertible 
     public static let io = Code(name: "io")
     /// xenstore could not be reached or answered with an error.
     public static let xenstore = Code(name: "xenstore")
+    /// The connection to xenstored was lost (the daemon died or closed it).
+    public static let xenstoreLost = Code(name: "xenstore-lost")
     /// A domain with the requested name already exists.
     public static let duplicateName = Code(name: "duplicate-name")
     /// No domain with the given name or id.
@@ -62,4 +64,16 @@ public struct SourceLocation: Hashable, Sendable, CustomStringConvertible {
   }
 
   public var description: String { "\(file):\(line):\(column)" }
+}
+
+extension Duration {
+  /// "0.4 ms", "23 ms", "1.5 s": short, for messages.
+  public var readable: String {
+    let (seconds, attoseconds) = components
+    let microseconds = max(0, seconds * 1_000_000 + attoseconds / 1_000_000_000_000)
+    if microseconds < 1000 { return "0.\(microseconds / 100) ms" }
+    if microseconds < 1_000_000 { return "\((microseconds + 500) / 1000) ms" }
+    let tenths = (microseconds + 50_000) / 100_000
+    return tenths % 10 == 0 ? "\(tenths / 10) s" : "\(tenths / 10).\(tenths % 10) s"
+  }
 }

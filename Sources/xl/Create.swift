@@ -75,7 +75,7 @@ struct Create: XLSubcommand {
           "xl: no xenstored answered at \(creator.connector.socketPath); started \(creator.connector.xenstoredExecutable) [\(started.pid)]")
       },
       waiting: { progress in
-        terminal.status("waiting for \(progress.what): \(progress.awaiting) (\(Terminal.short(progress.elapsed)) of \(timeoutText(domain)))")
+        terminal.status("waiting for \(progress.what): \(progress.awaiting) (\(progress.elapsed.readable) of \(timeoutText(domain)))")
       })
 
     let work = Task { () async throws(XenLightError) -> CreatedDomain in try await creator.create(domain, events: events) }
@@ -85,7 +85,7 @@ struct Create: XLSubcommand {
     case .success(let created):
       terminal.timeline("confirmed by \(created.confirmedBy)")
       terminal.note(
-        "Domain \(created.domid) (\(created.name)) created: device model [\(created.identity.pid)] confirmed (\(created.confirmedBy)) in \(Terminal.short(created.confirmationTime)); log \(created.logPath)")
+        "Domain \(created.domid) (\(created.name)) created: device model [\(created.identity.pid)] confirmed (\(created.confirmedBy)) in \(created.confirmationTime.readable); log \(created.logPath)")
     case .failure(let error):
       throw ExitStatus.fail(error)
     }

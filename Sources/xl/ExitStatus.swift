@@ -7,7 +7,7 @@ enum ExitStatus {
   static func code(for error: XenLightError) -> Int32 {
     switch error.code {
     case .syntax, .invalidConfig, .io: 1
-    case .xenstore: 2
+    case .xenstore, .xenstoreLost: 2
     case .deviceModelFailed: 3
     case .duplicateName: 4
     case .timedOut: 9

@@ -59,14 +59,6 @@ final class Terminal: Sendable {
     return String(repeating: " ", count: max(0, 10 - text.count)) + text
   }
 
-  /// "1.2 s" or "340 ms".
-  static func short(_ duration: Duration) -> String {
-    let (seconds, attoseconds) = duration.components
-    let ms = seconds * 1000 + attoseconds / 1_000_000_000_000_000
-    if ms < 1000 { return "\(ms) ms" }
-    return "\(ms / 1000).\((ms % 1000) / 100) s"
-  }
-
   private static func write(_ fd: Int32, _ text: String) {
     var bytes = Array(text.utf8)[...]
     while !bytes.isEmpty {

@@ -1,16 +1,23 @@
 import ArgumentParser
 
-// Before any thread exists, so that every thread inherits it: SIGINT and SIGTERM are taken
-// by one waiting thread (Interrupts), which cancels the work in progress for a clean stop.
-Interrupts.blockInAllThreads()
+// No async main: Swift's async main ends in dispatch_main, which on Linux parks the main
+// thread in sigsuspend with every signal unblocked, so SIGINT/SIGTERM would kill xl before it
+// could clean up. Instead the signals are blocked first (every later thread inherits that),
+// the command runs in a detached task, and the main thread takes the signals itself.
+Interrupts.block()
 
-do {
-  var command = try XL.parseAsRoot()
-  if let subcommand = command as? any XLSubcommand {
-    try await subcommand.execute()
-  } else {
-    try command.run()
+Task.detached {
+  do {
+    var command = try XL.parseAsRoot()
+    if let subcommand = command as? any XLSubcommand {
+      try await subcommand.execute()
+    } else {
+      try command.run()
+    }
+  } catch {
+    XL.exit(withError: error)
   }
-} catch {
-  XL.exit(withError: error)
+  XL.exit()
 }
+
+Interrupts.takeSignals()

@@ -1,4 +1,5 @@
 import Spawn
+import Synchronization
 import XenStore
 
 /// How `xl create` knows its device model started: the first of
@@ -12,11 +13,17 @@ struct DeviceModelReadiness: ReadinessSource {
   let qmp: QMPReadiness
   let statePath: String
   let xenstore: XenStoreClient
+  /// Set when the wait failed because xenstore did (rather than the device model).
+  let xenstoreFailed = XenStoreFailure()
+
+  final class XenStoreFailure: Sendable {
+    let happened = Atomic<Bool>(false)
+  }
 
   var awaiting: String { "\(qmp.awaiting) or \(statePath) = running" }
 
   func prepare(_ plan: inout LaunchPlan) throws(SpawnError) -> any ReadinessWait {
-    Wait(qmp: try qmp.prepare(&plan), state: StateWait(path: statePath, xenstore: xenstore))
+    Wait(qmp: try qmp.prepare(&plan), state: StateWait(path: statePath, xenstore: xenstore, failure: xenstoreFailed))
   }
 
   struct Wait: ReadinessWait {
@@ -39,6 +46,7 @@ struct DeviceModelReadiness: ReadinessSource {
   struct StateWait: Sendable {
     let path: String
     let xenstore: XenStoreClient
+    let failure: XenStoreFailure
 
     func wait(_ context: ReadinessContext) async throws -> String {
       do {
@@ -48,10 +56,11 @@ struct DeviceModelReadiness: ReadinessSource {
           if value == "running" { return "\(path) = running" }
           context.report(status: "\(path) = \(value)")
         }
-        // The client was closed: nothing more can come from here; let QMP decide.
-        try await Task.sleep(for: .seconds(1_000_000))
+        // Only a closed client ends the watch quietly; then QMP alone decides.
+        try await Task.sleep(for: .seconds(86_400 * 365))
         throw CancellationError()
       } catch let error as XenStoreError {
+        failure.happened.store(true, ordering: .relaxed)
         throw SpawnError(
           .protocolFailed, what: context.what, detail: "xenstore failed while waiting for \(path): \(error)")
       }

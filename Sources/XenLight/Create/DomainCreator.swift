@@ -149,7 +149,8 @@ public struct DomainCreator: Sendable {
           confirmedBy: confirmation.value, confirmationTime: confirmation.elapsed, logPath: log)
       } catch let error as SpawnError {
         identity = nil  // the spawn library has stopped it
-        throw Self.describe(error, domain: domain.name, log: log)
+        throw Self.describe(
+          error, domain: domain.name, log: log, xenstoreLost: readiness.xenstoreFailed.happened.load(ordering: .relaxed))
       }
     } catch {
       events.phase(.cleanUp, "domain \(domid)")
@@ -161,7 +162,13 @@ public struct DomainCreator: Sendable {
         if let identity = running {
           do { _ = try await spawner.stop(identity) } catch { problems.append("\(error)") }
         }
-        do throws(XenLightError) { try await store.remove(domid: domid) } catch { problems.append(error.message) }
+        do throws(XenLightError) {
+          try await store.remove(domid: domid)
+        } catch where error.code == .xenstoreLost {
+          // xenstored is gone, and its records with it.
+        } catch {
+          problems.append(error.message)
+        }
         unlink(command.qmpSocketPath)
         return problems.isEmpty ? nil : problems.joined(separator: "; ")
       }
@@ -176,17 +183,31 @@ public struct DomainCreator: Sendable {
     if Task.isCancelled { throw XenLightError(.interrupted, "interrupted \(when)") }
   }
 
-  /// The error for a device model that did not start: the spawn library's one-line account
-  /// (what, how, when, and its last output), with the log file named.
-  static func describe(_ error: SpawnError, domain: String, log: String) -> XenLightError {
+  /// The error for a device model that did not start: the spawn library's account (what,
+  /// how, when), then what the device model printed last — inline if one line, else
+  /// indented below — and where its log is.
+  static func describe(_ error: SpawnError, domain: String, log: String, xenstoreLost: Bool) -> XenLightError {
     let code: XenLightError.Code
     switch error.code {
+    case _ where xenstoreLost: code = .xenstoreLost
     case .timedOut: code = .timedOut
     case .aborted: code = .interrupted
     default: code = .deviceModelFailed
     }
-    return XenLightError(
-      code, "domain \"\(domain)\" not created: \(error) (log: \(log))", errno: error.errno.map { $0.rawValue })
+    var sentence = error
+    sentence.logTail = ""
+    var message = "domain \"\(domain)\" not created: \(sentence)"
+    if error.code == .aborted {
+      let pid = error.pid.map { " [\($0)]" } ?? ""
+      message = "domain \"\(domain)\" not created: interrupted after \(error.elapsed.readable); its device model\(pid) was stopped and its records removed"
+    }
+    let lines = error.logTail.split(separator: "\n").filter { !$0.allSatisfy(\.isWhitespace) }
+    switch lines.count {
+    case 0: message += " (log: \(log))"
+    case 1: message += ": \(lines[0]) (log: \(log))"
+    default: message += "; its last output (\(log)):\n" + lines.map { "    " + $0 }.joined(separator: "\n")
+    }
+    return XenLightError(code, message, errno: error.errno.map { $0.rawValue })
   }
 
   /// Runs `body` in a task of its own that the caller's cancellation does not reach.

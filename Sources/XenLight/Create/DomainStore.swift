@@ -39,7 +39,7 @@ public struct DomainStore: Sendable {
     } catch let error as XenLightError {
       throw error
     } catch {
-      throw XenLightError(.xenstore, "cannot register domain \"\(name)\" in xenstore: \(XenStoreConnector.describe(error))")
+      throw XenStoreConnector.failure("cannot register domain \"\(name)\" in xenstore", error)
     }
   }
 
@@ -55,7 +55,7 @@ public struct DomainStore: Sendable {
         for record in owned { try await tx.setPermissions(record.path, record.permissions!) }
       }
     } catch {
-      throw XenLightError(.xenstore, "cannot introduce domain \(domid) to xenstore: \(XenStoreConnector.describe(error))")
+      throw XenStoreConnector.failure("cannot introduce domain \(domid) to xenstore", error)
     }
   }
 
@@ -99,7 +99,7 @@ public struct DomainStore: Sendable {
         }
       }
     } catch {
-      throw XenLightError(.xenstore, "cannot write to xenstore: \(XenStoreConnector.describe(error))")
+      throw XenStoreConnector.failure("cannot write to xenstore", error)
     }
   }
 
@@ -127,7 +127,7 @@ public struct DomainStore: Sendable {
         }
       }
     } catch {
-      throw XenLightError(.xenstore, "cannot remove domain \(domid)'s records from xenstore: \(XenStoreConnector.describe(error))")
+      throw XenStoreConnector.failure("cannot remove domain \(domid)'s records from xenstore", error)
     }
   }
 

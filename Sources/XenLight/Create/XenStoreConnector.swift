@@ -59,14 +59,22 @@ public struct XenStoreConnector: Sendable {
   /// this call started the daemon (with what confirmed it), before connecting to it.
   public func connect(started: @Sendable (SpawnConfirmation) -> Void = { _ in }) async throws(XenLightError) -> XenStoreClient {
     if let client = try await connectIfRunning() { return client }
-    let lock = try await FileLock.acquire(paths.runDirectory + "/xenstored-start.lock")
-    defer { lock.release() }
-    // Someone holding the lock before us may have started it.
-    if let client = try await connectIfRunning() { return client }
-    try ToolstackPaths.makeDirectories(paths.logDirectory)
-    if let slash = socketPath.lastIndex(of: "/"), slash != socketPath.startIndex {
-      try ToolstackPaths.makeDirectories(String(socketPath[..<slash]))
+    do {
+      let lock = try await FileLock.acquire(paths.runDirectory + "/xenstored-start.lock")
+      defer { lock.release() }
+      // Someone holding the lock before us may have started it.
+      if let client = try await connectIfRunning() { return client }
+      try ToolstackPaths.makeDirectories(paths.logDirectory)
+      if let slash = socketPath.lastIndex(of: "/"), slash != socketPath.startIndex {
+        try ToolstackPaths.makeDirectories(String(socketPath[..<slash]))
+      }
+      return try await start(started: started)
+    } catch where error.code == .io {
+      throw XenLightError(.xenstore, "no xenstored answers at \(socketPath), and xl cannot start one: \(error.message)", errno: error.errno)
     }
+  }
+
+  private func start(started: @Sendable (SpawnConfirmation) -> Void) async throws(XenLightError) -> XenStoreClient {
     let command = SpawnCommand(
       what: "xenstored", executable: xenstoredExecutable, arguments: ["-N", "--ready-fd", "3", "--socket", socketPath],
       logPath: paths.logDirectory + "/xenstored.log", timeout: startTimeout)
@@ -75,7 +83,7 @@ public struct XenStoreConnector: Sendable {
       confirmation = try await spawner.spawn(command, readiness: .notificationPipe(descriptor: 3))
     } catch {
       if error.code == .aborted { throw XenLightError(.interrupted, "interrupted while starting xenstored") }
-      throw XenLightError(.xenstore, "no xenstored answered at \(socketPath), and starting one failed: \(error)")
+      throw XenLightError(.xenstore, "no xenstored answers at \(socketPath), and starting one failed: \(error)")
     }
     started(confirmation)
     guard let client = try await connectIfRunning() else {
@@ -86,5 +94,13 @@ public struct XenStoreConnector: Sendable {
 
   static func describe(_ error: any Error) -> String {
     (error as? XenStoreError)?.description ?? "\(error)"
+  }
+
+  /// `what` failed because of `error`: `.xenstoreLost` if the connection went, else `.xenstore`.
+  static func failure(_ what: String, _ error: any Error) -> XenLightError {
+    if let error = error as? XenStoreError, error.code == .connectionLost {
+      return XenLightError(.xenstoreLost, "\(what): \(error.message)")
+    }
+    return XenLightError(.xenstore, "\(what): \(describe(error))")
   }
 }
