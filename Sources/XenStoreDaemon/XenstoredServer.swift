@@ -190,6 +190,9 @@ public final class XenstoredServer: @unchecked Sendable {
       if n > 0 {
         client.decoder.append(UnsafeRawBufferPointer(rebasing: readBuffer[..<n]))
         reads += 1
+        // A short read drained the socket: skip the read that would only say EAGAIN
+        // (epoll is level-triggered and reports anything that arrives later).
+        if n < readBuffer.count { break }
         continue
       }
       if n < 0 && errno == EINTR { continue }
@@ -289,6 +292,7 @@ public final class XenstoredServer: @unchecked Sendable {
 
   private func closeClient(_ client: ClientConnection) {
     guard clients.removeValue(forKey: client.id) != nil else { return }
+    _ = client.flush()   // best effort, never blocking: replies to a client that half-closed
     engine.disconnect(client.id)
     loop.deregister(client.fd)
     close(client.fd)

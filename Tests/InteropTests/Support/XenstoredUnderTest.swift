@@ -88,6 +88,13 @@ func spawnConfirmed(_ path: String, _ arguments: [String], log: String,
                     environment: [String: String] = [:]) throws -> pid_t {
   var fds: [Int32] = [0, 0]
   guard pipe(&fds) == 0 else { throw StartupError(description: "pipe failed") }
+  // Move both ends above 3 and make them close-on-exec, so that neither is fd 3 (the child's
+  // dup2 target) and children spawned meanwhile by other tests do not inherit them.
+  for i in 0..<2 {
+    let moved = fcntl(fds[i], F_DUPFD_CLOEXEC, 10)
+    close(fds[i])
+    fds[i] = moved
+  }
   defer { close(fds[0]) }
   var actions = posix_spawn_file_actions_t()
   posix_spawn_file_actions_init(&actions)
@@ -96,7 +103,6 @@ func spawnConfirmed(_ path: String, _ arguments: [String], log: String,
   posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
   posix_spawn_file_actions_addopen(&actions, 2, log, O_WRONLY | O_CREAT | O_APPEND, 0o644)
   posix_spawn_file_actions_adddup2(&actions, fds[1], 3)
-  posix_spawn_file_actions_addclose(&actions, fds[0])
   let argv = ([path] + arguments).map { strdup($0) } + [nil]
   defer { argv.forEach { free($0) } }
   let env = environmentBlock(adding: environment)
