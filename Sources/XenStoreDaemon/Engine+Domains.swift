@@ -83,7 +83,8 @@ extension XenStoreEngine {
     guard let command = strings.first else { throw WireError(.EINVAL) }
     switch command {
     case "check":
-      return consistencyProblems().isEmpty ? Self.ok : Array(nulTerminated: consistencyProblems().joined(separator: "\n"))
+      let problems = consistencyProblems()
+      return problems.isEmpty ? Self.ok : Array(nulTerminated: problems.joined(separator: "\n"))
     case "log":
       return Self.ok
     case "print":

@@ -41,7 +41,8 @@ public struct XenstoredConfiguration: Sendable {
 /// try server.start()   // listening when it returns
 /// server.stop()
 /// ```
-/// All mutable state is confined to the server's loop thread.
+/// All mutable state is confined to the server's loop thread. A started server keeps itself
+/// alive (its loop holds it) until `stop()`.
 public final class XenstoredServer: @unchecked Sendable {
   public let configuration: XenstoredConfiguration
   private let loop: EventLoop
@@ -147,7 +148,7 @@ public final class XenstoredServer: @unchecked Sendable {
   }
 
   private func watchListener(_ fd: Int32) {
-    loop.register(fd, for: .readable) { [unowned self] _ in acceptAll(fd) }
+    loop.register(fd, for: .readable) { [self] _ in acceptAll(fd) }
   }
 
   private func acceptAll(_ listenFD: Int32) {
@@ -167,7 +168,7 @@ public final class XenstoredServer: @unchecked Sendable {
       let client = ClientConnection(fd: fd, id: engine.connect(domain: domid), domid: domid)
       clients[client.id] = client
       tracer?.note("CREATE \(client.id) domain \(domid)")
-      loop.register(fd, for: .readable) { [unowned self] events in ready(client, events) }
+      loop.register(fd, for: .readable) { [self] events in ready(client, events) }
     }
   }
 
