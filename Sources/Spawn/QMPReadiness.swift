@@ -171,7 +171,8 @@ struct QMPConnection {
   func send(_ command: String) async throws {
     var bytes = Array((command + "\r\n").utf8)[...]
     while !bytes.isEmpty {
-      let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+      // MSG_NOSIGNAL: a QEMU that just died must not take the caller down with SIGPIPE.
+      let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
       if n > 0 {
         bytes = bytes.dropFirst(n)
       } else if errno == EAGAIN || errno == EINTR {

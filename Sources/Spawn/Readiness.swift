@@ -69,7 +69,7 @@ public struct ReadinessContext: Sendable {
   /// Moves the deadline to at least `duration` from now (sd_notify's EXTEND_TIMEOUT_USEC).
   public func extendDeadline(by duration: Duration) {
     let startup = self.startup
-    let deadline = EventLoop.now() &+ duration.nanoseconds
+    let deadline = EventLoop.now().saturatingAdd(duration.nanoseconds)
     loop.execute { startup.extendDeadline(to: deadline) }
   }
 }

@@ -10,7 +10,9 @@ public struct SpawnCommand: Sendable {
   public var executable: String
   /// Arguments after argv[0] (which is `executable`).
   public var arguments: [String]
-  /// The daemon's whole environment; nil: the caller's. Readiness sources may add to it.
+  /// The daemon's whole environment; nil: the caller's, without `NOTIFY_SOCKET` (a caller
+  /// run by systemd must not have its readiness reported by the daemon). Readiness sources
+  /// may add to it.
   public var environment: [String: String]?
   /// nil: the caller's.
   public var workingDirectory: String?
@@ -20,7 +22,7 @@ public struct SpawnCommand: Sendable {
   /// More of the caller's descriptors for the daemon: target in the daemon → the caller's fd.
   /// Targets 0–2 are stdio and taken. The caller's fds stay open in the caller.
   public var passedDescriptors: [Int32: Int32]
-  /// How long from the start of the spawn the daemon has to confirm.
+  /// How long from the start of the spawn the daemon has to confirm (`.seconds(.max)`: no limit).
   public var timeout: Duration
   /// After SIGTERM, how long a daemon being stopped has before SIGKILL.
   public var stopGrace: Duration
@@ -76,7 +78,14 @@ public struct LaunchPlan: Sendable {
     for fd in passed where fd.closeAfterStart { close(fd.source) }
   }
 
-  /// The caller's current environment (`environ`).
+  /// What a daemon inherits of `environment` (by default the caller's, `environ`): all of
+  /// it but `NOTIFY_SOCKET`, which is the caller's own readiness channel.
+  static func inheritedEnvironment(_ environment: [String: String] = currentEnvironment()) -> [String: String] {
+    var result = environment
+    result["NOTIFY_SOCKET"] = nil
+    return result
+  }
+
   static func currentEnvironment() -> [String: String] {
     var result: [String: String] = [:]
     var entry = environ

@@ -120,3 +120,11 @@ extension Duration {
     return overflow ? .max : wide.addingReportingOverflow(UInt64(attoseconds / 1_000_000_000)).partialValue
   }
 }
+
+extension UInt64 {
+  /// `self + other`, or `.max` where that overflows (a timeout of "forever").
+  func saturatingAdd(_ other: UInt64) -> UInt64 {
+    let (sum, overflow) = addingReportingOverflow(other)
+    return overflow ? .max : sum
+  }
+}

@@ -98,7 +98,7 @@ public final class Spawner: Sendable {
       throw SpawnError(.invalidCommand, what: command.what, detail: "no executable")
     }
     var plan = LaunchPlan(
-      what: command.what, system: system, environment: command.environment ?? LaunchPlan.currentEnvironment())
+      what: command.what, system: system, environment: command.environment ?? LaunchPlan.inheritedEnvironment())
     for (target, source) in command.passedDescriptors.sorted(by: { $0.key < $1.key }) {
       plan.pass(source, as: target, closeAfterStart: false)
     }

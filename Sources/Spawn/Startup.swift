@@ -90,7 +90,7 @@ final class Startup: @unchecked Sendable {
     self.control = control
     self.monitorPID = monitorPID
     self.monitorPIDFD = monitorPIDFD
-    self.deadline = began &+ command.timeout.nanoseconds
+    self.deadline = began.saturatingAdd(command.timeout.nanoseconds)
   }
 
   private var system: SystemCalls { spawner.system }

@@ -207,6 +207,13 @@ import TestSupport
     #expect(!isRunning(identity))
   }
 
+  @Test func anUnlimitedTimeoutDoesNotFireAtOnce() async throws {
+    let command = Fixture.command("sleep", "50", "notify", "3", "late", "pause", log: nil, timeout: .seconds(Int64.max))
+    let confirmed = try await spawner.spawn(command, readiness: .notificationPipe())
+    #expect(confirmed.value == "late")
+    _ = try await spawner.stop(confirmed.identity)
+  }
+
   @Test func logTailIsThisSpawnsLastKibibyteFromALineStart() async throws {
     let directory = TemporaryDirectory()
     defer { directory.remove() }

@@ -1,4 +1,4 @@
-import Spawn
+@testable import Spawn
 import Testing
 
 /// The exact messages users see.
@@ -54,5 +54,13 @@ struct SpawnErrorTests {
     #expect(WaitStatus(rawValue: 6 | 0x80).description == "was killed by signal SIGABRT (core dumped)")
     #expect(Signal(rawValue: 64).description == "signal 64" || Signal(rawValue: 64).description.hasPrefix("SIG"))
     #expect(Errno.ENOSYS.description == "Function not implemented (ENOSYS)")
+  }
+}
+
+/// What a daemon inherits.
+struct EnvironmentTests {
+  @Test func theCallersNotifySocketIsNotInherited() {
+    let inherited = LaunchPlan.inheritedEnvironment(["NOTIFY_SOCKET": "/run/systemd/notify", "PATH": "/usr/bin", "HOME": "/root"])
+    #expect(inherited == ["PATH": "/usr/bin", "HOME": "/root"])
   }
 }
