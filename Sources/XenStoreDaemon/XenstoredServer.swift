@@ -157,7 +157,15 @@ public final class XenstoredServer: @unchecked Sendable {
       let fd = accept(listenFD, nil, nil)
       if fd < 0 {
         if errno == EINTR || errno == ECONNABORTED { continue }
-        if errno != EAGAIN && errno != EWOULDBLOCK {
+        if errno == EMFILE || errno == ENFILE {
+          // Out of descriptors: the pending connection stays readable and a level-triggered
+          // loop would spin on it. Stop accepting for a moment instead.
+          logger.warning("accept: out of file descriptors; pausing accepts for 100 ms")
+          loop.deregister(listenFD)
+          loop.schedule(afterNanoseconds: 100_000_000) { [self] in
+            if listeners[listenFD] != nil { watchListener(listenFD) }
+          }
+        } else if errno != EAGAIN && errno != EWOULDBLOCK {
           logger.warning("accept failed", metadata: ["errno": "\(errno)"])
         }
         return
@@ -168,6 +176,7 @@ public final class XenstoredServer: @unchecked Sendable {
       let client = ClientConnection(fd: fd, id: engine.connect(domain: domid), domid: domid)
       clients[client.id] = client
       tracer?.note("CREATE \(client.id) domain \(domid)")
+      logger.debug("connection opened", metadata: ["connection": "\(client.id)", "domid": "\(domid)"])
       loop.register(fd, for: .readable) { [self] events in ready(client, events) }
     }
   }
@@ -298,6 +307,7 @@ public final class XenstoredServer: @unchecked Sendable {
     loop.deregister(client.fd)
     close(client.fd)
     tracer?.note("DESTROY \(client.id)")
+    logger.debug("connection closed", metadata: ["connection": "\(client.id)"])
   }
 
   private func openDomainSocket(_ domid: UInt32) {
