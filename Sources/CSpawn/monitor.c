@@ -10,6 +10,8 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -67,6 +69,41 @@ static void exit_with_daemon_killed(pid_t pid) {
   _exit(0);
 }
 
+struct daemon_start {
+  const cspawn_exec_request *request;
+  int errno_read;
+  int errno_write;
+};
+
+static int daemon_main(void *argument) {
+  struct daemon_start *start = argument;
+  close(start->errno_read);
+  cspawn_exec(start->request, start->errno_write);
+}
+
+#ifndef CLONE_PIDFD
+#define CLONE_PIDFD 0x00001000
+#endif
+
+// Forks the daemon as posix_spawn does: CLONE_VM|CLONE_VFORK on a stack of its own, so
+// no page tables are copied and the monitor sleeps until the exec is done. The child only
+// runs cspawn_exec (system calls, its own stack). -1 with errno if that cannot be had.
+static pid_t fork_daemon_vfork(struct daemon_start *start, int *pidfd) {
+  const size_t size = 256 * 1024;
+  void *stack = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (stack == MAP_FAILED) return -1;
+  int flags = CLONE_VM | CLONE_VFORK | SIGCHLD;
+  pid_t pid = clone(daemon_main, (char *)stack + size, flags | CLONE_PIDFD, start, pidfd);
+  if (pid < 0 && errno == EINVAL) {
+    *pidfd = -1;  // no CLONE_PIDFD before Linux 5.2
+    pid = clone(daemon_main, (char *)stack + size, flags, start, NULL);
+  }
+  int error = errno;
+  munmap(stack, size);
+  errno = error;
+  return pid;
+}
+
 void cspawn_monitor_main(const cspawn_monitor_request *request) {
   int control = request->control_fd;
 
@@ -100,12 +137,13 @@ void cspawn_monitor_main(const cspawn_monitor_request *request) {
   if (pipe2(errno_pipe, O_CLOEXEC) != 0) fail(control, CSPAWN_STAGE_PIPE, errno);
 
   int pidfd = -1;
-  pid_t pid = cspawn_fork(CSPAWN_FORK_CLONE3, &pidfd);
-  if (pid < 0 && errno == ENOSYS) pid = cspawn_fork(CSPAWN_FORK_PLAIN, &pidfd);
-  if (pid < 0) fail(control, CSPAWN_STAGE_FORK, errno);
-  if (pid == 0) {
-    close(errno_pipe[0]);
-    cspawn_exec(&request->exec, errno_pipe[1]);
+  struct daemon_start start = {.request = &request->exec, .errno_read = errno_pipe[0], .errno_write = errno_pipe[1]};
+  pid_t pid = fork_daemon_vfork(&start, &pidfd);
+  if (pid < 0) {
+    pid = cspawn_fork(CSPAWN_FORK_CLONE3, &pidfd);
+    if (pid < 0 && errno == ENOSYS) pid = cspawn_fork(CSPAWN_FORK_PLAIN, &pidfd);
+    if (pid < 0) fail(control, CSPAWN_STAGE_FORK, errno);
+    if (pid == 0) daemon_main(&start);
   }
   close(errno_pipe[1]);
   // The daemon has its descriptors now. Holding them here would keep, say, a readiness
