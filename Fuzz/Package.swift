@@ -1,0 +1,24 @@
+// swift-tools-version: 6.1
+// libFuzzer targets live in their own package (as the benchmarks do), so the main build never
+// compiles them with the fuzzer and address sanitizers. Build and run: scripts/fuzz.sh SECONDS.
+import PackageDescription
+
+let package = Package(
+  name: "XenLightFuzz",
+  platforms: [.macOS(.v15)],
+  dependencies: [
+    // Named, so the product references hold whatever the checkout directory is called.
+    .package(name: "XenLight", path: "../"),
+  ],
+  targets: [
+    // Wire codec and xenstored request handling: byte streams from several connections.
+    .executableTarget(
+      name: "XenStoreFuzzer",
+      dependencies: [
+        .product(name: "XenStore", package: "XenLight"),
+        .product(name: "XenStoreDaemon", package: "XenLight"),
+      ]
+    ),
+  ],
+  swiftLanguageModes: [.v6]
+)
