@@ -7,7 +7,8 @@ import CSpawn
 ///
 /// A pid alone is reused. Together with the start time (clock ticks after boot,
 /// `/proc/<pid>/stat` field 22) and the boot id (`/proc/sys/kernel/random/boot_id`) it names
-/// one process only. Its string form, `"<pid>:<start time>:<boot id>"`, is what `xl` keeps in
+/// one process only (start times count in clock ticks, 10 ms: two processes would have to
+/// get the same pid within one tick to be confused). Its string form, `"<pid>:<start time>:<boot id>"`, is what `xl` keeps in
 /// xenstore; `ProcessIdentity(_:)` rebuilds it.
 public struct ProcessIdentity: Hashable, Sendable, Codable, LosslessStringConvertible {
   public var pid: Int32

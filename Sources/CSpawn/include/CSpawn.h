@@ -102,7 +102,9 @@ typedef struct {
   int control_fd;  // the monitor's end of a SOCK_SEQPACKET socketpair
 } cspawn_monitor_request;
 
-/// Forks the startup monitor, which forks and execs the daemon and reports on `control_fd`.
+/// Forks the startup monitor, which forks and execs the daemon (CLONE_VM|CLONE_VFORK on a
+/// stack of its own, as posix_spawn does; plain clone3/fork if that fails) and reports on
+/// `control_fd`.
 /// All signals are blocked around the fork. Returns the monitor's pid (and its pidfd in
 /// *pidfd, or -1) or -1 with errno. The monitor never returns into the caller's code.
 pid_t cspawn_start_monitor(const cspawn_monitor_request *request, int method, int *pidfd);
