@@ -41,13 +41,14 @@ public struct XenStoreConnector: Sendable {
     return String(exe[..<slash]) + "/xenstored"
   }
 
-  /// A connection to the running daemon, or nil when none answers (no socket, or nobody
-  /// listening on it). Other failures (EACCES, a path too long) are errors.
+  /// A connection to the running daemon, or nil when none answers (no socket, nobody
+  /// listening on it, a file where a directory should be). Other failures (EACCES, a path
+  /// too long) are errors.
   public func connectIfRunning() async throws(XenLightError) -> XenStoreClient? {
     do {
       return try await XenStoreClient.connect(to: socketPath, loop: spawner.loop)
     } catch let error as XenStoreError
-      where error.code == .connectFailed && (error.errno == ENOENT || error.errno == ECONNREFUSED)
+      where error.code == .connectFailed && [ENOENT, ECONNREFUSED, ENOTDIR].contains(error.errno ?? 0)
     {
       return nil
     } catch {

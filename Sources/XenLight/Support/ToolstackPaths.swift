@@ -81,9 +81,12 @@ public struct ToolstackPaths: Hashable, Sendable {
     var partial = ""
     for component in dir.split(separator: "/") {
       partial += "/" + component
-      if mkdir(partial, 0o755) != 0 && errno != EEXIST {
+      if mkdir(partial, 0o755) != 0 {
         let e = errno
-        throw XenLightError(.io, "cannot create \(partial): \(FileIO.describe(errno: e))", errno: e)
+        var info = stat()
+        if e == EEXIST && stat(partial, &info) == 0 && info.st_mode & S_IFMT == S_IFDIR { continue }
+        let why = e == EEXIST ? "it exists and is not a directory" : FileIO.describe(errno: e)
+        throw XenLightError(.io, "cannot create \(partial): \(why)", errno: e == EEXIST ? ENOTDIR : e)
       }
     }
   }
