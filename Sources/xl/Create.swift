@@ -75,7 +75,7 @@ struct Create: XLSubcommand {
           "xl: no xenstored answered at \(creator.connector.socketPath); started \(creator.connector.xenstoredExecutable) [\(started.pid)]")
       },
       waiting: { progress in
-        terminal.status("waiting for \(progress.what): \(progress.awaiting) (\(progress.elapsed.readable) of \(timeoutText(domain)))")
+        terminal.status("waiting \(progress.elapsed.readable) of \(timeoutText(domain)) for \(progress.what): \(progress.awaiting)")
       })
 
     let work = Task { () async throws(XenLightError) -> CreatedDomain in try await creator.create(domain, events: events) }

@@ -41,11 +41,15 @@ final class Terminal: Sendable {
     Terminal.error("xl: [\(Terminal.milliseconds(EventLoop.now() - began))] \(what)")
   }
 
-  /// On a terminal: replaces the status line.
+  /// On a terminal: replaces the status line (cut to the terminal's width, so that it never
+  /// wraps and can be redrawn in place).
   func status(_ line: String) {
     guard isTTY && !quiet else { return }
     statusShown.store(true, ordering: .relaxed)
-    Terminal.write(2, "\r\u{1B}[K" + line)
+    var size = winsize()
+    let width = ioctl(2, UInt(TIOCGWINSZ), &size) == 0 && size.ws_col > 1 ? Int(size.ws_col) - 1 : 79
+    let shown = line.count > width ? String(line.prefix(width - 1)) + "…" : line
+    Terminal.write(2, "\r\u{1B}[K" + shown)
   }
 
   func clearStatus() {

@@ -196,3 +196,21 @@ import XenStore
     return try #require(ProcessIdentity(text))
   }
 }
+
+/// On a terminal, `xl create` shows what it waits for and for how long, in place.
+@Suite(.serialized) struct XlTerminalTests {
+  @Test(.enabled(if: access("/usr/bin/script", X_OK) == 0))
+  func statusLineShowsTheWaitAndIsErasedBeforeTheResult() throws {
+    let bed = try XlTestbed()
+    defer { bed.stop() }
+    let xl = BuiltProducts.path("xl")
+    let command = "\(xl) create --timeout 0.3 \(bed.tinyGuest()) 'device_model_override=\"\(bed.neverConfirmingDeviceModel())\"'"
+    // script(1) gives xl a pseudo-terminal as stdout and stderr.
+    let result = try run(["/usr/bin/script", "-qec", command, "/dev/null"], environment: bed.environment)
+    let erase = "\r\u{1B}[K"
+    #expect(result.stdout.contains("\(erase)waiting "))
+    #expect(result.stdout.contains(" of 0.3 s for domain 1 device model: QMP on"))
+    #expect(result.stdout.contains("\(erase)xl: domain \"tiny\" not created: domain 1 device model ["))
+    #expect(result.status == 9)
+  }
+}
