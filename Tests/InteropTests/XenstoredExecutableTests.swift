@@ -122,4 +122,20 @@ import TestSupport
     #expect(result.status == 1, "\(result)")
     #expect(result.stderr.contains("already serves"), "\(result)")
   }
+
+  @Test func runningOutOfDescriptorsDelaysNewClientsWithoutHurtingOthers() throws {
+    let dir = TemporaryDirectory("xsdx")
+    defer { dir.remove() }
+    let socket = dir.appending("socket")
+    let pid = try spawnConfirmed("/bin/sh", ["-c", "ulimit -n 48; exec \(xenstored) -N --ready-fd 3 --socket \(socket)"],
+                                 log: dir.appending("log"))
+    defer { kill(pid, SIGTERM); waitForExit(pid, seconds: 10) }
+    // About 20 descriptors are left for clients; the kernel's backlog takes all 80.
+    var clients = try (0..<80).map { _ in try RawClient(socket) }
+    #expect(clients[0].call(.read, "/") == "")
+    clients.removeFirst(70)   // frees the daemon's descriptors
+    #expect(clients.last?.call(.read, "/") == "", "served once descriptors are free again")
+    #expect(try RawClient(socket).call(.read, "/") == "")
+    #expect(!(try readFile(dir.appending("log"))).isEmpty, "the shortage was logged")
+  }
 }
