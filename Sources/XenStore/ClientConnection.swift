@@ -72,6 +72,9 @@ final class ClientConnection: @unchecked Sendable {
     send(message, reply: OnceResume<Message>())
   }
 
+  /// Requests sent and not yet answered (tests wait on it).
+  var pendingCount: Int { pending.count }
+
   // MARK: Watches
 
   func addWatch(token: String, route: WatchRoute) {
