@@ -100,4 +100,28 @@ import XenStore
     #expect(c.call(.read, "/half") == "ENOENT")
     #expect(c.call(.control, "check") == "OK|")
   }
+
+  @Test func randomByteStreamsCostOnlyTheirOwnConnections() throws {
+    let d = try XenstoredUnderTest.start()
+    defer { d.stop() }
+    let good = try RawClient(d.socketPath)
+    #expect(good.write("/steady", "1") == "OK|")
+    var random = SystemRandomNumberGenerator()
+    for _ in 0..<50 {
+      let noisy = try RawClient(d.socketPath)
+      var bytes: [UInt8] = []
+      for _ in 0..<Int.random(in: 1...20, using: &random) {
+        // Mostly plausible headers (small types and lengths) with random payloads.
+        let length = UInt32.random(in: 0...200, using: &random)
+        for word in [UInt32.random(in: 0...30, using: &random), 1, UInt32.random(in: 0...2, using: &random), length] {
+          withUnsafeBytes(of: word) { bytes.append(contentsOf: $0) }
+        }
+        bytes += (0..<length).map { _ in [0, 0x2f, 0x61, 0x40].randomElement(using: &random)! }
+      }
+      bytes += (0..<Int.random(in: 0...64, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }
+      noisy.sendBytes(bytes)
+      #expect(good.call(.read, "/steady") == "1")
+    }
+    #expect(good.call(.control, "check") == "OK|")
+  }
 }
