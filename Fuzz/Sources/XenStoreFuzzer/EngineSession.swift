@@ -191,12 +191,25 @@ final class EngineSession {
     }
 
     guard !privilegedSpoke else { return }
-    for (path, before) in snapshot {
-      guard let perms = permissions(before.permissions) else { continue }
-      let writers = unprivilegedSpeakers.filter { perms.access(for: $0).contains(.write) }
-      guard writers.isEmpty else { continue }
-      check(tree[path] == before, "\(path) changed though only domains \(unprivilegedSpeakers.sorted()) spoke, none may write it")
+    for (path, before) in snapshot where !isWritable(before) {
+      let problem = "\(path) changed though only domains \(unprivilegedSpeakers.sorted()) spoke, none may write it"
+      guard let after = tree[path] else { violated(problem) }
+      check(after.value == before.value && after.permissions == before.permissions, problem)
+      // Removing a node takes write access to it, not to its parent (as in C xenstored): a
+      // child the speakers could write may be gone; none may appear.
+      let kept = Set(after.children.split(separator: 0).map(Array.init))
+      for name in before.children.split(separator: 0).map(Array.init) where !kept.contains(name) {
+        let child = XenStorePath.child(String(decoding: name, as: UTF8.self), of: path)
+        check(snapshot[child].map(isWritable) == true, "\(problem): child \(child) removed")
+      }
+      check(kept.isSubset(of: before.children.split(separator: 0).map(Array.init)), "\(problem): child added")
     }
+  }
+
+  /// Whether one of the unprivileged domains that spoke may write a node in this state.
+  private func isWritable(_ state: NodeState) -> Bool {
+    guard let perms = permissions(state.permissions) else { return true }
+    return unprivilegedSpeakers.contains { perms.access(for: $0).contains(.write) }
   }
 
   /// Every node reachable from `/`, read through the privileged control connection.
