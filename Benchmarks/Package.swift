@@ -7,7 +7,7 @@ let package = Package(
   name: "XenLightBenchmarks",
   platforms: [.macOS(.v15)],
   dependencies: [
-    .package(path: "../"),
+    .package(name: "XenLight", path: "../"),
     .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
   ],
   targets: [
@@ -19,6 +19,15 @@ let package = Package(
         .product(name: "XenStoreDaemon", package: "XenLight"),
       ],
       path: "Benchmarks/XenStoreBenchmarks",
+      plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+    ),
+    .executableTarget(
+      name: "SpawnBenchmarks",
+      dependencies: [
+        .product(name: "Benchmark", package: "benchmark"),
+        .product(name: "Spawn", package: "XenLight"),
+      ],
+      path: "Benchmarks/SpawnBenchmarks",
       plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
     ),
   ],
