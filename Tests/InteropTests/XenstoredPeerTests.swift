@@ -35,6 +35,18 @@ import TestSupport
     #expect(!left.stdout.contains("xenstore-test"), "\(left)")
   }
 
+  @Test(.enabled(if: TestEnvironment.shouldRun([.testXenstore])))
+  func fourTestXenstoresAtOnce() throws {
+    let d = try XenstoredUnderTest.start()
+    defer { d.stop() }
+    let outputs = (0..<4).map { d.directory.appending("out\($0)") }
+    let pids = try outputs.map { try spawnBackground([Self.testXenstore, "-i", "100"], environment: d.environment, output: $0) }
+    for (pid, output) in zip(pids, outputs) {
+      #expect(waitForExit(pid, seconds: 300) == 0, "\((try? readFile(output)) ?? "")")
+      #expect(!(try readFile(output)).contains("failed"))
+    }
+  }
+
   @Test(.enabled(if: TestEnvironment.shouldRun([.xenstoreRead])))
   func xenstoreUtilsReadWriteListRemove() throws {
     let d = try XenstoredUnderTest.start()
