@@ -33,6 +33,9 @@ struct Create: XLSubcommand {
   @Option(name: .long, help: "Seconds to wait for the device model to confirm (default: device_model_start_timeout, else 60).")
   var timeout: Double?
 
+  @Option(name: .long, help: "Seconds xenstored may take over each step (libxenstore waits forever).")
+  var xenstoreTimeout: Double = 10
+
   @Argument(help: "The xl.cfg file.")
   var configFile: String
 
@@ -44,6 +47,7 @@ struct Create: XLSubcommand {
       throw ValidationError("--timeout must be a number of seconds above 0")
     }
     if quiet && verbose { throw ValidationError("-q and -v contradict each other") }
+    if !(xenstoreTimeout > 0) { throw ValidationError("--xenstore-timeout must be a number of seconds above 0") }
   }
 
   func execute() async throws {
@@ -67,7 +71,7 @@ struct Create: XLSubcommand {
 
     let creator = DomainCreator(
       connector: XenStoreConnector(paths: paths, spawner: Spawner()), paths: paths,
-      timeout: timeout.map { .milliseconds(Int64($0 * 1000)) })
+      timeout: timeout.map { .milliseconds(Int64($0 * 1000)) }, xenstoreTimeout: .milliseconds(Int64(xenstoreTimeout * 1000)))
     let events = CreateEvents(
       phase: { phase, detail in terminal.timeline("\(phase.rawValue): \(detail)") },
       xenstoredStarted: { started in

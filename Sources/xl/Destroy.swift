@@ -15,6 +15,9 @@ struct Destroy: XLSubcommand {
   @Argument(help: "The domain's name or id.")
   var domain: String
 
+  @Option(name: .long, help: "Seconds xenstored may take to answer (libxenstore waits forever).")
+  var xenstoreTimeout: Double = 10
+
   func execute() async throws {
     let paths = ToolstackPaths.current()
     let spawner = Spawner()
@@ -26,11 +29,14 @@ struct Destroy: XLSubcommand {
       }
       defer { client.close() }
       let store = DomainStore(xenstore: client)
-      guard let domid = try await store.find(domain) else {
+      let deadline = XenStoreDeadline(limit: .milliseconds(Int64(xenstoreTimeout * 1000)))
+      let domain = self.domain
+      guard let domid = try await deadline.run(client, "finding the domain", { () async throws(XenLightError) in try await store.find(domain) }) else {
         Terminal.error("xl: no domain \"\(domain)\": nothing to destroy")
         return
       }
-      let destroyed = try await DomainDestroyer(spawner: spawner).destroy(domid: domid, in: store)
+      // The stop itself is not limited: it has its own grace period and SIGKILL.
+      let destroyed = try await DomainDestroyer(spawner: spawner, deadline: deadline).destroy(domid: domid, in: store)
       Terminal.output("Domain \(domid)\(destroyed.name.map { " (\($0))" } ?? "") destroyed: \(Self.describe(destroyed.deviceModel))\n")
     } catch {
       throw ExitStatus.fail(error)

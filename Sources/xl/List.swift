@@ -17,6 +17,9 @@ struct List: XLSubcommand {
   @Argument(help: "Only these domains (names or ids).")
   var domains: [String] = []
 
+  @Option(name: .long, help: "Seconds xenstored may take to answer (libxenstore waits forever).")
+  var xenstoreTimeout: Double = 10
+
   func execute() async throws {
     let connector = XenStoreConnector(paths: ToolstackPaths.current(), spawner: Spawner())
     var infos: [DomainInfo] = []
@@ -24,17 +27,21 @@ struct List: XLSubcommand {
       if let client = try await connector.connectIfRunning() {
         defer { client.close() }
         let store = DomainStore(xenstore: client)
-        var selection: [UInt32]?
-        if !domains.isEmpty {
-          selection = []
-          for name in domains {
-            guard let domid = try await store.find(name) else {
-              throw XenLightError(.notFound, "no domain \"\(name)\"")
+        let domains = self.domains
+        infos = try await XenStoreDeadline(limit: .milliseconds(Int64(xenstoreTimeout * 1000))).run(client, "listing domains") {
+          () async throws(XenLightError) -> [DomainInfo] in
+          var selection: [UInt32]?
+          if !domains.isEmpty {
+            selection = []
+            for name in domains {
+              guard let domid = try await store.find(name) else {
+                throw XenLightError(.notFound, "no domain \"\(name)\"")
+              }
+              selection!.append(domid)
             }
-            selection!.append(domid)
           }
+          return try await DomainLister().list(store, only: selection)
         }
-        infos = try await DomainLister().list(store, only: selection)
       } else if !domains.isEmpty {
         throw XenLightError(.notFound, "no domain \"\(domains[0])\" (no xenstored answers at \(connector.socketPath))")
       }

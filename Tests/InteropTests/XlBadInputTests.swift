@@ -177,6 +177,37 @@ import XenStore
     #expect(result.stderr.contains(socket))
   }
 
+  /// libxenstore would wait forever on a daemon that accepts and never answers; xl gives up.
+  @Test func xenstoredThatNeverAnswersIsGivenUpOn() throws {
+    let bed = try XlTestbed(xenstored: false)
+    defer { bed.stop() }
+    let listener = try listeningSocket(at: bed.socketPath)
+    defer { close(listener) }
+    let create = try bed.xl(["create", "-q", "--xenstore-timeout", "0.3", bed.tinyGuest()])
+    #expect(create.status == 2)
+    #expect(create.stderr == "xl: xenstored at \(bed.socketPath) did not answer within 300 ms (allocating a domid and writing the records)\n")
+    let list = try bed.xl(["list", "--xenstore-timeout", "0.3"])
+    #expect(list.status == 2)
+    #expect(list.stderr == "xl: xenstored at \(bed.socketPath) did not answer within 300 ms (listing domains)\n")
+    let destroy = try bed.xl(["destroy", "--xenstore-timeout", "0.3", "tiny"])
+    #expect(destroy.status == 2)
+    #expect(destroy.stderr == "xl: xenstored at \(bed.socketPath) did not answer within 300 ms (finding the domain)\n")
+    #expect(bed.sockets(in: bed.runDirectory) == [])
+  }
+
+  /// A Unix socket bound at `path` and listening, that nobody ever accepts on.
+  private func listeningSocket(at path: String) throws -> Int32 {
+    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+    var address = sockaddr_un()
+    address.sun_family = sa_family_t(AF_UNIX)
+    withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: Array(path.utf8)) }
+    let bound = withUnsafePointer(to: &address) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+    }
+    guard bound == 0, listen(fd, 64) == 0 else { throw StartupError(description: "cannot listen on \(path)") }
+    return fd
+  }
+
   @Test func xenstoredDyingMidCreateEndsItAndStopsTheDeviceModel() async throws {
     let bed = try XlTestbed(xenstored: false)
     defer { bed.stop() }

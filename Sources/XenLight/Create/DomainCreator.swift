@@ -68,12 +68,18 @@ public struct DomainCreator: Sendable {
   public var host: HostCapabilities
   /// Overrides `device_model_start_timeout`.
   public var timeout: Duration?
+  /// How long xenstored may take over each step.
+  public var xenstoreDeadline: XenStoreDeadline
 
-  public init(connector: XenStoreConnector, paths: ToolstackPaths, host: HostCapabilities = .current, timeout: Duration? = nil) {
+  public init(
+    connector: XenStoreConnector, paths: ToolstackPaths, host: HostCapabilities = .current, timeout: Duration? = nil,
+    xenstoreTimeout: Duration = .seconds(10)
+  ) {
     self.connector = connector
     self.paths = paths
     self.host = host
     self.timeout = timeout
+    self.xenstoreDeadline = XenStoreDeadline(limit: xenstoreTimeout, loop: connector.spawner.loop)
   }
 
   var spawner: Spawner { connector.spawner }
@@ -97,11 +103,14 @@ public struct DomainCreator: Sendable {
     let startTime = Self.epochTime()
     events.phase(.register, domain.name)
     // Not cancellable: a commit whose reply we stopped waiting for would leave records unseen.
+    let deadline = xenstoreDeadline
     let domid = try await Self.uncancellable { () async throws(XenLightError) -> UInt32 in
-      try await store.register(name: domain.name) { domid in
-        let command = DeviceModelCommand.build(for: domain, domid: domid, runDirectory: paths.runDirectory, host: host)
-        return DomainLayout(domid: domid, uuid: domain.uuid)
-          .records(for: domain, deviceModel: command, logPath: logPath, startTime: startTime)
+      try await deadline.run(xenstore, "allocating a domid and writing the records") { () async throws(XenLightError) in
+        try await store.register(name: domain.name) { domid in
+          let command = DeviceModelCommand.build(for: domain, domid: domid, runDirectory: paths.runDirectory, host: host)
+          return DomainLayout(domid: domid, uuid: domain.uuid)
+            .records(for: domain, deviceModel: command, logPath: logPath, startTime: startTime)
+        }
       }
     }
 
@@ -111,7 +120,9 @@ public struct DomainCreator: Sendable {
     do {
       let records = layout.records(for: domain, deviceModel: command, logPath: logPath, startTime: startTime)
       try await Self.uncancellable { () async throws(XenLightError) in
-        try await store.introduce(domid: domid, records: records)
+        try await deadline.run(xenstore, "introducing the domain") { () async throws(XenLightError) in
+          try await store.introduce(domid: domid, records: records)
+        }
       }
       try checkInterrupt("after domain \(domid)'s records were written")
       unlink(command.qmpSocketPath)  // left by an earlier device model of this domid
@@ -126,7 +137,9 @@ public struct DomainCreator: Sendable {
       do {
         daemon = try await spawner.start(spawnCommand, readiness: readiness) { identity in
           try await Self.uncancellable { () async throws(XenLightError) in
-            try await store.write(layout.deviceModelRecords(pid: identity.pid, identity: identity.description))
+            try await deadline.run(xenstore, "recording the device model") { () async throws(XenLightError) in
+              try await store.write(layout.deviceModelRecords(pid: identity.pid, identity: identity.description))
+            }
           }
         }
         identity = daemon.identity
@@ -141,7 +154,9 @@ public struct DomainCreator: Sendable {
           // Under Xen, QEMU writes this itself; here xl says it for QEMU, after QMP.
           events.phase(.record, layout.deviceModelStatePath)
           try await Self.uncancellable { () async throws(XenLightError) in
-            try await store.write([XenStoreRecord(layout.deviceModelStatePath, "running")])
+            try await deadline.run(xenstore, "recording the device model as running") { () async throws(XenLightError) in
+              try await store.write([XenStoreRecord(layout.deviceModelStatePath, "running")])
+            }
           }
         }
         return CreatedDomain(
@@ -163,7 +178,9 @@ public struct DomainCreator: Sendable {
           do { _ = try await spawner.stop(identity) } catch { problems.append("\(error)") }
         }
         do throws(XenLightError) {
-          try await store.remove(domid: domid)
+          try await deadline.run(xenstore, "removing the records") { () async throws(XenLightError) in
+            try await store.remove(domid: domid)
+          }
         } catch where error.code == .xenstoreLost {
           // xenstored is gone, and its records with it.
         } catch {

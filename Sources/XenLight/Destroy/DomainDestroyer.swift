@@ -30,22 +30,27 @@ public struct DomainDestroyer: Sendable {
   public var spawner: Spawner
   /// How long the device model has after SIGTERM before SIGKILL.
   public var grace: Duration
+  /// How long xenstored may take over reading and removing the records.
+  public var deadline: XenStoreDeadline
 
-  public init(spawner: Spawner, grace: Duration = .seconds(10)) {
+  public init(spawner: Spawner, grace: Duration = .seconds(10), deadline: XenStoreDeadline = XenStoreDeadline()) {
     self.spawner = spawner
     self.grace = grace
+    self.deadline = deadline
   }
 
   /// Destroys domain `domid`, whose records `store` holds.
   public func destroy(domid: UInt32, in store: DomainStore) async throws(XenLightError) -> DestroyedDomain {
-    let layout = "/libxl/\(domid)"
-    let notes: [String: String]
-    let name: String?
-    do {
-      notes = try await store.read(["device-model-identity", "qmp-path"], under: layout)
-      name = try await DomainStore.readOptional(store.xenstore, "/local/domain/\(domid)/name")
-    } catch {
-      throw XenLightError(.xenstore, "cannot read domain \(domid)'s records: \(XenStoreConnector.describe(error))")
+    let (notes, name) = try await deadline.run(store.xenstore, "reading the domain's records") {
+      () async throws(XenLightError) -> ([String: String], String?) in
+      do {
+        return (
+          try await store.read(["device-model-identity", "qmp-path"], under: "/libxl/\(domid)"),
+          try await DomainStore.readOptional(store.xenstore, "/local/domain/\(domid)/name")
+        )
+      } catch {
+        throw XenStoreConnector.failure("cannot read domain \(domid)'s records", error)
+      }
     }
 
     var outcome = DestroyedDomain.DeviceModel.notRecorded
@@ -62,7 +67,9 @@ public struct DomainDestroyer: Sendable {
       case .none: break
       }
     }
-    try await store.remove(domid: domid)
+    try await deadline.run(store.xenstore, "removing the records") { () async throws(XenLightError) in
+      try await store.remove(domid: domid)
+    }
     if let qmp = notes["qmp-path"], qmp.hasPrefix("/") { unlink(qmp) }
     return DestroyedDomain(domid: domid, name: name, deviceModel: outcome)
   }
