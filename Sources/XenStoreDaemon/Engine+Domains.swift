@@ -22,7 +22,7 @@ extension XenStoreEngine {
     domains[domid] = Domain()
     logger.info("domain introduced", metadata: ["domid": "\(domid)"])
     output(.introduced(domid: domid))
-    fireLive("@introduceDomain", exact: true, permissions: nil)
+    fireSpecial("@introduceDomain", domid: domid)
     return Self.ok
   }
 
@@ -48,7 +48,7 @@ extension XenStoreEngine {
     }
     logger.info("domain released", metadata: ["domid": "\(domid)"])
     output(.released(domid: domid))
-    fireLive("@releaseDomain", exact: true, permissions: nil, afterReply: true)
+    fireSpecial("@releaseDomain", domid: domid, afterReply: true)
     return Self.ok
   }
 

@@ -6,7 +6,9 @@ extension XenStoreEngine {
     // Dispatch already checked that a non-zero id names an open transaction: no nesting.
     guard ctx.transaction == nil else { throw WireError(.EBUSY) }
     let conn = ctx.conn
-    if !conn.isPrivileged && conn.transactions.count >= quotas.transactions { throw WireError(.ENOSPC) }
+    if !conn.isPrivileged && connections(of: conn.domid).reduce(0, { $0 + $1.transactions.count }) >= quotas.transactions {
+      throw WireError(.ENOSPC)
+    }
     var id = conn.lastTransactionID
     repeat { id &+= 1 } while id == 0 || conn.transactions[id] != nil
     conn.lastTransactionID = id

@@ -16,12 +16,14 @@ extension XenStoreEngine {
     let path = canonical(strings[0], ctx)
     guard XenStorePath.isValidWatch(path) else { throw WireError(.EINVAL) }
     if conn.watchKeys.contains(where: { $0.path == path && $0.token == strings[1] }) { throw WireError(.EEXIST) }
-    if !conn.isPrivileged && conn.watchKeys.count >= quotas.watches { throw WireError(.E2BIG) }
+    if !conn.isPrivileged && connections(of: conn.domid).reduce(0, { $0 + $1.watchKeys.count }) >= quotas.watches {
+      throw WireError(.E2BIG)
+    }
     let prefix = relative ? XenStorePath.domainPath(conn.domid).utf8.count + 1 : 0
     let watch = Watch(connection: conn.id, path: path, token: strings[1], prefixLength: prefix, depth: depth)
     _ = watches.add(watch)
     conn.watchKeys.append((path, strings[1]))
-    afterReply.append((watch.event(for: path), conn.id))
+    send(event: watch.event(for: path), to: conn.id, afterReply: true)
     return Self.ok
   }
 
@@ -57,13 +59,25 @@ extension XenStoreEngine {
   }
 
   /// Sends the events of a change to the live tree.
-  func fireLive(_ path: String, exact: Bool, permissions: Permissions?, oldPermissions: Permissions? = nil,
-                afterReply later: Bool = false) {
+  func fireLive(_ path: String, exact: Bool, permissions: Permissions?, oldPermissions: Permissions? = nil) {
     for watch in watches.matching(path, exact: exact) {
-      guard let conn = connections[watch.connection] else { continue }
-      guard mayObserve(conn, path, permissions: permissions, oldPermissions: oldPermissions) else { continue }
-      if later { afterReply.append((watch.event(for: path), conn.id)) }
-      else { output(.message(watch.event(for: path), to: conn.id)) }
+      guard let conn = connections[watch.connection],
+            mayObserve(conn, path, permissions: permissions, oldPermissions: oldPermissions) else { continue }
+      send(event: watch.event(for: path), to: conn.id)
+    }
+  }
+
+  /// Sends `@introduceDomain` or `@releaseDomain` for `domid` to the watches on it that may see
+  /// it. Newer Xen's refinements are kept: a watch with depth 1 is told the domain
+  /// (`@releaseDomain/<domid>`), and a watch on `@releaseDomain/<domid>` hears only that domain.
+  func fireSpecial(_ name: String, domid: UInt32, afterReply later: Bool = false) {
+    let specific = "\(name)/\(domid)"
+    let targets = watches.matching(name, exact: true).map { ($0, $0.depth == 1 ? specific : name) }
+      + watches.matching(specific, exact: true).map { ($0, specific) }
+    for (watch, eventPath) in targets {
+      guard let conn = connections[watch.connection],
+            mayObserve(conn, name, permissions: nil, oldPermissions: nil) else { continue }
+      send(event: watch.event(for: eventPath), to: conn.id, afterReply: later)
     }
   }
 

@@ -94,12 +94,14 @@ public final class XenStoreEngine {
   /// Handles one request from `connection`: its events and reply go to `output`.
   public func handle(_ request: Message, from connection: ConnectionID) {
     guard let conn = connections[connection] else { return }
-    let reply: Message
+    var reply: Message
     do {
       reply = .reply(to: request, payload: try dispatch(request, conn))
     } catch {
       reply = .error(error.code, to: request)
     }
+    // No client accepts more than XENSTORE_PAYLOAD_MAX: C xenstored answers E2BIG instead.
+    if reply.payload.count > Message.payloadMax { reply = .error(.E2BIG, to: request) }
     output(.message(reply, to: connection))
     if !afterReply.isEmpty {
       let later = afterReply
@@ -180,6 +182,21 @@ public final class XenStoreEngine {
   /// What `conn` may do on a node with `permissions`.
   func access(_ conn: Connection, _ permissions: Permissions) -> Access {
     conn.isPrivileged ? .both : permissions.access(for: conn.domid, target: domains[conn.domid]?.target)
+  }
+
+  /// The connections acting as `domid`: quotas count a domain's watches and transactions over
+  /// all of them, so that opening more connections to its socket gains a domain nothing.
+  func connections(of domid: UInt32) -> some Sequence<Connection> {
+    connections.values.lazy.filter { $0.domid == domid }
+  }
+
+  /// Sends a watch event, unless it would exceed XENSTORE_PAYLOAD_MAX (C xenstored drops those).
+  func send(event: Message, to id: ConnectionID, afterReply later: Bool = false) {
+    guard event.payload.count <= Message.payloadMax else {
+      logger.debug("dropping an oversized watch event", metadata: ["connection": "\(id)"])
+      return
+    }
+    if later { afterReply.append((event, id)) } else { output(.message(event, to: id)) }
   }
 
   func isOwner(_ conn: Connection, _ permissions: Permissions) -> Bool {

@@ -3,9 +3,9 @@
 public struct Quotas: Sendable, Hashable {
   /// Nodes a domain may own.
   public var nodes = 1000
-  /// Watches a connection may hold.
+  /// Watches a domain may hold (over all its connections).
   public var watches = 128
-  /// Transactions a connection may have open.
+  /// Transactions a domain may have open (over all its connections).
   public var transactions = 10
   /// Requests a connection may have waiting for their replies to be read; past it the
   /// daemon stops reading that connection until the client catches up.

@@ -43,7 +43,7 @@ import XenStoreDaemon
     #expect(h.call(dom5, .setPerms, "p", "n5", "r1", "r2", "r3", "r4", "r6") == "ENOSPC")
   }
 
-  @Test func watchesPerConnection() {
+  @Test func watchesPerDomain() {
     let (h, dom0, dom5) = domain()
     for i in 0..<128 { #expect(h.call(dom5, .watch, "w\(i)", "t") == "OK|") }
     #expect(h.call(dom5, .watch, "w-last", "t") == "E2BIG")
@@ -52,7 +52,7 @@ import XenStoreDaemon
     for i in 0..<200 { #expect(h.call(dom0, .watch, "/w\(i)", "t") == "OK|") }
   }
 
-  @Test func transactionsPerConnection() {
+  @Test func transactionsPerDomain() {
     let (h, dom0, dom5) = domain()
     for _ in 0..<10 { #expect(h.call(dom5, .transactionStart, "") != "ENOSPC") }
     #expect(h.call(dom5, .transactionStart, "") == "ENOSPC")

@@ -126,4 +126,19 @@ import XenStoreDaemon
     h.call(c, .release, "7")
     #expect(h.events(c) == ["@releaseDomain|r|"])
   }
+
+  @Test func specialWatchesCanNameTheDomain() {
+    let c = h.connect()
+    h.call(c, .watch, "@releaseDomain/7", "just7")
+    h.call(c, .watch, "@releaseDomain", "which", "1")
+    h.call(c, .watch, "@introduceDomain", "which", "1")
+    _ = h.events(c)
+    h.call(c, .introduce, "7", "1", "2")
+    h.call(c, .introduce, "8", "1", "2")
+    #expect(h.events(c) == ["@introduceDomain/7|which|", "@introduceDomain/8|which|"])
+    h.call(c, .release, "8")
+    #expect(h.events(c) == ["@releaseDomain/8|which|"])
+    h.call(c, .release, "7")
+    #expect(h.events(c).sorted() == ["@releaseDomain/7|just7|", "@releaseDomain/7|which|"])
+  }
 }
