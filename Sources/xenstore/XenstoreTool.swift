@@ -18,9 +18,20 @@ struct XenstoreTool: AsyncParsableCommand {
   }
 
   /// The arguments to parse: `xenstore-<mode> args` (a link to this tool named after a
-  /// mode, as Debian installs xenstore-utils) reads as `xenstore <mode> args`.
+  /// mode, as Debian installs xenstore-utils) reads as `xenstore <mode> args`, and getopt's
+  /// attached option value `-n5` as `-n 5`.
   static func arguments(invokedAs name: String, _ arguments: [String]) -> [String] {
-    name.hasPrefix("xenstore-") ? [String(name.dropFirst("xenstore-".count))] + arguments : arguments
+    var result: [String] = []
+    var optionsEnded = false
+    for argument in arguments {
+      if argument == "--" { optionsEnded = true }
+      if !optionsEnded, argument.hasPrefix("-n"), argument.count > 2 {
+        result += ["-n", String(argument.dropFirst(2))]
+      } else {
+        result.append(argument)
+      }
+    }
+    return name.hasPrefix("xenstore-") ? [String(name.dropFirst("xenstore-".count))] + result : result
   }
 }
 
