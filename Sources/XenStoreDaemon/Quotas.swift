@@ -7,6 +7,9 @@ public struct Quotas: Sendable, Hashable {
   public var watches = 128
   /// Transactions a domain may have open (over all its connections).
   public var transactions = 10
+  /// Connections a domain may hold open to its socket at once (Xen gives a domain one ring;
+  /// more connections must not multiply what a domain may hold).
+  public var connections = 32
   /// Requests a connection may have waiting for their replies to be read; past it the
   /// daemon stops reading that connection until the client catches up.
   public var outstanding = 20

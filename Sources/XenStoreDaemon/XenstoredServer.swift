@@ -170,6 +170,11 @@ public final class XenstoredServer: @unchecked Sendable {
         }
         return
       }
+      if domid != 0 && clients.values.lazy.filter({ $0.domid == domid }).count >= configuration.quotas.connections {
+        logger.warning("refusing a connection over the domain's quota", metadata: ["domid": "\(domid)"])
+        close(fd)
+        continue
+      }
       // accept4 is not exported to Swift: set the flags right after.
       _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
       _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)

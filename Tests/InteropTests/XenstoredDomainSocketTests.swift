@@ -104,4 +104,16 @@ import XenStore
     while ids.count < 200, let m = dom5.receive() { ids.append(m.requestID) }
     #expect(ids == Array(0..<200))
   }
+
+  @Test func aDomainMayHoldOnly32Connections() throws {
+    let d = try XenstoredUnderTest.start()
+    defer { d.stop() }
+    _ = try introduceDomain5(d)
+    let held = try (0..<32).map { _ in try RawClient(d.domainSocketPath(5)) }
+    for c in held { #expect(c.call(.read, "/local/domain/5") == "") }
+    let extra = try RawClient(d.domainSocketPath(5))
+    #expect(extra.isClosedByDaemon())
+    #expect(try RawClient(d.socketPath).call(.read, "/") == "", "dom0 is not limited")
+    _ = held
+  }
 }
