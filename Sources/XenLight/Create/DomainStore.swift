@@ -20,20 +20,14 @@ public struct DomainStore: Sendable {
     do {
       return try await xenstore.transaction(maxAttempts: 1000) { tx in
         let used = try await Self.usedDomids(tx)
-        for domid in used where domid != 0 {
-          if try await Self.readOptional(tx, "/local/domain/\(domid)/name") == name {
-            throw XenLightError(.duplicateName, "a domain named \"\(name)\" already exists (domain \(domid))")
-          }
+        let names = try await Self.names(of: used.filter { $0 != 0 }, tx)
+        if let taken = names.first(where: { $0.value == name }) {
+          throw XenLightError(.duplicateName, "a domain named \"\(name)\" already exists (domain \(taken.key))")
         }
         guard let domid = Self.domids.first(where: { !used.contains($0) }) else {
           throw XenLightError(.xenstore, "no free domid: all of \(Self.domids) are in use")
         }
-        for record in records(domid) {
-          try await tx.write(record.path, record.value)
-          if let permissions = record.permissions, permissions.owner != domid {
-            try await tx.setPermissions(record.path, permissions)
-          }
-        }
+        try await Self.write(records(domid), tx) { $0.permissions?.owner == domid ? nil : $0.permissions }
         return domid
       }
     } catch let error as XenLightError {
@@ -52,10 +46,47 @@ public struct DomainStore: Sendable {
       try await xenstore.introduce(domain: domid, gfn: 0, eventChannel: 0)
       let owned = records.filter { $0.permissions?.owner == domid }
       try await xenstore.transaction(maxAttempts: 1000) { tx in
-        for record in owned { try await tx.setPermissions(record.path, record.permissions!) }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+          for record in owned { group.addTask { try await tx.setPermissions(record.path, record.permissions!) } }
+          try await group.waitForAll()
+        }
       }
     } catch {
       throw XenStoreConnector.failure("cannot introduce domain \(domid) to xenstore", error)
+    }
+  }
+
+  /// The names of `domids` (`/local/domain/<domid>/name`), read concurrently.
+  static func names(of domids: some Sequence<UInt32>, _ ops: some XenStoreOperations) async throws -> [UInt32: String] {
+    try await withThrowingTaskGroup(of: (UInt32, String?).self) { group in
+      for domid in domids {
+        group.addTask { (domid, try await readOptional(ops, "/local/domain/\(domid)/name")) }
+      }
+      var names: [UInt32: String] = [:]
+      for try await (domid, name) in group { names[domid] = name }
+      return names
+    }
+  }
+
+  /// Writes `records` (and the access lists `permissions` picks), a level of the tree at a
+  /// time: the requests of one level go out together (the client matches replies by id),
+  /// and a level starts only once its parents have their access lists, which new nodes
+  /// inherit.
+  static func write(
+    _ records: [XenStoreRecord], _ ops: some XenStoreOperations,
+    permissions: @escaping @Sendable (XenStoreRecord) -> Permissions? = { $0.permissions }
+  ) async throws {
+    let levels = Dictionary(grouping: records) { $0.path.utf8.count(where: { $0 == UInt8(ascii: "/") }) }
+    for depth in levels.keys.sorted() {
+      try await withThrowingTaskGroup(of: Void.self) { group in
+        for record in levels[depth]! {
+          group.addTask {
+            try await ops.write(record.path, record.value)
+            if let access = permissions(record) { try await ops.setPermissions(record.path, access) }
+          }
+        }
+        try await group.waitForAll()
+      }
     }
   }
 
@@ -90,14 +121,7 @@ public struct DomainStore: Sendable {
   /// Writes `records` in one transaction.
   public func write(_ records: [XenStoreRecord]) async throws(XenLightError) {
     do {
-      try await xenstore.transaction(maxAttempts: 1000) { tx in
-        for record in records {
-          try await tx.write(record.path, record.value)
-          if let permissions = record.permissions {
-            try await tx.setPermissions(record.path, permissions)
-          }
-        }
-      }
+      try await xenstore.transaction(maxAttempts: 1000) { tx in try await Self.write(records, tx) }
     } catch {
       throw XenStoreConnector.failure("cannot write to xenstore", error)
     }
@@ -138,10 +162,8 @@ public struct DomainStore: Sendable {
       if let domid = UInt32(reference), reference.allSatisfy(\.isNumber) {
         return domid != 0 && used.contains(domid) ? domid : nil
       }
-      for domid in used.sorted() where domid != 0 {
-        if try await Self.readOptional(xenstore, "/local/domain/\(domid)/name") == reference { return domid }
-      }
-      return nil
+      let names = try await Self.names(of: used.filter { $0 != 0 }, xenstore)
+      return names.filter { $0.value == reference }.keys.min()
     } catch {
       throw XenLightError(.xenstore, "cannot read domains from xenstore: \(XenStoreConnector.describe(error))")
     }

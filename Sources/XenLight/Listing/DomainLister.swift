@@ -12,18 +12,20 @@ public struct DomainLister: Sendable {
   public func list(_ store: DomainStore, only selection: [UInt32]? = nil) async throws(XenLightError) -> [DomainInfo] {
     let domids: [UInt32]
     if let selection { domids = selection } else { domids = try await store.guestDomids() }
-    var domains: [DomainInfo] = []
-    for domid in domids {
-      do {
-        domains.append(try await info(domid, store))
-      } catch {
-        throw XenLightError(.xenstore, "cannot read domain \(domid)'s records: \(XenStoreConnector.describe(error))")
+    // One task per domain: their requests go out together.
+    do {
+      return try await withThrowingTaskGroup(of: DomainInfo.self) { group in
+        for domid in domids { group.addTask { try await info(domid, store) } }
+        var domains: [DomainInfo] = []
+        for try await domain in group { domains.append(domain) }
+        return domains.sorted { $0.domid < $1.domid }
       }
+    } catch {
+      throw XenStoreConnector.failure("cannot read the domains' records", error)
     }
-    return domains
   }
 
-  private func info(_ domid: UInt32, _ store: DomainStore) async throws -> DomainInfo {
+  private nonisolated func info(_ domid: UInt32, _ store: DomainStore) async throws -> DomainInfo {
     let home = "/local/domain/\(domid)"
     let values = try await store.read(["name", "vm", "memory/target", "memory/static-max"], under: home)
     let notes = try await store.read(["type", "device-model-identity", "dm-target", "qmp-path", "dm-log"], under: "/libxl/\(domid)")
