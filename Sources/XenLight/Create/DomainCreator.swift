@@ -102,26 +102,35 @@ public struct DomainCreator: Sendable {
     let logPath = paths.deviceModelLog(name: domain.name)
     let startTime = Self.epochTime()
     events.phase(.register, domain.name)
-    // Not cancellable: a commit whose reply we stopped waiting for would leave records unseen.
     let deadline = xenstoreDeadline
+    let records = { @Sendable (domid: UInt32) -> (DomainLayout, [XenStoreRecord]) in
+      let command = DeviceModelCommand.build(for: domain, domid: domid, runDirectory: paths.runDirectory, host: host)
+      let layout = DomainLayout(domid: domid, uuid: domain.uuid)
+      return (layout, layout.records(for: domain, deviceModel: command, logPath: logPath, startTime: startTime))
+    }
+    // Not cancellable: a commit whose reply we stopped waiting for would leave records unseen.
+    // The lock keeps this host's concurrent creates from retrying each other's claims.
     let domid = try await Self.uncancellable { () async throws(XenLightError) -> UInt32 in
-      try await deadline.run(xenstore, "allocating a domid and writing the records") { () async throws(XenLightError) in
-        try await store.register(name: domain.name) { domid in
-          let command = DeviceModelCommand.build(for: domain, domid: domid, runDirectory: paths.runDirectory, host: host)
-          return DomainLayout(domid: domid, uuid: domain.uuid)
-            .records(for: domain, deviceModel: command, logPath: logPath, startTime: startTime)
+      let lock = try await FileLock.acquire(paths.runDirectory + "/domain-create.lock")
+      defer { lock.release() }
+      return try await deadline.run(xenstore, "allocating a domid") { () async throws(XenLightError) in
+        try await store.claim(name: domain.name) { domid in
+          let (layout, all) = records(domid)
+          return all.filter(layout.isRoot)
         }
       }
     }
 
-    let layout = DomainLayout(domid: domid, uuid: domain.uuid)
+    let (layout, all) = records(domid)
     let command = DeviceModelCommand.build(for: domain, domid: domid, runDirectory: paths.runDirectory, host: host)
     var identity: ProcessIdentity?
     do {
-      let records = layout.records(for: domain, deviceModel: command, logPath: logPath, startTime: startTime)
       try await Self.uncancellable { () async throws(XenLightError) in
+        try await deadline.run(xenstore, "writing the records") { () async throws(XenLightError) in
+          try await store.fill(domid: domid, records: all.filter { !layout.isRoot($0) })
+        }
         try await deadline.run(xenstore, "introducing the domain") { () async throws(XenLightError) in
-          try await store.introduce(domid: domid, records: records)
+          try await store.introduce(domid: domid, records: all)
         }
       }
       try checkInterrupt("after domain \(domid)'s records were written")

@@ -1,7 +1,7 @@
 import XenStore
 
-/// The domains' records in xenstore: registering a new domain (domid and records in one
-/// transaction), finding domains, removing them.
+/// The domains' records in xenstore: registering a new domain (claiming a domid, then
+/// writing its records), finding domains, removing them.
 public struct DomainStore: Sendable {
   public let xenstore: XenStoreClient
 
@@ -10,13 +10,12 @@ public struct DomainStore: Sendable {
 
   public init(xenstore: XenStoreClient) { self.xenstore = xenstore }
 
-  /// In one transaction (run again on EAGAIN): refuses a name already taken, takes the lowest
-  /// domid ≥ 1 that no domain uses, and writes `records(domid)`, as libxl's
-  /// `libxl__domain_make` does. Returns the domid.
-  ///
-  /// Nodes the domain itself is to own (`n<domid>`) are written here owned by dom0: xenstored
-  /// accepts an owner only once the domain exists. `introduce` hands them over.
-  public func register(name: String, records: @Sendable (UInt32) -> [XenStoreRecord]) async throws(XenLightError) -> UInt32 {
+  /// Claims a domid for `name` in one small transaction (run again on EAGAIN): refuses a
+  /// name already taken, takes the lowest domid ≥ 1 that no domain uses, and writes
+  /// `roots(domid)` — the roots of the domain's subtrees and its name (`DomainLayout.isRoot`).
+  /// Concurrent creates conflict only here, where a retry is cheap; `fill` then writes the
+  /// rest inside the domain's own subtrees, where nobody else writes.
+  public func claim(name: String, roots: @Sendable (UInt32) -> [XenStoreRecord]) async throws(XenLightError) -> UInt32 {
     do {
       return try await xenstore.transaction(maxAttempts: 1000) { tx in
         let used = try await Self.usedDomids(tx)
@@ -27,13 +26,27 @@ public struct DomainStore: Sendable {
         guard let domid = Self.domids.first(where: { !used.contains($0) }) else {
           throw XenLightError(.xenstore, "no free domid: all of \(Self.domids) are in use")
         }
-        try await Self.write(records(domid), tx) { $0.permissions?.owner == domid ? nil : $0.permissions }
+        try await Self.write(roots(domid), tx)
         return domid
       }
     } catch let error as XenLightError {
       throw error
     } catch {
       throw XenStoreConnector.failure("cannot register domain \"\(name)\" in xenstore", error)
+    }
+  }
+
+  /// Writes the rest of domain `domid`'s records in one transaction, as libxl's
+  /// `libxl__domain_make` does. Nodes the domain itself is to own (`n<domid>`) are written
+  /// owned by dom0: xenstored accepts an owner only once the domain exists, and `introduce`
+  /// hands them over.
+  public func fill(domid: UInt32, records: [XenStoreRecord]) async throws(XenLightError) {
+    do {
+      try await xenstore.transaction(maxAttempts: 1000) { tx in
+        try await Self.write(records, tx) { $0.permissions?.owner == domid ? nil : $0.permissions }
+      }
+    } catch {
+      throw XenStoreConnector.failure("cannot write domain \(domid)'s records to xenstore", error)
     }
   }
 

@@ -127,6 +127,13 @@ public struct DomainLayout: Hashable, Sendable {
     return r
   }
 
+  /// Whether `record` is one of those that claim the domid: the roots of the domain's
+  /// subtrees (`subtrees`) and its name. Creating them changes shared parents (`/local/domain`,
+  /// `/vm`…); every other record lies inside them.
+  public func isRoot(_ record: XenStoreRecord) -> Bool {
+    subtrees.contains(record.path) || record.path == domainPath + "/name"
+  }
+
   /// The records written once the device model runs: its pid where libxl keeps it, and its
   /// full identity for a safe stop later.
   public func deviceModelRecords(pid: Int32, identity: String) -> [XenStoreRecord] {
