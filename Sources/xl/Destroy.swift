@@ -36,7 +36,8 @@ struct Destroy: XLSubcommand {
         return
       }
       // The stop itself is not limited: it has its own grace period and SIGKILL.
-      let destroyed = try await DomainDestroyer(spawner: spawner, deadline: deadline).destroy(domid: domid, in: store)
+      let destroyed = try await DomainDestroyer(spawner: spawner, deadline: deadline, lockPath: paths.domainsLock)
+        .destroy(domid: domid, in: store)
       Terminal.output("Domain \(domid)\(destroyed.name.map { " (\($0))" } ?? "") destroyed: \(Self.describe(destroyed.deviceModel))\n")
     } catch {
       throw ExitStatus.fail(error)

@@ -111,7 +111,7 @@ public struct DomainCreator: Sendable {
     // Not cancellable: a commit whose reply we stopped waiting for would leave records unseen.
     // The lock keeps this host's concurrent creates from retrying each other's claims.
     let domid = try await Self.uncancellable { () async throws(XenLightError) -> UInt32 in
-      let lock = try await FileLock.acquire(paths.runDirectory + "/domain-create.lock")
+      let lock = try await FileLock.acquire(paths.domainsLock)
       defer { lock.release() }
       return try await deadline.run(xenstore, "allocating a domid") { () async throws(XenLightError) in
         try await store.claim(name: domain.name) { domid in
@@ -187,6 +187,8 @@ public struct DomainCreator: Sendable {
           do { _ = try await spawner.stop(identity) } catch { problems.append("\(error)") }
         }
         do throws(XenLightError) {
+          let lock = try await FileLock.acquire(paths.domainsLock)
+          defer { lock.release() }
           try await deadline.run(xenstore, "removing the records") { () async throws(XenLightError) in
             try await store.remove(domid: domid)
           }

@@ -32,11 +32,17 @@ public struct DomainDestroyer: Sendable {
   public var grace: Duration
   /// How long xenstored may take over reading and removing the records.
   public var deadline: XenStoreDeadline
+  /// Held while the records are removed (`ToolstackPaths.domainsLock`), if given.
+  public var lockPath: String?
 
-  public init(spawner: Spawner, grace: Duration = .seconds(10), deadline: XenStoreDeadline = XenStoreDeadline()) {
+  public init(
+    spawner: Spawner, grace: Duration = .seconds(10), deadline: XenStoreDeadline = XenStoreDeadline(),
+    lockPath: String? = nil
+  ) {
     self.spawner = spawner
     self.grace = grace
     self.deadline = deadline
+    self.lockPath = lockPath
   }
 
   /// Destroys domain `domid`, whose records `store` holds.
@@ -67,6 +73,8 @@ public struct DomainDestroyer: Sendable {
       case .none: break
       }
     }
+    let lock = try await lockPath.asyncMap { path throws(XenLightError) in try await FileLock.acquire(path) }
+    defer { lock?.release() }
     try await deadline.run(store.xenstore, "removing the records") { () async throws(XenLightError) in
       try await store.remove(domid: domid)
     }
@@ -89,5 +97,12 @@ public struct DomainDestroyer: Sendable {
   static func isZombie(_ pid: Int32) -> Bool {
     guard let text = try? FileIO.readText("/proc/\(pid)/stat"), let close = text.lastIndex(of: ")") else { return true }
     return text[text.index(after: close)...].split(separator: " ").first == "Z"
+  }
+}
+
+extension Optional {
+  func asyncMap<U>(_ transform: (Wrapped) async throws(XenLightError) -> U) async throws(XenLightError) -> U? {
+    guard let value = self else { return nil }
+    return try await transform(value)
   }
 }

@@ -52,6 +52,10 @@ public struct ToolstackPaths: Hashable, Sendable {
     return access(String(dir[..<slash]), W_OK | X_OK) == 0
   }
 
+  /// Held while a domid is claimed or a domain's records removed, so that this host's
+  /// concurrent `xl`s take turns instead of failing each other's xenstore transactions.
+  public var domainsLock: String { runDirectory + "/domains.lock" }
+
   /// `qemu-dm-<name>.log` in the log directory (no rotation: see `rotatedDeviceModelLog`).
   public func deviceModelLog(name: String) -> String { "\(logDirectory)/qemu-dm-\(name).log" }
 
