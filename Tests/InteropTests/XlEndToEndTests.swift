@@ -131,7 +131,7 @@ import XenStore
     try await bed.expectNoLeftovers()
   }
 
-  @Test(.enabled(if: TestEnvironment.shouldRun([.qemu])))
+  @Test(.enabled(if: TestEnvironment.shouldRun([.qemu, .xenstoreRead])))
   func xlStartsItsOwnXenstoredOnceAndLaterRunsFindIt() async throws {
     let bed = try XlTestbed(xenstored: false)
     defer { bed.stop() }

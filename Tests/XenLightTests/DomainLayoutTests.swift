@@ -94,3 +94,28 @@ import XenStore
     #expect(XenStoreRecord("/local/domain/1/name", "a \"b\"").description == #"/local/domain/1/name = "a \"b\"""#)
   }
 }
+
+@Suite struct DomainLayoutClaimTests {
+  @Test func rootsAreTheSubtreesAndTheName() throws {
+    let d = try DomainConfiguration(try ConfigFile.parse("name = 'g'; type = 'hvm'", file: "g.cfg"), source: "g.cfg")
+    let layout = DomainLayout(domid: 3, uuid: d.uuid)
+    let command = DeviceModelCommand.build(
+      for: d, domid: 3, runDirectory: "/r", host: HostCapabilities(isXenControlDomain: false, hasKVM: false))
+    let records = layout.records(for: d, deviceModel: command, logPath: "/l", startTime: "0.00")
+    let roots = records.filter(layout.isRoot).map(\.path)
+    #expect(roots.sorted() == [
+      "/libxl/3", "/local/domain/0/device-model/3", "/local/domain/3", "/local/domain/3/name", "/vm/\(d.uuid)",
+    ].sorted())
+    // Everything else lies inside a root, so filling it touches no shared parent.
+    for record in records where !layout.isRoot(record) {
+      #expect(layout.subtrees.contains { record.path.hasPrefix($0 + "/") }, "\(record.path)")
+    }
+  }
+
+  @Test func durationsReadShort() {
+    #expect(Duration.microseconds(400).readable == "0.4 ms")
+    #expect(Duration.milliseconds(23).readable == "23 ms")
+    #expect(Duration.milliseconds(1500).readable == "1.5 s")
+    #expect(Duration.seconds(60).readable == "60 s")
+  }
+}
