@@ -28,11 +28,15 @@ public final class XenStoreEngine {
   var watches = WatchTable()
   var connections: [ConnectionID: Connection] = [:]
   /// Introduced domains (dom0 always), with their SET_TARGET.
-  var domains: [UInt32: Domain] = [0: Domain()]
+  var domains: [UInt32: Domain] = [0: Domain()] {
+    didSet { store.recorder?.domainsChanged = true }
+  }
   /// Access lists of `@introduceDomain` and `@releaseDomain`, set with SET_PERMS.
   var specialPermissions: [String: Permissions] = [
     "@introduceDomain": Permissions(owner: 0), "@releaseDomain": Permissions(owner: 0),
-  ]
+  ] {
+    didSet { store.recorder?.specialPermissionsChanged = true }
+  }
   private var lastConnection: UInt64 = 0
   /// Messages that go out after the current reply (the first event of a new watch).
   var afterReply: [(Message, ConnectionID)] = []

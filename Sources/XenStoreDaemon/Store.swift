@@ -6,6 +6,8 @@ final class Store: NodeTree {
   private var nodes: [String: Node] = [:]
   private var lastGeneration: UInt64 = 0
   private var owned: [UInt32: Int] = [:]
+  /// Told of every change when the daemon keeps a state directory (Persistence/).
+  var recorder: ChangeRecorder?
 
   /// The tree C xenstored starts with: `/`, `/tool`, `/tool/xenstored`, all `n0`.
   init() {
@@ -21,6 +23,10 @@ final class Store: NodeTree {
 
   var count: Int { nodes.count }
 
+  /// Every node by path: a copy-on-write value, so taking it is O(1) (snapshots encode it on
+  /// another thread).
+  var contents: [String: Node] { nodes }
+
   func node(_ path: String) -> Node? { nodes[path] }
 
   /// The generation of the node at `path`, 0 if there is none.
@@ -30,7 +36,9 @@ final class Store: NodeTree {
     var node = node
     lastGeneration += 1
     node.generation = lastGeneration
-    if let old = nodes.updateValue(node, forKey: path) {
+    let replaced = nodes.updateValue(node, forKey: path)
+    recorder?.put(path, node, replacing: replaced)
+    if let old = replaced {
       if old.permissions.owner != node.permissions.owner {
         owned[old.permissions.owner, default: 0] -= 1
         owned[node.permissions.owner, default: 0] += 1
@@ -42,6 +50,7 @@ final class Store: NodeTree {
 
   func remove(_ path: String) {
     guard let old = nodes.removeValue(forKey: path) else { return }
+    recorder?.remove(path)
     owned[old.permissions.owner, default: 0] -= 1
   }
 

@@ -19,6 +19,9 @@ public struct XenstoredConfiguration: Sendable {
   /// A connection whose unread output exceeds this (watch events it never reads) is closed.
   public var maxQueuedOutputBytes: Int
   public var logger: Logger
+  /// Keep the state in this directory across crashes and restarts (Persistence/,
+  /// DURABILITY.md); nil: memory only, as Xen's xenstored.
+  public var durability: DurabilityConfiguration?
 
   public init(socketPath: String, domainSocketDirectory: String? = nil, traceFile: String? = nil,
               quotas: Quotas = .xenDefaults, maxQueuedOutputBytes: Int = 1 << 20,
@@ -57,6 +60,9 @@ public final class XenstoredServer: @unchecked Sendable {
   private var clients: [ConnectionID: ClientConnection] = [:]
   private var touched: [ClientConnection] = []
   private var tracer: Tracer?
+  private var journal: Journal?
+  /// What was loaded from the state directory at start, if there is one.
+  public private(set) var recoveryReport: RecoveryReport?
   private let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 16)
 
   /// Output above which a connection stops being read until its client catches up.
@@ -95,12 +101,26 @@ public final class XenstoredServer: @unchecked Sendable {
       if mkdir(configuration.domainSocketDirectory, 0o700) != 0 && errno != EEXIST {
         throw UnixSocket.failure(.listenFailed, "cannot create \(configuration.domainSocketDirectory)")
       }
+      if let durability = configuration.durability {
+        let journal = try Journal(durability, engine: engine, loop: loop, logger: logger)
+        journal.deliver = { [unowned self] in handleOutput($0) }
+        journal.released = { [unowned self] in flushTouched() }
+        self.journal = journal
+        recoveryReport = journal.report
+        logger.info("state loaded: \(journal.report)", metadata: ["state-dir": "\(durability.stateDirectory)"])
+      }
       let fd = try UnixSocket.listen(at: configuration.socketPath)
       listeners[fd] = 0
-      engine.output = { [unowned self] in self.handleOutput($0) }
-      loop.execute { [self] in watchListener(fd) }
+      engine.output = { [unowned self] in
+        if let journal { journal.intercept($0) } else { handleOutput($0) }
+      }
+      loop.execute { [self] in
+        watchListener(fd)
+        engine.restoredDomains.forEach(openDomainSocket)
+      }
       logger.info("xenstored listening", metadata: ["socket": "\(configuration.socketPath)"])
     } catch {
+      journal?.close()
       lifecycle.withLock { $0 = .stopped }
       loop.shutdown()
       throw error
@@ -133,6 +153,7 @@ public final class XenstoredServer: @unchecked Sendable {
   // MARK: Loop thread
 
   private func teardown() {
+    journal?.close()
     for client in Array(clients.values) { closeClient(client) }
     for (fd, _) in listeners {
       loop.deregister(fd)
@@ -239,6 +260,7 @@ public final class XenstoredServer: @unchecked Sendable {
       guard let message else { return }
       tracer?.message(message, outgoing: false, connection: client.id)
       engine.handle(message, from: client.id)
+      journal?.requestHandled(message, from: client.id)
     }
   }
 

@@ -42,8 +42,28 @@ struct Xenstored: ParsableCommand {
   @Flag(name: [.customShort("D"), .customLong("no-domain-init")], help: "Accepted for compatibility; no effect.")
   var noDomainInit = false
 
+  @Option(name: .customLong("state-dir"), help: ArgumentHelp(
+    "Keep the tree, permissions and domains in this directory across crashes and restarts.",
+    discussion: "Every change is on disk before its reply. Without it: memory only, as Xen's xenstored."))
+  var stateDir: String?
+
+  @Flag(name: .customLong("recover"), help: ArgumentHelp(
+    "Recover a damaged --state-dir and exit: keep everything before the damage, move the damaged files aside."))
+  var recover = false
+
+  @Option(name: .customLong("compact-after"), help: ArgumentHelp("Log bytes after which a snapshot is written.", visibility: .hidden))
+  var compactAfter: Int = 16 << 20
+
+  func validate() throws {
+    if recover && stateDir == nil { throw ValidationError("--recover needs --state-dir") }
+    if compactAfter < 1 { throw ValidationError("--compact-after must be positive") }
+  }
+
   func run() throws {
     let socketPath = socket ?? Self.defaultSocketPath()
+    if recover, let stateDir {
+      throw ExitCode(Self.recover(stateDir))
+    }
     if !noFork {
       throw ExitCode(Daemon.detach(readyFD: readyFD))
     }
@@ -62,7 +82,11 @@ struct Xenstored: ParsableCommand {
     }
     let logger = Logger(label: "xenstored")
     makeParentDirectory(of: socketPath)
-    let server = XenstoredServer(XenstoredConfiguration(socketPath: socketPath, traceFile: traceFile, logger: logger))
+    var configuration = XenstoredConfiguration(socketPath: socketPath, traceFile: traceFile, logger: logger)
+    if let stateDir {
+      configuration.durability = DurabilityConfiguration(stateDirectory: stateDir, compactionBytes: compactAfter)
+    }
+    let server = XenstoredServer(configuration)
     do {
       try server.start()
     } catch {
@@ -84,6 +108,17 @@ struct Xenstored: ParsableCommand {
       server.stop()
       if let pidFile { unlink(pidFile) }
       return
+    }
+  }
+
+  /// `--recover`: the report on stdout; 0 once the directory is loadable, 1 if it cannot be.
+  static func recover(_ stateDir: String) -> Int32 {
+    do {
+      print(try StateSalvage.recover(stateDirectory: stateDir))
+      return 0
+    } catch {
+      printError("xenstored: cannot recover \(stateDir): \(error.message)")
+      return 1
     }
   }
 

@@ -1,0 +1,153 @@
+import Logging
+import XenStore
+
+/// The part of the daemon's state that survives a restart: the tree with its access lists,
+/// the introduced domains with their targets, and the access lists of `@introduceDomain` and
+/// `@releaseDomain`. Watches, connections and open transactions are not part of it.
+///
+/// A value: a snapshot takes one from the engine in O(1) (the node dictionary is shared
+/// copy-on-write) and encodes it on another thread.
+struct DurableState: Sendable {
+  var nodes: [String: Node]
+  var domains: [DomainEntry]
+  var specialPermissions: [String: Permissions]
+  /// The sequence number of the last change record this state includes.
+  var sequence: UInt64 = 0
+
+  /// The state a fresh daemon starts with: a new engine's (C xenstored's initial tree, dom0).
+  static var initial: DurableState {
+    var logger = Logger(label: "xenstored")
+    logger.logLevel = .critical
+    return XenStoreEngine(logger: logger).durableState
+  }
+
+  /// A replayed record does not fit the state it is applied to.
+  struct Inconsistency: Error, CustomStringConvertible {
+    let description: String
+  }
+
+  /// Applies one logged change, checking that it fits (a put's child-list change, a removal's
+  /// node).
+  mutating func apply(_ change: StateChange) throws(Inconsistency) {
+    switch change {
+    case .put(let path, let value, let permissions, let childrenChange):
+      let old = nodes[path]
+      var node = Node(value: value, permissions: permissions)
+      var children = old?.children ?? []
+      switch childrenChange {
+      case .same:
+        break
+      case .append(let name):
+        guard old != nil, !children.contains(name) else { throw Inconsistency(description: "cannot add child \(name) to \(path)") }
+        children.append(name)
+      case .remove(let name):
+        guard let i = children.lastIndex(of: name) else { throw Inconsistency(description: "\(path) has no child \(name) to remove") }
+        children.remove(at: i)
+      case .all(let names):
+        children = names
+      }
+      for name in children { node.addChild(name) }
+      nodes[path] = node
+    case .remove(let path):
+      guard nodes.removeValue(forKey: path) != nil else { throw Inconsistency(description: "no node \(path) to remove") }
+    case .domains(let entries):
+      domains = entries
+    case .specialPermissions(let name, let permissions):
+      guard specialPermissions[name] != nil else { throw Inconsistency(description: "unknown special path \(name)") }
+      specialPermissions[name] = permissions
+    }
+  }
+
+  /// Tree problems: children listed but missing, nodes their parent does not list, no root.
+  var treeProblems: [String] {
+    var problems: [String] = []
+    if nodes["/"] == nil { problems.append("no root node") }
+    for (path, node) in nodes {
+      for name in node.children where nodes[XenStorePath.child(name, of: path)] == nil {
+        problems.append("\(path) lists missing child \(name)")
+      }
+      if path != "/", nodes[XenStorePath.parent(of: path)]?.children.contains(XenStorePath.basename(of: path)) != true {
+        problems.append("\(path) is not listed by its parent")
+      }
+    }
+    return problems.sorted()
+  }
+
+  /// Makes the tree whole after a salvage: a root if there is none, no child names without a
+  /// node, no nodes outside the tree. Returns the paths of the nodes it dropped.
+  mutating func repairTree() -> [String] {
+    if nodes["/"] == nil { nodes["/"] = Node(permissions: Permissions(owner: 0)) }
+    for (path, node) in nodes {
+      let kept = node.children.filter { nodes[XenStorePath.child($0, of: path)] != nil }
+      if kept.count != node.children.count {
+        var fixed = Node(value: node.value, permissions: node.permissions)
+        kept.forEach { fixed.addChild($0) }
+        nodes[path] = fixed
+      }
+    }
+    var reachable: Set<String> = []
+    var stack = ["/"]
+    while let path = stack.popLast() {
+      guard reachable.insert(path).inserted, let node = nodes[path] else { continue }
+      for name in node.children { stack.append(XenStorePath.child(name, of: path)) }
+    }
+    let dropped = nodes.keys.filter { !reachable.contains($0) }.sorted()
+    for path in dropped { nodes[path] = nil }
+    return dropped
+  }
+}
+
+extension DomainEntry {
+  init(domid: UInt32) { self.init(domid: domid, target: nil) }
+}
+
+extension DurableState {
+  /// Applies a whole log record, or none of it: on an inconsistency every change already
+  /// applied is undone, and the sequence must follow the state's.
+  mutating func apply(_ record: ChangeRecord) throws(Inconsistency) {
+    guard record.sequence == sequence + 1 else {
+      throw Inconsistency(description: "record \(record.sequence) where \(sequence + 1) was due")
+    }
+    let before = (domains, specialPermissions)
+    var touched: [(String, Node?)] = []
+    do throws(Inconsistency) {
+      for change in record.changes {
+        switch change {
+        case .put(let path, _, _, _), .remove(let path): touched.append((path, nodes[path]))
+        default: break
+        }
+        try apply(change)
+      }
+    } catch {
+      for (path, node) in touched.reversed() { nodes[path] = node }
+      (domains, specialPermissions) = before
+      throw error
+    }
+    sequence = record.sequence
+  }
+}
+
+extension DurableState {
+  /// Applies a record as well as it fits, for `--recover` after a damaged snapshot (the
+  /// records then meet a tree with parts missing): a child-list change that does not fit
+  /// is made to fit, a removal of a missing node is nothing. The tree is repaired after.
+  mutating func applyLeniently(_ record: ChangeRecord) {
+    for change in record.changes {
+      do {
+        try apply(change)
+      } catch {
+        guard case .put(let path, let value, let permissions, let children) = change else { continue }
+        var names = nodes[path]?.children ?? []
+        switch children {
+        case .append(let name): if !names.contains(name) { names.append(name) }
+        case .remove(let name): names.removeAll { $0 == name }
+        case .same, .all: break
+        }
+        var node = Node(value: value, permissions: permissions)
+        names.forEach { node.addChild($0) }
+        nodes[path] = node
+      }
+    }
+    sequence = record.sequence
+  }
+}

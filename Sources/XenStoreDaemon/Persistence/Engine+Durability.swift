@@ -1,0 +1,28 @@
+import XenStore
+
+/// Taking the durable state out of the engine and putting it back.
+extension XenStoreEngine {
+  /// The durable part of the state, now: O(1), the node dictionary is shared copy-on-write.
+  var durableState: DurableState {
+    DurableState(nodes: store.contents, domains: durableDomains, specialPermissions: specialPermissions)
+  }
+
+  /// The introduced domains and their targets, by domid.
+  var durableDomains: [DomainEntry] {
+    domains.map { DomainEntry(domid: $0.key, target: $0.value.target) }.sorted { $0.domid < $1.domid }
+  }
+
+  /// Replaces the durable state with `state`: at startup, before any connection.
+  func restore(_ state: DurableState) {
+    let recorder = store.recorder
+    store.recorder = nil
+    defer { store.recorder = recorder }
+    for path in Array(store.paths) { store.remove(path) }
+    for (path, node) in state.nodes { store.put(path, node) }
+    domains = Dictionary(uniqueKeysWithValues: state.domains.map { ($0.domid, Domain(target: $0.target)) })
+    specialPermissions = state.specialPermissions
+  }
+
+  /// Introduced domains other than dom0, whose sockets the server opens after a restart.
+  var restoredDomains: [UInt32] { domains.keys.filter { $0 != 0 }.sorted() }
+}
