@@ -87,6 +87,27 @@ import XenStore
     #expect(ours.status == 0 && debian.status == 0)
   }
 
+  /// On a terminal `ls` fits lines to its width (columns - 2), flat or not; run under a
+  /// pseudo-terminal (`script`) of several widths, including 0 where the C arithmetic wraps.
+  @Test(.enabled(if: TestEnvironment.shouldRun([.xenstoreRead]) && access("/usr/bin/script", X_OK) == 0),
+        arguments: [0, 1, 12, 30, 50, 100, 300])
+  func lsFitsTheTerminalWidth(_ columns: Int) async throws {
+    for flags in [[], ["-p"], ["-f"], ["-fp"]] {
+      func onTerminal(_ tool: String) async throws -> ProcessResult {
+        let shell = "stty cols \(columns); \(tool) ls \(flags.joined(separator: " ")) /t"
+        let daemon = try await fixtureDaemon()
+        defer { daemon.stop() }
+        return try run(["/usr/bin/script", "-qec", shell, "/dev/null"], environment: daemon.environment)
+      }
+      let debian = try await onTerminal(Self.debian)
+      let ours = try await onTerminal(Self.ours)
+      #expect(debian.stdout.contains("a = \""))
+      if columns == 30 { #expect(debian.stdout.contains(#"\...""#)) }  // values were cut
+      #expect(ours.stdout == debian.stdout, "ls \(flags) at \(columns) columns")
+      #expect(ours.status == debian.status)
+    }
+  }
+
   /// Invoked through a link named `xenstore-<mode>`, as Debian installs its tool.
   @Test(.enabled(if: TestEnvironment.shouldRun([.xenstoreRead])))
   func linkNamedAfterAModeRunsThatMode() async throws {
