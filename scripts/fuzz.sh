@@ -28,5 +28,5 @@ shift
 mkdir -p fuzz-out/corpus
 # Swift's backtracer would turn each crash into a long interactive pause: libFuzzer reports them.
 SWIFT_BACKTRACE=enable=no Fuzz/.build/release/XenStoreFuzzer \
-  -max_total_time="$seconds" -max_len=8192 -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 \
+  -max_total_time="$seconds" -max_len=8192 -timeout=30 -rss_limit_mb=4096 -print_final_stats=1 \
   -artifact_prefix=fuzz-out/ "$@" fuzz-out/corpus Fuzz/corpus

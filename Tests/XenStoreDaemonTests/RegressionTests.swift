@@ -3,8 +3,8 @@ import XenStore
 import XenStoreDaemon
 
 /// One test per finding of the reliability suites (RELIABILITY.md, "Findings"): the input that
-/// found it and the behaviour the daemon must have. A test stays disabled, naming its finding,
-/// until the fix is in; enabling it is part of the fix.
+/// found it and the behaviour the daemon must have. A new finding's test is committed with
+/// `.disabled("finding N: ...")` until the fix is in; enabling it is part of the fix.
 @Suite struct RegressionTests {
   let h = EngineHarness()
 
@@ -19,7 +19,8 @@ import XenStoreDaemon
 
   /// Finding 1 (fuzzer seed `many-perms`): a domid the access list parser reads as negative
   /// (`r-1`, as C's strtol does) is stored as 4294967295 and printed so, and GET_PERMS then
-  /// answers 4803 bytes, over the 4096 every client rejects.
+  /// answers 4803 bytes, over the 4096 every client rejects. Fixed: E2BIG, as C xenstored's
+  /// `send_reply` answers.
   @Test
   func getPermsReplyFitsThePayloadLimit() {
     let dom0 = h.connect()
@@ -33,7 +34,7 @@ import XenStoreDaemon
   /// Finding 2 (fuzzer seed `long-token-watch`): an event is its path plus the watch's token,
   /// and both may be long; C xenstored drops an event that would exceed 4096 bytes (Xen
   /// 2020, "drop watch event messages exceeding maximum size"). Here a domain can make the
-  /// daemon send itself one.
+  /// daemon send itself one. Fixed: dropped.
   @Test
   func watchEventsOverThePayloadLimitAreDropped() {
     let (_, dom5) = domain5()
@@ -49,7 +50,8 @@ import XenStoreDaemon
   /// Finding 3 (isolation matrix): the watch and transaction quotas are counted per
   /// connection, and a domain may open any number of connections to its socket, so it holds
   /// as many watches and open transactions (each able to copy 1024 nodes) as it likes. C
-  /// xenstored counts watches per domain, and a Xen domain has one connection.
+  /// xenstored counts watches per domain, and a Xen domain has one connection. Fixed: counted
+  /// per domain (and at most 32 connections per domain socket).
   @Test
   func watchAndTransactionQuotasHoldPerDomain() {
     let (_, first) = domain5()

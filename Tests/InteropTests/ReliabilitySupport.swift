@@ -1,0 +1,236 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Synchronization
+import TestSupport
+import XenStore
+
+// Shared by the reliability suites (protocol fuzzing, load): the daemon as a process, blocking
+// clients on their own threads, a seeded random source, and the daemon's memory.
+
+/// The built `xenstored` executable, started for one suite in a fresh directory and confirmed
+/// by its readiness newline; its pid is kept so the suites can check it is alive and read its
+/// memory.
+final class DaemonProcess: Sendable {
+  let directory: TemporaryDirectory
+  let socketPath: String
+  let pid: pid_t
+
+  init() throws {
+    directory = TemporaryDirectory("xsr")
+    socketPath = directory.appending("socket")
+    pid = try spawnConfirmed(BuiltProducts.path("xenstored"), ["-N", "--socket", socketPath, "--ready-fd", "3"],
+                             log: directory.appending("stderr"))
+  }
+
+  /// The socket of introduced domain `domid`.
+  func domainSocketPath(_ domid: UInt32) -> String { socketPath + ".d/domain-\(domid)" }
+
+  /// True while the process has not exited.
+  var isAlive: Bool {
+    var status: Int32 = 0
+    return waitpid(pid, &status, WNOHANG) == 0
+  }
+
+  /// Resident memory in KiB (`VmRSS` of /proc/<pid>/status).
+  var residentKiB: Int {
+    let status = (try? readFile("/proc/\(pid)/status")) ?? ""
+    let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") }
+    return line.flatMap { Int($0.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") } ?? 0
+  }
+
+  /// Stops the daemon (SIGTERM, then SIGKILL after 10 s) and removes its directory.
+  func stop() {
+    kill(pid, SIGTERM)
+    waitForExit(pid, seconds: 10)
+    directory.remove()
+  }
+
+  /// What the daemon wrote to stderr.
+  var log: String { (try? readFile(directory.appending("stderr"))) ?? "" }
+}
+
+/// A blocking xenstore client for one thread: requests with ids of its own, replies matched
+/// by id, watch events queued apart. Every wait has a deadline (`timeout` seconds), so a
+/// daemon that stops answering fails the suite instead of hanging it.
+final class StressClient {
+  let fd: Int32
+  private var decoder = MessageDecoder()
+  private var buffer = [UInt8](repeating: 0, count: 1 << 16)
+  private(set) var events: [Message] = []
+  private var nextID: UInt32 = 0
+
+  init(_ path: String, timeout: Int = 10) throws {
+    fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    let rc = UnixAddress.withAddress(path) { connect(fd, $0, $1) }
+    guard rc == 0 else {
+      let err = errno
+      close(fd)
+      throw StartupError(description: "connect \(path): \(String(cString: strerror(err)))")
+    }
+    setTimeout(seconds: timeout)
+  }
+
+  deinit { close(fd) }
+
+  func setTimeout(seconds: Int, microseconds: Int = 0) {
+    var t = timeval(tv_sec: seconds, tv_usec: microseconds)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &t, socklen_t(MemoryLayout<timeval>.size))
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &t, socklen_t(MemoryLayout<timeval>.size))
+  }
+
+  /// Sends all of `bytes`; false if the daemon closed the connection.
+  @discardableResult
+  func send(_ bytes: [UInt8]) -> Bool {
+    var sent = 0
+    while sent < bytes.count {
+      let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + sent, bytes.count - sent, Int32(MSG_NOSIGNAL)) }
+      if n < 0 && errno == EINTR { continue }
+      if n <= 0 { return false }
+      sent += n
+    }
+    return true
+  }
+
+  /// The next message, or nil on close, error or timeout.
+  func receive() -> Message? {
+    while true {
+      if let m = try? decoder.next() { return m }
+      let n = recv(fd, &buffer, buffer.count, 0)
+      if n < 0 && errno == EINTR { continue }
+      if n <= 0 { return nil }
+      decoder.append(buffer[0..<n])
+    }
+  }
+
+  /// Sends a request and waits for its reply (events meanwhile are queued); nil if the
+  /// connection ended or the reply did not come in time.
+  func request(_ type: MessageType, _ payload: [UInt8], tx: UInt32 = 0) -> Message? {
+    nextID &+= 1
+    let id = nextID
+    guard send(Message(type: type, requestID: id, transactionID: tx, payload: payload).encoded()) else { return nil }
+    while let m = receive() {
+      if m.type == .watchEvent { events.append(m); continue }
+      return m.requestID == id ? m : nil
+    }
+    return nil
+  }
+
+  /// The reply as text: an errno name, else the payload with NULs as `|`; "closed" if none.
+  func call(_ type: MessageType, _ strings: String..., tx: UInt32 = 0) -> String {
+    text(request(type, Array(strings.map { Array($0.utf8) + [0] }.joined()), tx: tx))
+  }
+
+  /// WRITE with a raw value (not NUL-terminated, as on the wire).
+  func write(_ path: String, _ value: String, tx: UInt32 = 0) -> String {
+    text(request(.write, Array(path.utf8) + [0] + Array(value.utf8), tx: tx))
+  }
+
+  /// READ's value, or nil for an error.
+  func read(_ path: String, tx: UInt32 = 0) -> String? {
+    guard let m = request(.read, Array(path.utf8) + [0], tx: tx), m.type == .read else { return nil }
+    return String(decoding: m.payload, as: UTF8.self)
+  }
+
+  /// Takes the queued events.
+  func takeEvents() -> [Message] {
+    defer { events.removeAll() }
+    return events
+  }
+
+  func text(_ m: Message?) -> String {
+    guard let m else { return "closed" }
+    if m.type == .error { return String(decoding: m.payload.dropLast(), as: UTF8.self) }
+    return m.payloadDescription
+  }
+
+  /// True once the daemon has closed the connection: reads (and discards) until EOF or reset.
+  func isClosedByDaemon() -> Bool {
+    while true {
+      let n = recv(fd, &buffer, buffer.count, 0)
+      if n == 0 { return true }
+      if n < 0 { return errno == ECONNRESET || errno == EPIPE }
+    }
+  }
+}
+
+enum UnixAddress {
+  /// Calls `body` with a `sockaddr_un` for `path`.
+  static func withAddress<T>(_ path: String, _ body: (UnsafePointer<sockaddr>, socklen_t) -> T) -> T {
+    var address = sockaddr_un()
+    address.sun_family = sa_family_t(AF_UNIX)
+    let bytes = Array(path.utf8.prefix(107))
+    withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
+    return withUnsafePointer(to: &address) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+    }
+  }
+}
+
+/// Runs `body(0..<count)` on `count` threads of their own (blocking sockets belong there, not
+/// on Swift's cooperative pool) and returns when all have finished.
+func onThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
+  final class Box: @unchecked Sendable {
+    let run: () -> Void
+    init(_ run: @escaping () -> Void) { self.run = run }
+  }
+  var threads: [pthread_t] = []
+  for i in 0..<count {
+    let box = Unmanaged.passRetained(Box { body(i) }).toOpaque()
+    var thread = pthread_t()
+    let rc = pthread_create(&thread, nil, { arg in
+      let box = Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue()
+      box.run()
+      return nil
+    }, box)
+    precondition(rc == 0, "pthread_create: \(rc)")
+    threads.append(thread)
+  }
+  for t in threads { pthread_join(t, nil) }
+}
+
+/// Seconds since an arbitrary start (CLOCK_MONOTONIC).
+func monotonicSeconds() -> Double {
+  var t = timespec()
+  clock_gettime(CLOCK_MONOTONIC, &t)
+  return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
+}
+
+/// A seconds setting from the environment (the scripts' long runs), else `fallback`.
+func secondsSetting(_ name: String, default fallback: Double) -> Double {
+  getenv(name).flatMap { Double(String(cString: $0)) } ?? fallback
+}
+
+/// SplitMix64: small, fast, and reproducible from the seed a failing run prints.
+struct SeededRandom: RandomNumberGenerator {
+  private var state: UInt64
+  init(seed: UInt64) { state = seed }
+  mutating func next() -> UInt64 {
+    state &+= 0x9E37_79B9_7F4A_7C15
+    var z = state
+    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+    return z ^ (z >> 31)
+  }
+}
+
+/// The seed of a run: `XS_STRESS_SEED` if set (to replay a failure), else a fresh one.
+func stressSeed() -> UInt64 {
+  getenv("XS_STRESS_SEED").flatMap { UInt64(String(cString: $0)) } ?? UInt64.random(in: 1...UInt64.max)
+}
+
+/// Counters and failure notes that the threads of a suite share.
+final class StressLedger: Sendable {
+  private let state = Mutex<(counts: [String: Int], failures: [String])>(([:], []))
+
+  func add(_ name: String, _ n: Int = 1) { state.withLock { $0.counts[name, default: 0] += n } }
+  func count(_ name: String) -> Int { state.withLock { $0.counts[name] ?? 0 } }
+  var counts: [String: Int] { state.withLock { $0.counts } }
+
+  /// Records a failure (the first 20 are kept word for word).
+  func fail(_ note: String) {
+    state.withLock { if $0.failures.count < 20 { $0.failures.append(note) } }
+    add("failures")
+  }
+  var failures: [String] { state.withLock { $0.failures } }
+}
