@@ -94,38 +94,63 @@ public struct DomainCreator: Sendable {
     }
     defer { xenstore.close() }
     try checkInterrupt("before any record was written")
-
-    let store = DomainStore(xenstore: xenstore)
-    let paths = self.paths
-    let host = self.host
     try ToolstackPaths.makeDirectories(paths.runDirectory)
-    let logPath = paths.deviceModelLog(name: domain.name)
-    let startTime = Self.epochTime()
+
     events.phase(.register, domain.name)
-    let deadline = xenstoreDeadline
-    let records = { @Sendable (domid: UInt32) -> (DomainLayout, [XenStoreRecord]) in
-      let command = DeviceModelCommand.build(for: domain, domid: domid, runDirectory: paths.runDirectory, host: host)
-      let layout = DomainLayout(domid: domid, uuid: domain.uuid)
-      return (layout, layout.records(for: domain, deviceModel: command, logPath: logPath, startTime: startTime))
+    let run = Run(creator: self, domain: domain, store: DomainStore(xenstore: xenstore), startTime: Self.epochTime())
+    let domid = try await run.claim()
+    var identity: ProcessIdentity?
+    do {
+      try await run.fill(domid)
+      try checkInterrupt("after domain \(domid)'s records were written")
+      return try await run.launch(domid, events: events) { identity = $0 }
+    } catch {
+      events.phase(.cleanUp, "domain \(domid)")
+      throw await run.cleanUp(domid, after: error, running: identity)
     }
-    // Not cancellable: a commit whose reply we stopped waiting for would leave records unseen.
-    // The lock keeps this host's concurrent creates from retrying each other's claims.
-    let domid = try await Self.uncancellable { () async throws(XenLightError) -> UInt32 in
-      let lock = try await FileLock.acquire(paths.domainsLock)
-      defer { lock.release() }
-      return try await deadline.run(xenstore, "allocating a domid") { () async throws(XenLightError) in
-        try await store.claim(name: domain.name) { domid in
-          let (layout, all) = records(domid)
-          return all.filter(layout.isRoot)
+  }
+
+  /// One create's state and steps, once connected.
+  private struct Run: Sendable {
+    let creator: DomainCreator
+    let domain: DomainConfiguration
+    let store: DomainStore
+    let startTime: String
+
+    var paths: ToolstackPaths { creator.paths }
+    var deadline: XenStoreDeadline { creator.xenstoreDeadline }
+    var xenstore: XenStoreClient { store.xenstore }
+
+    func command(_ domid: UInt32) -> DeviceModelCommand {
+      DeviceModelCommand.build(for: domain, domid: domid, runDirectory: paths.runDirectory, host: creator.host)
+    }
+
+    func records(_ domid: UInt32) -> (DomainLayout, [XenStoreRecord]) {
+      let layout = DomainLayout(domid: domid, uuid: domain.uuid)
+      let log = paths.deviceModelLog(name: domain.name)
+      return (layout, layout.records(for: domain, deviceModel: command(domid), logPath: log, startTime: startTime))
+    }
+
+    /// The domid, with the roots of the domain's records written. Not cancellable: a commit
+    /// whose reply we stopped waiting for would leave records nobody knows of. The lock keeps
+    /// this host's concurrent creates from retrying each other's claims.
+    func claim() async throws(XenLightError) -> UInt32 {
+      try await DomainCreator.uncancellable { () async throws(XenLightError) -> UInt32 in
+        let lock = try await FileLock.acquire(paths.domainsLock)
+        defer { lock.release() }
+        return try await deadline.run(xenstore, "allocating a domid") { () async throws(XenLightError) in
+          try await store.claim(name: domain.name) { domid in
+            let (layout, all) = records(domid)
+            return all.filter(layout.isRoot)
+          }
         }
       }
     }
 
-    let (layout, all) = records(domid)
-    let command = DeviceModelCommand.build(for: domain, domid: domid, runDirectory: paths.runDirectory, host: host)
-    var identity: ProcessIdentity?
-    do {
-      try await Self.uncancellable { () async throws(XenLightError) in
+    /// The rest of the records, then the domain introduced and given its own nodes.
+    func fill(_ domid: UInt32) async throws(XenLightError) {
+      let (layout, all) = records(domid)
+      try await DomainCreator.uncancellable { () async throws(XenLightError) in
         try await deadline.run(xenstore, "writing the records") { () async throws(XenLightError) in
           try await store.fill(domid: domid, records: all.filter { !layout.isRoot($0) })
         }
@@ -133,58 +158,71 @@ public struct DomainCreator: Sendable {
           try await store.introduce(domid: domid, records: all)
         }
       }
-      try checkInterrupt("after domain \(domid)'s records were written")
+    }
+
+    /// Spawns the device model, recording it, and waits for its confirmation. `started`
+    /// learns the identity as soon as it is recorded.
+    func launch(
+      _ domid: UInt32, events: CreateEvents, started: (ProcessIdentity) -> Void
+    ) async throws(XenLightError) -> CreatedDomain {
+      let layout = DomainLayout(domid: domid, uuid: domain.uuid)
+      let command = command(domid)
       unlink(command.qmpSocketPath)  // left by an earlier device model of this domid
       let log = try paths.rotatedDeviceModelLog(name: domain.name)
       events.phase(.spawn, command.shellCommand)
       let spawnCommand = SpawnCommand(
         what: "domain \(domid) device model", executable: command.executable, arguments: command.arguments,
-        logPath: log, timeout: timeout ?? .milliseconds(Int64(domain.deviceModel.startTimeoutSeconds * 1000)))
+        logPath: log, timeout: creator.timeout ?? .milliseconds(Int64(domain.deviceModel.startTimeoutSeconds * 1000)))
       let readiness = DeviceModelReadiness(
         qmp: .qmp(socketPath: command.qmpSocketPath), statePath: layout.deviceModelStatePath, xenstore: xenstore)
-      let daemon: SpawnedDaemon
+      let (store, deadline, xenstore) = (self.store, self.deadline, self.xenstore)
+      let confirmation: SpawnConfirmation
       do {
-        daemon = try await spawner.start(spawnCommand, readiness: readiness) { identity in
-          try await Self.uncancellable { () async throws(XenLightError) in
+        let daemon = try await creator.spawner.start(spawnCommand, readiness: readiness) { identity in
+          try await DomainCreator.uncancellable { () async throws(XenLightError) in
             try await deadline.run(xenstore, "recording the device model") { () async throws(XenLightError) in
               try await store.write(layout.deviceModelRecords(pid: identity.pid, identity: identity.description))
             }
           }
         }
-        identity = daemon.identity
         events.phase(.confirm, readiness.awaiting)
         let waiting = events.waiting
-        let confirmation = try await daemon.confirm { progress in
+        confirmation = try await daemon.confirm { progress in
           waiting(progress)
           return false
         }
-        try checkInterrupt("after the device model confirmed")
-        if command.target == DeviceModelTarget.local {
-          // Under Xen, QEMU writes this itself; here xl says it for QEMU, after QMP.
-          events.phase(.record, layout.deviceModelStatePath)
-          try await Self.uncancellable { () async throws(XenLightError) in
-            try await deadline.run(xenstore, "recording the device model as running") { () async throws(XenLightError) in
-              try await store.write([XenStoreRecord(layout.deviceModelStatePath, "running")])
-            }
-          }
-        }
-        return CreatedDomain(
-          domid: domid, name: domain.name, uuid: domain.uuid, deviceModel: command, identity: confirmation.identity,
-          confirmedBy: confirmation.value, confirmationTime: confirmation.elapsed, logPath: log)
-      } catch let error as SpawnError {
-        identity = nil  // the spawn library has stopped it
-        throw Self.describe(
+        started(confirmation.identity)
+      } catch {
+        // The spawn library has stopped the device model.
+        throw DomainCreator.describe(
           error, domain: domain.name, log: log, xenstoreLost: readiness.xenstoreFailed.happened.load(ordering: .relaxed))
       }
-    } catch {
-      events.phase(.cleanUp, "domain \(domid)")
+      try creator.checkInterrupt("after the device model confirmed")
+      if command.target == .local {
+        // Under Xen, QEMU writes this itself; here xl says it for QEMU, after QMP.
+        events.phase(.record, layout.deviceModelStatePath)
+        try await DomainCreator.uncancellable { () async throws(XenLightError) in
+          try await deadline.run(xenstore, "recording the device model as running") { () async throws(XenLightError) in
+            try await store.write([XenStoreRecord(layout.deviceModelStatePath, "running")])
+          }
+        }
+      }
+      return CreatedDomain(
+        domid: domid, name: domain.name, uuid: domain.uuid, deviceModel: command, identity: confirmation.identity,
+        confirmedBy: confirmation.value, confirmationTime: confirmation.elapsed, logPath: log)
+    }
+
+    /// After `error`: stops the device model if it is still `running` (confirmed, then
+    /// something else failed), removes every record and the QMP socket file. Returns the
+    /// error to report, with any cleanup failure appended.
+    func cleanUp(_ domid: UInt32, after error: any Error, running: ProcessIdentity?) async -> XenLightError {
       let failure = (error as? XenLightError) ?? XenLightError(.xenstore, "\(error)")
-      let spawner = self.spawner
-      let running = identity
-      let cleanup = try? await Self.uncancellable { () async throws(XenLightError) -> String? in
+      let (creator, store, paths, deadline, xenstore) = (creator, store, paths, deadline, xenstore)
+      let qmp = command(domid).qmpSocketPath
+      let problems = try? await DomainCreator.uncancellable { () async throws(XenLightError) -> [String] in
         var problems: [String] = []
-        if let identity = running {
-          do { _ = try await spawner.stop(identity) } catch { problems.append("\(error)") }
+        if let running {
+          do { _ = try await creator.spawner.stop(running) } catch { problems.append("\(error)") }
         }
         do throws(XenLightError) {
           let lock = try await FileLock.acquire(paths.domainsLock)
@@ -197,17 +235,16 @@ public struct DomainCreator: Sendable {
         } catch {
           problems.append(error.message)
         }
-        unlink(command.qmpSocketPath)
-        return problems.isEmpty ? nil : problems.joined(separator: "; ")
+        unlink(qmp)
+        return problems
       }
-      if let cleanup {
-        throw XenLightError(failure.code, failure.message + "; cleaning up also failed: " + cleanup, errno: failure.errno)
-      }
-      throw failure
+      guard let problems, !problems.isEmpty else { return failure }
+      return XenLightError(
+        failure.code, failure.message + "; cleaning up also failed: " + problems.joined(separator: "; "), errno: failure.errno)
     }
   }
 
-  private func checkInterrupt(_ when: String) throws(XenLightError) {
+  fileprivate func checkInterrupt(_ when: String) throws(XenLightError) {
     if Task.isCancelled { throw XenLightError(.interrupted, "interrupted \(when)") }
   }
 
