@@ -108,9 +108,13 @@ struct Create: XLSubcommand {
     var note = "no xenstored answers at \(connector.socketPath); create would start one"
     if let client = try? await connector.connectIfRunning() {
       defer { client.close() }
-      if let used = try? await DomainStore(xenstore: client).guestDomids() {
+      let deadline = XenStoreDeadline(limit: .milliseconds(Int64(xenstoreTimeout * 1000)))
+      let store = DomainStore(xenstore: client)
+      if let used = try? await deadline.run(client, "reading domids", { () async throws(XenLightError) in try await store.guestDomids() }) {
         domid = DomainStore.domids.first { !used.contains($0) } ?? domid
         note = "xenstore at \(connector.socketPath)"
+      } else {
+        note = "xenstored at \(connector.socketPath) did not answer"
       }
     }
     let host = HostCapabilities.current
