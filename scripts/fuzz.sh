@@ -12,11 +12,13 @@
 # Known findings (RELIABILITY.md) are reported once and tolerated; XS_FUZZ_STRICT=1 makes them fatal.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The build directory of the tests (SwiftPM's default unless SWIFT_SCRATCH_PATH says otherwise).
+scratch=${SWIFT_SCRATCH_PATH:-.build}
 
 if [[ ${1:-} == --protocol ]]; then
   seconds=${2:?usage: scripts/fuzz.sh --protocol SECONDS}
-  swift build --scratch-path .build-reliability --build-tests
-  XS_PROTOCOL_FUZZ_SECONDS=$seconds swift test --scratch-path .build-reliability --skip-build \
+  swift build --scratch-path "$scratch" --build-tests
+  XS_PROTOCOL_FUZZ_SECONDS=$seconds swift test --scratch-path "$scratch" --skip-build \
     --disable-xctest --filter ReliabilityProtocolFuzzTests
   exit
 fi

@@ -58,6 +58,8 @@ final class StressClient {
   private var decoder = MessageDecoder()
   private var buffer = [UInt8](repeating: 0, count: 1 << 16)
   private(set) var events: [Message] = []
+  /// Requests sent through `request`.
+  private(set) var requestCount = 0
   private var nextID: UInt32 = 0
 
   init(_ path: String, timeout: Int = 10) throws {
@@ -107,6 +109,7 @@ final class StressClient {
   /// connection ended or the reply did not come in time.
   func request(_ type: MessageType, _ payload: [UInt8], tx: UInt32 = 0) -> Message? {
     nextID &+= 1
+    requestCount += 1
     let id = nextID
     guard send(Message(type: type, requestID: id, transactionID: tx, payload: payload).encoded()) else { return nil }
     while let m = receive() {

@@ -1,0 +1,222 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Testing
+import TestSupport
+import XenStore
+
+/// A protocol fuzzer against the running `xenstored` executable: hostile connections (dom0's
+/// socket and two domains') send random, mutated, truncated, oversized and ill-typed messages
+/// with bad paths and close abruptly, while a well-behaved dom0 client and a well-behaved
+/// domain client check every answer they get. The daemon must stay up and they must notice
+/// nothing.
+///
+/// A few seconds here; `scripts/fuzz.sh --protocol SECONDS` runs it for longer
+/// (`XS_PROTOCOL_FUZZ_SECONDS`); `XS_STRESS_SEED` replays a run.
+@Suite(.serialized) struct ReliabilityProtocolFuzzTests {
+  static let attackers = 6
+
+  @Test func hostileClientsNeitherStopTheDaemonNorDisturbOthers() throws {
+    let seconds = secondsSetting("XS_PROTOCOL_FUZZ_SECONDS", default: 3)
+    let seed = stressSeed()
+    let d = try DaemonProcess()
+    defer { d.stop() }
+    let dom0 = try StressClient(d.socketPath)
+    for domid in 1...3 {
+      #expect(dom0.call(.introduce, "\(domid)", "0", "0") == "OK|")
+      #expect(dom0.write("/local/domain/\(domid)", "") == "OK|")
+      #expect(dom0.call(.setPerms, "/local/domain/\(domid)", "n\(domid)", "r0") == "OK|")
+    }
+    let residentBefore = d.residentKiB
+    let ledger = StressLedger()
+    let deadline = monotonicSeconds() + seconds
+    onThreads(Self.attackers + 2) { i in
+      switch i {
+      case 0: WellBehaved.dom0(d.socketPath, until: deadline, ledger)
+      case 1: WellBehaved.domain(d.domainSocketPath(1), until: deadline, ledger)
+      default:
+        var attacker = Attacker(daemon: d, random: SeededRandom(seed: seed &+ UInt64(i)), ledger: ledger)
+        attacker.run(until: deadline)
+      }
+    }
+    #expect(d.isAlive, "xenstored died (seed \(seed)): \(d.log)")
+    #expect(ledger.failures.isEmpty, "seed \(seed): \(ledger.failures)")
+    #expect(ledger.count("good-ops") > 0 && ledger.count("domain-ops") > 0)
+    let after = try StressClient(d.socketPath)
+    #expect(after.call(.control, "check") == "OK|")
+    #expect(after.read("/local/domain/1/data/k0") != nil, "the domain's data is intact")
+    let counts = ledger.counts
+    print("protocol fuzz: seed \(seed), \(seconds) s, \(counts["connections", default: 0]) hostile connections, "
+          + "\(counts["messages", default: 0]) hostile messages, \(counts["good-ops", default: 0]) + "
+          + "\(counts["domain-ops", default: 0]) checked operations, daemon RSS \(residentBefore) → \(d.residentKiB) KiB")
+  }
+}
+
+/// Clients that follow the protocol and check every answer against what they know.
+enum WellBehaved {
+  /// Dom0: writes, reads back, lists, watches and commits transactions under /good, which no
+  /// one else touches.
+  static func dom0(_ socket: String, until deadline: Double, _ ledger: StressLedger) {
+    guard let c = try? StressClient(socket) else { return ledger.fail("good client cannot connect") }
+    var keys: Set<String> = []
+    expect(c.call(.watch, "/good/w", "gw"), "OK|", "watch", ledger)
+    _ = c.call(.getDomainPath, "0")   // the watch's first event follows its reply
+    _ = c.takeEvents()
+    var round = 0
+    while monotonicSeconds() < deadline {
+      round += 1
+      let key = "k\(round % 16)"
+      keys.insert(key)
+      expect(c.write("/good/\(key)", "v\(round)"), "OK|", "write", ledger)
+      expect(c.read("/good/\(key)") ?? "error", "v\(round)", "read back", ledger)
+      expect(c.write("/good/w", "\(round)"), "OK|", "write watched", ledger)
+      let events = c.takeEvents().map(\.payloadDescription)
+      expect(events.joined(separator: ","), "/good/w|gw|", "event of the watched node", ledger)
+      let listed = Set(c.call(.directory, "/good").split(separator: "|").map(String.init))
+      let known = keys.union(round == 1 ? ["w"] : ["w", "tx"])
+      expect(listed.sorted().joined(separator: ","), known.sorted().joined(separator: ","), "directory", ledger)
+      let tx = c.call(.transactionStart, "")
+      if let id = UInt32(tx.dropLast()) {
+        expect(c.write("/good/tx", "\(round)", tx: id), "OK|", "write in transaction", ledger)
+        expect(c.call(.transactionEnd, "T", tx: id), "OK|", "commit", ledger)
+        expect(c.read("/good/tx") ?? "error", "\(round)", "committed value", ledger)
+      } else {
+        ledger.fail("transaction start: \(tx)")
+      }
+      ledger.add("good-ops", 9)
+    }
+  }
+
+  /// Domain 1 through its own socket: works in its home, and is refused dom0's nodes.
+  static func domain(_ socket: String, until deadline: Double, _ ledger: StressLedger) {
+    guard let c = try? StressClient(socket) else { return ledger.fail("domain client cannot connect") }
+    var round = 0
+    while monotonicSeconds() < deadline {
+      round += 1
+      expect(c.write("data/k\(round % 8)", "d\(round)"), "OK|", "domain write", ledger)
+      expect(c.read("data/k\(round % 8)") ?? "error", "d\(round)", "domain read back", ledger)
+      expect(c.call(.getPerms, "data/k\(round % 8)"), "n1|r0|", "domain perms", ledger)
+      expect(c.call(.read, "/good/w"), "EACCES", "dom0 node hidden", ledger)
+      ledger.add("domain-ops", 4)
+    }
+  }
+
+  private static func expect(_ actual: String, _ expected: String, _ what: String, _ ledger: StressLedger) {
+    if actual != expected { ledger.fail("\(what): got \(actual.prefix(200)), expected \(expected.prefix(200))") }
+  }
+}
+
+/// One hostile client: connection after connection, each a burst of generated or mutated
+/// messages, read or not, then closed (sometimes with a reset). On dom0's socket it keeps to
+/// requests that cannot touch the well-behaved clients' data (dom0 may do anything, so that
+/// is the daemon's promise only for domains); on the domains' sockets anything goes.
+struct Attacker {
+  let daemon: DaemonProcess
+  var random: SeededRandom
+  let ledger: StressLedger
+
+  mutating func run(until deadline: Double) {
+    while monotonicSeconds() < deadline {
+      let privileged = Bool.random(using: &random)
+      let domid: UInt32 = privileged ? 0 : UInt32.random(in: 2...3, using: &random)
+      let path = privileged ? daemon.socketPath : daemon.domainSocketPath(domid)
+      guard let c = try? StressClient(path, timeout: 1) else { continue }
+      c.setTimeout(seconds: 0, microseconds: 20_000)
+      ledger.add("connections")
+      for _ in 0..<Int.random(in: 1...40, using: &random) {
+        var bytes = privileged ? safeMessage() : anyMessage()
+        if !privileged && Int.random(in: 0..<3, using: &random) == 0 { mutate(&bytes) }
+        // Split writes, as libxenstore's are, at a random point.
+        let cut = Int.random(in: 0...bytes.count, using: &random)
+        guard c.send(Array(bytes[..<cut])), c.send(Array(bytes[cut...])) else { break }
+        ledger.add("messages")
+        if Int.random(in: 0..<4, using: &random) == 0 { _ = c.receive() }
+      }
+      switch Int.random(in: 0..<4, using: &random) {
+      case 0:
+        var reset = linger(l_onoff: 1, l_linger: 0)
+        setsockopt(c.fd, SOL_SOCKET, SO_LINGER, &reset, socklen_t(MemoryLayout<linger>.size))
+      case 1:
+        c.send(Array(Message(type: .write, payload: Array("/fuzz/half\0value".utf8)).encoded().prefix(20)))
+      case 2:
+        while c.receive() != nil {}
+      default:
+        break
+      }
+    }
+  }
+
+  // MARK: Messages
+
+  private static let privilegedPaths = [
+    "/fuzz", "/fuzz/a", "/fuzz/a/b", "/fuzz//x", "/fuzz/bad path", "/fuzz/", "rel/x", "", "@introduceDomain",
+    "@releaseDomain", "@other", "/fuzz/" + String(repeating: "L", count: 2100), "/fuzz/\u{7f}", "/fuzz/é",
+  ]
+  private static let anyPaths = privilegedPaths + [
+    "/", "/good", "/good/w", "/local/domain/1", "/local/domain/1/data/k0", "../1/data", "/local", "/tool",
+    "data", "/local/domain/2", "/local/domain/3/x",
+  ]
+  private static let words = ["0", "1", "2", "3", "100", "101", "-1", "0x10", "T", "F", "check", "quota",
+                              "help", "print", "", "tok", String(repeating: "t", count: 3000)]
+
+  /// A request dom0 may send without reaching the well-behaved clients' data: any type but
+  /// RELEASE and SET_TARGET (domains 100 and up only), paths under /fuzz, relative or bad.
+  private mutating func safeMessage() -> [UInt8] {
+    var type = MessageType(rawValue: UInt32.random(in: 0...30, using: &random))
+    var strings = (0..<Int.random(in: 0...4, using: &random)).map { _ in Self.privilegedPaths.randomElement(using: &random)! }
+    if type == .release || type == .setTarget || type == .resume || type == .introduce {
+      strings = ["\(Int.random(in: 100...105, using: &random))", "\(Int.random(in: 100...105, using: &random))", "0"]
+    } else if Bool.random(using: &random) {
+      strings += [Self.words.randomElement(using: &random)!]
+    }
+    if type == .control && strings.first.map({ !["check", "quota", "help"].contains($0) }) ?? true {
+      type = .read
+    }
+    switch Int.random(in: 0..<10, using: &random) {
+    case 0: return header(type.rawValue, UInt32.random(in: 4097...UInt32.max, using: &random)) + [1, 2, 3]
+    case 1: return Array(encoded(type, strings).dropLast(Int.random(in: 1...4, using: &random)))
+    default: return encoded(type, strings)
+    }
+  }
+
+  /// Anything: a generated request, random bytes, an oversized or lying header.
+  private mutating func anyMessage() -> [UInt8] {
+    switch Int.random(in: 0..<8, using: &random) {
+    case 0: return (0..<Int.random(in: 1...64, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }
+    case 1: return header(UInt32.random(in: 0...30, using: &random), UInt32.random(in: 4097...UInt32.max, using: &random))
+    case 2: return header(UInt32.random(in: 0...30, using: &random), 200) + [0, 1]
+    default:
+      let type = MessageType(rawValue: UInt32.random(in: 0...40, using: &random))
+      var strings = (0..<Int.random(in: 0...4, using: &random)).map { _ in Self.anyPaths.randomElement(using: &random)! }
+      if Bool.random(using: &random) { strings.append(Self.words.randomElement(using: &random)!) }
+      return encoded(type, strings)
+    }
+  }
+
+  private mutating func encoded(_ type: MessageType, _ strings: [String]) -> [UInt8] {
+    let tx: UInt32 = Int.random(in: 0..<5, using: &random) == 0 ? UInt32.random(in: 0...3, using: &random) : 0
+    var payload = Array(strings.map { Array($0.utf8) + [0] }.joined())
+    if payload.count > Message.payloadMax { payload = Array(payload.prefix(Message.payloadMax)) }
+    if Int.random(in: 0..<6, using: &random) == 0 && !payload.isEmpty { payload.removeLast() }
+    return Message(type: type, requestID: UInt32.random(in: 0...UInt32.max, using: &random), transactionID: tx,
+                   payload: payload).encoded()
+  }
+
+  private func header(_ type: UInt32, _ length: UInt32) -> [UInt8] {
+    var bytes: [UInt8] = []
+    for word in [type, 1, 0, length] { withUnsafeBytes(of: word) { bytes.append(contentsOf: $0) } }
+    return bytes
+  }
+
+  /// Flips, inserts or deletes a few bytes anywhere, header included.
+  private mutating func mutate(_ bytes: inout [UInt8]) {
+    for _ in 0..<Int.random(in: 1...4, using: &random) {
+      let i = Int.random(in: 0..<max(bytes.count, 1), using: &random)
+      switch Int.random(in: 0..<3, using: &random) {
+      case 0 where i < bytes.count: bytes[i] ^= UInt8(1) << UInt8.random(in: 0...7, using: &random)
+      case 1: bytes.insert(UInt8.random(in: 0...255, using: &random), at: min(i, bytes.count))
+      default: if i < bytes.count { bytes.remove(at: i) }
+      }
+    }
+  }
+}
