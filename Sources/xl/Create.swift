@@ -36,13 +36,20 @@ struct Create: XLSubcommand {
   @Option(name: .long, help: "Seconds xenstored may take over each step (libxenstore waits forever).")
   var xenstoreTimeout: Double = 10
 
-  @Argument(help: "The xl.cfg file.")
-  var configFile: String
+  @Option(name: [.customShort("f"), .customLong("defconfig")], help: "The xl.cfg file (instead of the first argument).")
+  var defconfig: String?
 
-  @Argument(help: "More settings, KEY=VALUE or KEY+=VALUE.")
-  var settings: [String] = []
+  @Argument(help: ArgumentHelp("The xl.cfg file, then more settings: KEY=VALUE or KEY+=VALUE.", valueName: "file-and-settings"))
+  var arguments: [String] = []
+
+  /// The config file: `-f`, else the first argument.
+  private var configFile: String { defconfig ?? arguments.first ?? "" }
+
+  /// The KEY=VALUE arguments.
+  private var settings: [String] { defconfig == nil ? Array(arguments.dropFirst()) : arguments }
 
   func validate() throws {
+    if defconfig == nil && arguments.isEmpty { throw ValidationError("Missing the config file: xl create FILE [KEY=VALUE...]") }
     if let timeout, !(timeout > 0 && timeout <= 86400) {
       throw ValidationError("--timeout must be a number of seconds above 0")
     }

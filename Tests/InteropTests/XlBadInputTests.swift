@@ -279,3 +279,31 @@ import XenStore
     throw StartupError(description: "the watch on \(path) ended")
   }
 }
+
+/// The command line itself.
+@Suite struct XlCommandLineTests {
+  @Test func configFileByDashFAndSettingsAfter() throws {
+    let bed = try XlTestbed(xenstored: false)
+    defer { bed.stop() }
+    let result = try bed.xl(["create", "-n", "-f", bed.tinyGuest(), "memory=40"])
+    #expect(result.status == 0, "\(result)")
+    #expect(result.stdout.contains("/local/domain/1/memory/target = \"40960\""))
+  }
+
+  @Test func missingConfigFileIsAUsageError() throws {
+    let bed = try XlTestbed(xenstored: false)
+    defer { bed.stop() }
+    let result = try bed.xl(["create"])
+    #expect(result.status == 64)
+    #expect(result.stderr.hasPrefix("Error: Missing the config file: xl create FILE [KEY=VALUE...]\n"))
+  }
+
+  @Test func unreadableConfigFile() throws {
+    let bed = try XlTestbed(xenstored: false)
+    defer { bed.stop() }
+    let missing = bed.directory.appending("missing.cfg")
+    let result = try bed.xl(["create", "-q", missing])
+    #expect(result.status == 1)
+    #expect(result.stderr == "xl: cannot read \(missing): No such file or directory\n")
+  }
+}
