@@ -74,15 +74,15 @@ import TestSupport
 
   @Test func systemdNotifyExtendTimeoutMovesTheDeadline() async throws {
     let command = Fixture.command(
-      "sd", "EXTEND_TIMEOUT_USEC=5000000", "sleep", "600", "sd", "READY=1", "pause", log: nil,
-      timeout: .milliseconds(300))
+      "sd", "EXTEND_TIMEOUT_USEC=20000000", "sleep", "3000", "sd", "READY=1", "pause", log: nil,
+      timeout: .seconds(2))
     let confirmed = try await spawner.spawn(command, readiness: .systemdNotify())
     #expect(confirmed.value == "READY=1")
     _ = try await spawner.stop(confirmed.identity)
   }
 
   @Test func withoutExtensionTheSameDaemonTimesOut() async throws {
-    let command = Fixture.command("sleep", "600", "sd", "READY=1", "pause", log: nil, timeout: .milliseconds(300))
+    let command = Fixture.command("sleep", "3000", "sd", "READY=1", "pause", log: nil, timeout: .seconds(2))
     let error = await spawnError { _ = try await spawner.spawn(command, readiness: .systemdNotify()) }
     #expect(error?.code == .timedOut)
     #expect(error?.detail == "READY=1 on NOTIFY_SOCKET")

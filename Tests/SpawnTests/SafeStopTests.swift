@@ -54,7 +54,7 @@ import TestSupport
 
   @Test func anExitedUnreapedProcessIsAlreadyExited() async throws {
     // The daemon exits on its own; until init reaps it, it is a zombie with the same identity.
-    let identity = try await running("notify", "3", "", "sleep", "50", "exit", "0")
+    let identity = try await running("notify", "3", "", "sleep", "1000", "exit", "0")
     #expect(await eventually { processState(identity.pid) != "S" && processState(identity.pid) != "R" })
     #expect(try await spawner.stop(identity) == .alreadyExited)
   }

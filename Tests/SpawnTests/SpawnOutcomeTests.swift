@@ -70,13 +70,13 @@ import TestSupport
   @Test func neverConfirmingTimesOutAndIsGoneAfterwards() async throws {
     let directory = TemporaryDirectory()
     defer { directory.remove() }
-    let command = Fixture.command("say", "waiting for nothing", "pause", log: directory.appending("log"), timeout: .milliseconds(300))
+    let command = Fixture.command("say", "waiting for nothing", "pause", log: directory.appending("log"), timeout: .seconds(2))
     let daemon = try await spawner.start(command, readiness: .notificationPipe())
     let error = await spawnError { _ = try await daemon.confirm() }
     let failure = try #require(error)
     #expect(failure.code == .timedOut)
-    #expect(failure.elapsed == .milliseconds(300))
-    #expect(failure.description == "fixture [\(daemon.pid)] did not confirm startup within 300 ms (awaiting a line on descriptor 3); it was stopped: waiting for nothing")
+    #expect(failure.elapsed == .seconds(2))
+    #expect(failure.description == "fixture [\(daemon.pid)] did not confirm startup within 2 s (awaiting a line on descriptor 3); it was stopped: waiting for nothing")
     #expect(!isRunning(daemon.identity))
     #expect(zombieChildren().isEmpty)
   }
