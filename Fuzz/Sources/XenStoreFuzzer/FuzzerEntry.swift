@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// libFuzzer's entry point: one fresh daemon engine per input, fed the input's chunks
 /// (see `FuzzStep`), its invariants checked after every request and at the end.
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -5,7 +9,16 @@ public func xenStoreFuzzerTestOneInput(_ data: UnsafePointer<UInt8>, _ size: Int
   let session = EngineSession()
   for step in FuzzStep.parse(Array(UnsafeBufferPointer(start: data, count: size))) {
     session.run(step)
+    if let broken = session.violations.first { violated(broken) }
   }
   session.checkFinalState()
+  if let broken = session.violations.first { violated(broken) }
   return 0
+}
+
+/// Reports a broken invariant and aborts, which libFuzzer records as a crash with its input.
+func violated(_ message: String) -> Never {
+  var text = "INVARIANT VIOLATED: \(message)\n"
+  text.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
+  abort()
 }

@@ -1,0 +1,1 @@
+../../Fuzz/Sources/XenStoreFuzzer/FuzzInput.swift
