@@ -23,12 +23,14 @@ struct DeviceModelReadiness: ReadinessSource {
   var awaiting: String { "\(qmp.awaiting) or \(statePath) = running" }
 
   func prepare(_ plan: inout LaunchPlan) throws(SpawnError) -> any ReadinessWait {
-    Wait(qmp: try qmp.prepare(&plan), state: StateWait(path: statePath, xenstore: xenstore, failure: xenstoreFailed))
+    let failure = xenstoreFailed
+    let state = XenStoreReadiness(path: statePath, xenstore: xenstore) { _ in failure.happened.store(true, ordering: .relaxed) }
+    return Wait(qmp: try qmp.prepare(&plan), state: state)
   }
 
   struct Wait: ReadinessWait {
     let qmp: any ReadinessWait
-    let state: StateWait
+    let state: XenStoreReadiness
 
     func wait(_ context: ReadinessContext) async throws -> String {
       try await withThrowingTaskGroup(of: String.self) { group in
@@ -40,30 +42,5 @@ struct DeviceModelReadiness: ReadinessSource {
     }
 
     func close() { qmp.close() }
-  }
-
-  /// Waits for the state node to read "running"; reports other values as progress.
-  struct StateWait: Sendable {
-    let path: String
-    let xenstore: XenStoreClient
-    let failure: XenStoreFailure
-
-    func wait(_ context: ReadinessContext) async throws -> String {
-      do {
-        let watch = try await xenstore.watch(path)
-        for try await _ in watch {
-          guard let value = try await DomainStore.readOptional(xenstore, path) else { continue }
-          if value == "running" { return "\(path) = running" }
-          context.report(status: "\(path) = \(value)")
-        }
-        // Only a closed client ends the watch quietly; then QMP alone decides.
-        try await Task.sleep(for: .seconds(86_400 * 365))
-        throw CancellationError()
-      } catch let error as XenStoreError {
-        failure.happened.store(true, ordering: .relaxed)
-        throw SpawnError(
-          .protocolFailed, what: context.what, detail: "xenstore failed while waiting for \(path): \(error)")
-      }
-    }
   }
 }
