@@ -1,0 +1,170 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Testing
+import TestSupport
+import XenStore
+
+/// The real `xenstored --state-dir`, SIGKILLed at random moments under a write load from
+/// several clients, restarted each time: every write a client saw acknowledged is there, no
+/// value appears that was never written, and each transaction is there whole or not at all.
+///
+/// `XENSTORED_CRASH_ITERATIONS=500 swift test --filter CrashRecoveryTests` kills it more often.
+@Suite(.serialized) struct CrashRecoveryTests {
+  /// What one writer knows of its keys (`/crash/w<id>/...`): the values acknowledged, and
+  /// the one change in flight when the daemon died, which may or may not have been applied.
+  struct WriterModel: Sendable {
+    let id: Int
+    var acknowledged: [String: String] = [:]   // key → value; a missing key: absent
+    var inFlight: [String: String?] = [:]      // key → value, nil: a removal
+    var sequence = 0
+    var acknowledgedCount = 0
+    var transactions = 0
+
+    var base: String { "/crash/w\(id)" }
+
+    /// The values `key` may have now: the acknowledged one (nil: absent) or the one in flight.
+    func allowed(_ key: String) -> [String?] {
+      var values: [String?] = [acknowledged[key]]
+      if let pending = inFlight[key] { values.append(pending) }
+      return values
+    }
+  }
+
+  static let domid: UInt32 = 50
+
+  @Test func sigkillAtRandomPointsLosesNoAcknowledgedWriteAndInventsNone() async throws {
+    let iterations = getenv("XENSTORED_CRASH_ITERATIONS").flatMap { Int(String(cString: $0)) } ?? 25
+    let directory = TemporaryDirectory("crash")
+    defer { directory.remove() }
+    let socket = directory.appending("socket")
+    let arguments = ["-N", "--socket", socket, "--state-dir", directory.appending("state"), "--ready-fd", "3",
+                     "--compact-after", "8192"]
+    var models = (0..<4).map { WriterModel(id: $0) }
+    var domainAcknowledged = false
+    var domainInFlight: Bool?
+    var random = SystemRandomNumberGenerator()
+
+    for iteration in 0...iterations {
+      let pid = try spawnConfirmed(BuiltProducts.path("xenstored"), arguments, log: directory.appending("stderr"))
+      let checker = try await XenStoreClient.connect(to: socket)
+      for i in models.indices {
+        try await verify(&models[i], with: checker, iteration: iteration)
+      }
+      let introduced = try await checker.isDomainIntroduced(Self.domid)
+      #expect(introduced == domainAcknowledged || introduced == domainInFlight, "domain \(Self.domid) after restart \(iteration)")
+      domainAcknowledged = introduced
+      domainInFlight = nil
+      #expect(try await checker.control("check") == "OK")
+      checker.close()
+      if iteration == iterations {
+        kill(pid, SIGTERM)
+        _ = waitForExit(pid, seconds: 30)
+        break
+      }
+
+      // The load: four writers until the daemon dies under them.
+      let writers = models.map { model in
+        Task { await Self.write(model, socket: socket) }
+      }
+      let introducedNow = domainAcknowledged
+      let domainTask = Task { await Self.toggleDomain(socket: socket, introduced: introducedNow) }
+      try await Task.sleep(for: .milliseconds(Int.random(in: 20...400, using: &random)))
+      kill(pid, SIGKILL)
+      _ = waitForExit(pid, seconds: 30)
+      for (i, writer) in writers.enumerated() { models[i] = await writer.value }
+      (domainAcknowledged, domainInFlight) = await domainTask.value
+    }
+    let acknowledged = models.reduce(0) { $0 + $1.acknowledgedCount }
+    let transactions = models.reduce(0) { $0 + $1.transactions }
+    #expect(acknowledged > iterations * 4, "the load must have written between the kills")
+    #expect(transactions > 0)
+  }
+
+  /// Each key of the writer holds an allowed value, and nothing else is under its base;
+  /// the model then takes what is there as acknowledged.
+  private func verify(_ model: inout WriterModel, with client: XenStoreClient, iteration: Int) async throws {
+    let listed = try await client.exists(model.base) ? try await client.directory(model.base) : []
+    let keys = Set(listed.filter { $0 != "tx" } + model.acknowledged.keys + model.inFlight.keys.filter { !$0.hasPrefix("tx/") })
+    for key in keys {
+      let value = try await read(client, "\(model.base)/\(key)")
+      #expect(model.allowed(key).contains(value), "w\(model.id)/\(key) = \(value ?? "absent") after restart \(iteration); allowed \(model.allowed(key))")
+      if let value { model.acknowledged[key] = value } else { model.acknowledged[key] = nil }
+    }
+    // A transaction's two nodes: both from the same commit, an allowed one.
+    let a = try await read(client, "\(model.base)/tx/a")
+    let b = try await read(client, "\(model.base)/tx/b")
+    #expect(a == b, "w\(model.id): a transaction applied in part after restart \(iteration): \(a ?? "absent") / \(b ?? "absent")")
+    #expect(model.allowed("tx/a").contains(a), "w\(model.id)/tx = \(a ?? "absent") after restart \(iteration)")
+    model.acknowledged["tx/a"] = a
+    model.acknowledged["tx/b"] = b
+    model.inFlight.removeAll()
+  }
+
+  private func read(_ client: XenStoreClient, _ path: String) async throws -> String? {
+    do {
+      return try await client.read(path)
+    } catch let error as XenStoreError where error.code == .ENOENT {
+      return nil
+    }
+  }
+
+  /// Writes, removes and two-node transactions on the writer's own keys until the
+  /// connection is lost; each change is in flight until its reply, acknowledged after.
+  private static func write(_ start: WriterModel, socket: String) async -> WriterModel {
+    var model = start
+    guard let client = try? await XenStoreClient.connect(to: socket) else { return model }
+    defer { client.close() }
+    var random = SystemRandomNumberGenerator()
+    while true {
+      model.sequence += 1
+      let value = "\(model.id)-\(model.sequence)-\(random.next() % 1000)"
+      let key = "k\(Int.random(in: 0..<8, using: &random))"
+      do {
+        switch Int.random(in: 0..<10, using: &random) {
+        case 0..<6:
+          model.inFlight = [key: value]
+          try await client.write("\(model.base)/\(key)", value)
+          model.acknowledged[key] = value
+        case 6..<9:
+          model.inFlight = ["tx/a": value, "tx/b": value]
+          try await client.transaction { t in
+            try await t.write("\(model.base)/tx/a", value)
+            try await t.write("\(model.base)/tx/b", value)
+          }
+          model.acknowledged["tx/a"] = value
+          model.acknowledged["tx/b"] = value
+          model.transactions += 1
+        default:
+          model.inFlight = [key: String?.none]
+          try await client.rm("\(model.base)/\(key)")
+          model.acknowledged[key] = nil
+        }
+        model.inFlight.removeAll()
+        model.acknowledgedCount += 1
+      } catch {
+        return model   // the daemon is gone; the change in flight stays unknown
+      }
+    }
+  }
+
+  /// Introduces and releases a domain until the connection is lost: (acknowledged state,
+  /// state in flight).
+  private static func toggleDomain(socket: String, introduced start: Bool) async -> (Bool, Bool?) {
+    var introduced = start
+    guard let client = try? await XenStoreClient.connect(to: socket) else { return (introduced, nil) }
+    defer { client.close() }
+    while true {
+      do {
+        if introduced {
+          try await client.release(domain: domid)
+        } else {
+          try await client.introduce(domain: domid, gfn: 1, eventChannel: 1)
+        }
+        introduced.toggle()
+      } catch {
+        return (introduced, !introduced)
+      }
+    }
+  }
+}
