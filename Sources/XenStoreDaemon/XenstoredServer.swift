@@ -59,6 +59,7 @@ public final class XenstoredServer: @unchecked Sendable {
   private var domainListeners: [UInt32: Int32] = [:]     // domid → fd
   private var clients: [ConnectionID: ClientConnection] = [:]
   private var touched: [ClientConnection] = []
+  private var logRateLimit = LogRateLimit()
   private var tracer: Tracer?
   private var journal: Journal?
   /// What was loaded from the state directory at start, if there is one.
@@ -192,7 +193,7 @@ public final class XenstoredServer: @unchecked Sendable {
         return
       }
       if domid != 0 && clients.values.lazy.filter({ $0.domid == domid }).count >= configuration.quotas.connections {
-        logger.warning("refusing a connection over the domain's quota", metadata: ["domid": "\(domid)"])
+        logLimited(domid, .warning, "refusing a connection over the domain's quota", ["domid": "\(domid)"])
         close(fd)
         continue
       }
@@ -252,7 +253,7 @@ public final class XenstoredServer: @unchecked Sendable {
       do {
         message = try client.decoder.next()
       } catch {
-        logger.notice("closing connection: \(error)", metadata: ["connection": "\(client.id)"])
+        logLimited(client.domid, .notice, "closing connection: \(error)", ["connection": "\(client.id)"])
         client.isDoomed = true
         touched.append(client)
         return
@@ -266,6 +267,16 @@ public final class XenstoredServer: @unchecked Sendable {
 
   /// Backpressure: a client is not read while its replies pile up unread, and an unprivileged
   /// one not while it has `outstanding` requests unanswered.
+  /// Logs a line caused by `domid`'s connections, rate-limited per domain so that no
+  /// domain can make the log grow without bound.
+  private func logLimited(_ domid: UInt32, _ level: Logger.Level, _ text: String, _ metadata: Logger.Metadata) {
+    let (allowed, suppressed) = logRateLimit.admit(domid)
+    guard allowed else { return }
+    var metadata = metadata
+    if suppressed > 0 { metadata["suppressed-before"] = "\(suppressed)" }
+    logger.log(level: level, "\(text)", metadata: metadata)
+  }
+
   private func mustPause(_ client: ClientConnection) -> Bool {
     client.pendingBytes > readPauseBytes
       || (client.domid != 0 && client.pendingReplies >= configuration.quotas.outstanding)
@@ -285,8 +296,8 @@ public final class XenstoredServer: @unchecked Sendable {
       tracer?.message(message, outgoing: true, connection: id)
       client.enqueue(message)
       if client.pendingBytes > configuration.maxQueuedOutputBytes {
-        logger.warning("closing connection that does not read its output",
-                       metadata: ["connection": "\(id)", "queued": "\(client.pendingBytes)"])
+        logLimited(client.domid, .warning, "closing connection that does not read its output",
+                   ["connection": "\(id)", "queued": "\(client.pendingBytes)"])
         client.isDoomed = true
       }
       touched.append(client)
