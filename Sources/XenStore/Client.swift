@@ -110,7 +110,7 @@ public final class XenStoreClient: XenStoreOperations {
 
 extension Message {
   /// The payload as text, without its trailing NUL.
-  var text: String {
+  var replyText: String {
     var bytes = payload[...]
     if bytes.last == 0 { bytes = bytes.dropLast() }
     return String(decoding: bytes, as: UTF8.self)

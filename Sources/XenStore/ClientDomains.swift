@@ -15,7 +15,7 @@ extension XenStoreClient {
   /// Whether the daemon knows `domain` (`xs_is_domain_introduced`, IS_DOMAIN_INTRODUCED).
   public func isDomainIntroduced(_ domain: UInt32) async throws -> Bool {
     let reply = try await request(.isDomainIntroduced, strings: [String(domain)], operation: "is domain \(domain) introduced")
-    switch reply.text {
+    switch reply.replyText {
     case "T": return true
     case "F": return false
     default:
@@ -25,7 +25,7 @@ extension XenStoreClient {
 
   /// The home path of `domain`, `/local/domain/<domid>` (`xs_get_domain_path`, GET_DOMAIN_PATH).
   public func getDomainPath(_ domain: UInt32) async throws -> String {
-    try await request(.getDomainPath, strings: [String(domain)], operation: "get domain path of \(domain)").text
+    try await request(.getDomainPath, strings: [String(domain)], operation: "get domain path of \(domain)").replyText
   }
 
   /// Lets `domain` act with the privileges of `target` over the target's nodes, as a device
@@ -51,6 +51,6 @@ extension XenStoreClient {
   /// Sends a daemon control command (`xs_control_command`, CONTROL `<cmd>|<arg>|...`), such
   /// as `check`, `log`, `quota`, `help`, and returns the daemon's text answer.
   public func control(_ command: String, _ arguments: [String] = []) async throws -> String {
-    try await request(.control, strings: [command] + arguments, operation: "control \(command)").text
+    try await request(.control, strings: [command] + arguments, operation: "control \(command)").replyText
   }
 }

@@ -85,8 +85,9 @@ extension XenStoreOperations {
         throw XenStoreError(.protocolViolation, "directory \(path): DIRECTORY_PART reply without a generation")
       }
       let replyGeneration = Array(reply.payload[..<end])
-      if let generation, generation != replyGeneration {
-        names = []
+      if let known = generation, known != replyGeneration {
+        // Changed meanwhile: start over from offset 0, adopting the new generation.
+        (generation, names) = (nil, [])
         continue
       }
       generation = replyGeneration

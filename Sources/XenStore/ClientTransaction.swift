@@ -13,11 +13,11 @@ extension XenStoreClient {
   /// daemon opened anyway is aborted when its reply arrives.
   public func transactionStart() async throws -> XenStoreTransaction {
     let reply = try await request(.transactionStart, strings: [""], operation: "start transaction") { reply, connection in
-      if reply.type == .transactionStart, let id = UInt32(reply.text) {
+      if reply.type == .transactionStart, let id = UInt32(reply.replyText) {
         connection.sendDetached(Message(type: .transactionEnd, transactionID: id, strings: ["F"]))
       }
     }
-    guard let id = UInt32(reply.text), id != 0 else {
+    guard let id = UInt32(reply.replyText), id != 0 else {
       throw XenStoreError(.protocolViolation, "start transaction: xenstored answered \"\(reply.payloadDescription)\", not a transaction id")
     }
     return XenStoreTransaction(client: self, transactionID: id)

@@ -6,7 +6,7 @@ import Testing
 import Synchronization
 import TestSupport
 
-/// The async client against a real daemon (the project's xenstored; see `TestXenstored` for
+/// The async client against a real daemon (the project's xenstored; see `ClientTestDaemon` for
 /// running them against Xen's C xenstored).
 @Suite(.serialized) struct ClientTests {
   /// Runs `body` with a fresh daemon and a client connected to it; a hang fails after a minute.
