@@ -243,7 +243,7 @@ import TestSupport
       let other = try await XenStoreClient.connect(to: xs.socketPath)
       defer { other.close() }
       try await xs.write("/counter", "0")
-      let attempts = Counter()
+      let attempts = AttemptCounter()
       let result = try await xs.transaction { tx in
         let value = Int(try await tx.read("/counter"))!
         if attempts.increment() == 1 {
@@ -263,7 +263,7 @@ import TestSupport
       let other = try await XenStoreClient.connect(to: xs.socketPath)
       defer { other.close() }
       try await xs.write("/contended", "0")
-      let attempts = Counter()
+      let attempts = AttemptCounter()
       let error = await #expect(throws: XenStoreError.self) {
         try await xs.transaction(maxAttempts: 3) { tx in
           let n = attempts.increment()
@@ -433,7 +433,7 @@ func waitUntilPending(_ count: Int, on client: XenStoreClient) async throws {
 }
 
 /// A counter shared with a `@Sendable` closure.
-final class Counter: Sendable {
+final class AttemptCounter: Sendable {
   private let count = Mutex(0)
   var value: Int { count.withLock { $0 } }
   func increment() -> Int { count.withLock { $0 += 1; return $0 } }

@@ -89,7 +89,7 @@ import TestSupport
   }
 
   @Test func directoryPartsRestartWhenTheGenerationChanges() async throws {
-    let parts = Counter()
+    let parts = PartCounter()
     try await withScriptedDaemon({ request in
       switch request.type {
       case .directory:
@@ -134,7 +134,7 @@ import TestSupport
 }
 
 /// A counter for `@Sendable` closures.
-final class Counter: Sendable {
+final class PartCounter: Sendable {
   private let count = Mutex(0)
   var value: Int { count.withLock { $0 } }
   func next() -> Int { count.withLock { $0 += 1; return $0 } }
