@@ -158,16 +158,37 @@ import XenStore
     server.stop()
   }
 
-  @Test func zerosAfterTheLastRecordAreATornTail() async throws {
+  @Test func zerosAfterTheLastRecordAreUnusedSpaceNotDamage() async throws {
     let f = Fixture()
     try await f.session { client, _ in try await client.write("/a", "1") }
     let log = try f.newestLog()
+    // What a killed daemon leaves: the log's preallocated zeros after its last record.
     try f.overwrite(log, try f.state.read(log) + [UInt8](repeating: 0, count: 4096))
     let server = try f.start()
-    #expect(server.recoveryReport?.tornTail?.droppedBytes == 4096)
-    #expect(server.recoveryReport?.tornTail?.reason == "no record marker")
+    #expect(server.recoveryReport?.tornTail == nil)
     let client = try await XenStoreClient.connect(to: f.socket)
     #expect(try await client.read("/a") == "1")
+    client.close()
+    server.stop()
+  }
+
+  @Test func aRecordCutShortBeforeTheZerosIsATornTail() async throws {
+    let f = Fixture()
+    try await f.session { client, _ in
+      try await client.write("/a", "1")
+      try await client.write("/b", "2")
+    }
+    let log = try f.newestLog()
+    let bytes = try f.state.read(log)
+    let last = try f.recordOffsets(log).last!
+    // The last record's first 20 bytes reached the disk, the rest of its page did not.
+    try f.overwrite(log, Array(bytes[..<(last + 20)]) + [UInt8](repeating: 0, count: 4096))
+    let server = try f.start()
+    let torn = try #require(server.recoveryReport?.tornTail)
+    #expect(torn.offset == last && torn.droppedBytes == 20 + 4096 && torn.reason == "checksum mismatch")
+    let client = try await XenStoreClient.connect(to: f.socket)
+    #expect(try await client.read("/a") == "1")
+    #expect(try await !client.exists("/b"))
     client.close()
     server.stop()
   }

@@ -141,7 +141,7 @@ final class Journal: @unchecked Sendable {
   /// Writes what is left, syncs it, and stops the threads (the server is stopping).
   func close() {
     guard !closed else { return }
-    if !failed, (try? writePending()) != nil, (try? log.sync()) != nil {
+    if !failed, (try? writePending()) != nil, (try? log.trim()) != nil {
       advance(to: written, notify: false)
     }
     closed = true
@@ -240,7 +240,7 @@ final class Journal: @unchecked Sendable {
   private func compact() {
     do {
       try writePending()
-      try log.sync()
+      try log.trim()
       let next = try LogFile.create(in: directory, generation: log.generation + 1, bootID: bootID)
       log.close()
       log = next

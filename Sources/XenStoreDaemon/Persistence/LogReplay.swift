@@ -8,6 +8,8 @@ enum LogReplay {
     var stop: (offset: Int, reason: String)?
     /// An intact record follows the stop: damage in the middle, not a torn tail.
     var intactAfterStop = false
+    /// Zeros after the last record: space the log had preallocated.
+    var unusedBytes = 0
   }
 
   /// Applies the records of `bytes` (log `generation`) to `state` in order, up to the end of
@@ -24,6 +26,10 @@ enum LogReplay {
         if outcome.header == nil { outcome.stop = (0, "empty file, no header") }
         return outcome
       case .damaged(let reason):
+        if outcome.header != nil && bytes[offset...].allSatisfy({ $0 == 0 }) {
+          outcome.unusedBytes = bytes.count - offset
+          return outcome
+        }
         outcome.stop = (offset, reason)
         outcome.intactAfterStop = Frame.nextIntactRecord(in: bytes, after: offset) != nil
         return outcome
