@@ -17,6 +17,8 @@ public struct DurabilityConfiguration: Sendable {
   /// `write` or `fdatasync`). The default exits with status 74 (EX_IOERR): nothing more is
   /// acknowledged, and a restart recovers every change acknowledged before.
   public var onFailure: @Sendable (XenStoreError) -> Void
+  /// Runs on the sync thread before each group's `fdatasync` (tests hold syncs back with it).
+  var beforeSync: (@Sendable () -> Void)?
 
   public init(stateDirectory: String, compactionBytes: Int = 16 << 20,
               onFailure: @escaping @Sendable (XenStoreError) -> Void = { _ in exit(74) }) {

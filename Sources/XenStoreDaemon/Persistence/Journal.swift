@@ -180,6 +180,7 @@ final class Journal: @unchecked Sendable {
     syncInFlight = true
     let (fd, target) = (log.fd, written)
     syncLoop.execute { [self] in
+      configuration.beforeSync?()
       let failure: Int32? = fdatasync(fd) == 0 ? nil : errno
       loop.execute { [self] in synced(target, failure: failure) }
     }
