@@ -19,6 +19,15 @@ let package = Package(
         .product(name: "XenStoreDaemon", package: "XenLight"),
       ]
     ),
+    // xenstored's state files: snapshot decoding and log replay (internal API, hence a debug
+    // build with testable imports: scripts/fuzz.sh --state SECONDS).
+    .executableTarget(
+      name: "XenStoreStateFuzzer",
+      dependencies: [
+        .product(name: "XenStore", package: "XenLight"),
+        .product(name: "XenStoreDaemon", package: "XenLight"),
+      ]
+    ),
   ],
   swiftLanguageModes: [.v6]
 )
