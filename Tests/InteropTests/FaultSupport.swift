@@ -1,0 +1,175 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Spawn
+import Testing
+import TestSupport
+import XenStore
+
+/// One fault test's world: an `XlTestbed` whose xenstored is the built executable, started by
+/// the test (so its pid and descriptors can be watched), plus the device models and the
+/// process checks the fault tests share.
+final class FaultBed: @unchecked Sendable {
+  let bed: XlTestbed
+  private(set) var xenstored: pid_t
+
+  init() throws {
+    bed = try XlTestbed(xenstored: false)
+    xenstored = try Self.startXenstored(bed)
+    try settle()
+  }
+
+  /// One client come and gone, so that xenstored's descriptor count is its resting one.
+  private func settle() throws {
+    _ = try bed.xl(["list"])
+  }
+
+  static func startXenstored(_ bed: XlTestbed) throws -> pid_t {
+    try spawnConfirmed(
+      BuiltProducts.path("xenstored"), ["-N", "--socket", bed.socketPath, "--ready-fd", "3"],
+      log: bed.directory.appending("xenstored.err"))
+  }
+
+  /// Starts a fresh xenstored at the same socket (after the test killed the first).
+  func restartXenstored() throws {
+    waitForExit(xenstored, seconds: 10)
+    xenstored = try Self.startXenstored(bed)
+    try settle()
+  }
+
+  func stop() {
+    kill(xenstored, SIGTERM)
+    waitForExit(xenstored, seconds: 10)
+    bed.stop()
+  }
+
+  /// The open descriptors of xenstored.
+  var xenstoredDescriptors: Int { descriptorCount(xenstored) }
+
+  /// Real QEMU (`device_model_override`) whose QMP socket is moved where xl does not look, so
+  /// it runs and never confirms: the create stays in its wait as long as the test needs.
+  func unconfirmedQEMU() -> String {
+    let path = bed.directory.appending("hidden-qmp-qemu")
+    _ = bed.config(
+      """
+      #!/bin/sh
+      # Real QEMU whose QMP socket xl never finds.
+      for arg in "$@"; do
+        shift
+        case "$arg" in unix:*/qmp-libxl-*) arg="unix:\(bed.directory.path)/hidden-qmp,server=on,wait=off" ;; esac
+        set -- "$@" "$arg"
+      done
+      exec /usr/bin/qemu-system-x86_64 "$@"
+
+      """, name: "hidden-qmp-qemu")
+    chmod(path, 0o755)
+    return path
+  }
+
+  /// QEMU's QMP socket under `unconfirmedQEMU`: it exists once QEMU is really up.
+  var hiddenQMPSocket: String { bed.directory.appending("hidden-qmp") }
+
+  /// A device model that confirms at once through xenstore (as QEMU does under Xen) and then
+  /// sleeps, named after this test's directory so the process scan finds it.
+  func fastDeviceModel() -> String {
+    let path = bed.directory.appending("fast-dm")
+    _ = bed.config(
+      """
+      #!/bin/bash
+      # Confirms through /local/domain/0/device-model/<domid>/state, then waits to be stopped.
+      for arg in "$@"; do
+        case "$arg" in unix:*/qmp-libxl-*) domid=${arg##*qmp-libxl-}; domid=${domid%%,*} ;; esac
+      done
+      /usr/bin/xenstore-write "/local/domain/0/device-model/$domid/state" running || exit 1
+      exec -a "$0" sleep 600
+
+      """, name: "fast-dm")
+    chmod(path, 0o755)
+    return path
+  }
+
+  /// Starts `xl ARGUMENTS` in the background; its stderr goes to the returned path.
+  func startXL(_ arguments: [String]) throws -> (pid: pid_t, stderr: String) {
+    let output = bed.directory.appending("xl.out")
+    let pid = try spawnBackground([BuiltProducts.path("xl")] + arguments, environment: bed.environment, output: output)
+    return (pid, output + ".err")
+  }
+
+  /// Live processes (not zombies) other than xenstored whose command line mentions this
+  /// test's directory: `xl` and its startup monitor (the config path), QEMU (its QMP path),
+  /// the scripted device models.
+  func strayProcesses() -> [pid_t] {
+    processes(mentioning: bed.directory.path + "/").filter { $0 != xenstored }
+  }
+
+  /// Waits (60 s at most) until `strayProcesses()` is empty: killing a caller reaches its
+  /// device model through the monitor, which takes a moment. Returns what is left.
+  func waitForNoStrayProcesses() -> [String] {
+    for _ in 0..<6000 {
+      if strayProcesses().isEmpty { return [] }
+      usleep(10_000)
+    }
+    return strayProcesses().map { "[\($0)] " + ((try? readFile("/proc/\($0)/cmdline")) ?? "").replacing("\0", with: " ") }
+  }
+
+  /// The domids with records under /local/domain (dom0 aside).
+  func domains() async throws -> [String] {
+    try await bed.children("/local/domain").filter { $0 != "0" }.sorted()
+  }
+}
+
+/// Waits (`seconds` at most) until `file` has a line containing `text`; whether it did.
+func waitForLine(in file: String, containing text: String, seconds: Int = 120) -> Bool {
+  for _ in 0..<(seconds * 1000) {
+    if let content = try? readFile(file), content.contains(text) { return true }
+    usleep(1000)
+  }
+  return false
+}
+
+/// Polls `condition` every millisecond (`seconds` at most); whether it came true.
+func eventually(seconds: Int = 120, _ condition: () async throws -> Bool) async rethrows -> Bool {
+  for _ in 0..<(seconds * 1000) {
+    if try await condition() { return true }
+    usleep(1000)
+  }
+  return false
+}
+
+/// Live (non-zombie) processes, this one excluded, whose `/proc/<pid>/cmdline` contains `text`.
+func processes(mentioning text: String) -> [pid_t] {
+  guard let dir = opendir("/proc") else { return [] }
+  defer { closedir(dir) }
+  var found: [pid_t] = []
+  while let entry = readdir(dir) {
+    let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+    guard let pid = pid_t(name), pid != getpid(),
+      let cmdline = try? readFile("/proc/\(pid)/cmdline"), cmdline.contains(text), isAlive(pid)
+    else { continue }
+    found.append(pid)
+  }
+  return found.sorted()
+}
+
+/// The entries of `/proc/<pid>/fd`.
+func descriptorCount(_ pid: pid_t) -> Int {
+  guard let dir = opendir("/proc/\(pid)/fd") else { return -1 }
+  defer { closedir(dir) }
+  var count = 0
+  while let entry = readdir(dir) {
+    if entry.pointee.d_name.0 != CChar(UInt8(ascii: ".")) { count += 1 }
+  }
+  return count
+}
+
+/// The files in `directory`, sorted.
+func files(in directory: String) -> [String] {
+  guard let dir = opendir(directory) else { return [] }
+  defer { closedir(dir) }
+  var found: [String] = []
+  while let entry = readdir(dir) {
+    let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+    if name != ".", name != ".." { found.append(name) }
+  }
+  return found.sorted()
+}
