@@ -34,6 +34,9 @@ final class ChangeRecorder {
   /// The request's changes (the domain table and special access lists last, as they stand
   /// at the end of the request), leaving the recorder empty for the next request.
   func take(from engine: XenStoreEngine) -> Taken {
+    if changes.isEmpty && !domainsChanged && !specialPermissionsChanged {
+      return Taken(changes: [], paths: [], domainsChanged: false)
+    }
     if domainsChanged { changes.append(.domains(engine.durableDomains)) }
     if specialPermissionsChanged {
       for (name, permissions) in engine.specialPermissions.sorted(by: { $0.key < $1.key }) {
