@@ -85,11 +85,17 @@ final class Journal: @unchecked Sendable {
       engine.restore(loaded.state)
       // A new generation: a log, then the snapshot that starts it, then the old files go.
       let generation = loaded.report.generation + 1
-      log = try LogFile.create(in: directory, generation: generation, bootID: bootID)
+      let newLog = try LogFile.create(in: directory, generation: generation, bootID: bootID)
       let snapshot = SnapshotFile.encode(loaded.state, generation: generation, bootID: bootID)
-      try directory.writeAtomically(StateDirectory.snapshotName(generation), snapshot)
+      do throws(XenStoreError) {
+        try directory.writeAtomically(StateDirectory.snapshotName(generation), snapshot)
+        try directory.removeFiles(olderThan: generation)
+      } catch {
+        newLog.close()
+        throw error
+      }
+      log = newLog
       snapshotBytes = snapshot.count
-      try directory.removeFiles(olderThan: generation)
       sequence = loaded.state.sequence
     } catch {
       Glibc.close(lockFD)
