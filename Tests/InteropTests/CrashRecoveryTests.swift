@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Spawn
 import Testing
 import TestSupport
 import XenStore
@@ -128,6 +129,52 @@ import XenStore
     #expect(try await after.read("/vm/1/name") == "guest")
     #expect(try await after.read("/vm/2/name") == "other")
     #expect(try await after.control("check") == "OK")
+  }
+
+  /// A host reboot, as far as one can be made here: the device model is gone, and its
+  /// recorded identity (from the earlier boot) names a pid that a live process now has, with
+  /// the same start time even. xenstored crashes and comes back from its state directory;
+  /// `xl destroy` removes the domain's records and signals nothing.
+  @Test(.enabled(if: TestEnvironment.shouldRun([.qemu])))
+  func afterACrashAndAnotherBootXlDestroyRemovesTheRecordsAndSignalsNothing() async throws {
+    let bed = try XlTestbed(xenstored: false)
+    defer { bed.stop() }
+    let xenstored = BuiltProducts.path("xenstored")
+    let arguments = ["-N", "--socket", bed.socketPath, "--state-dir", bed.directory.appending("state"), "--ready-fd", "3"]
+    var daemon = try spawnConfirmed(xenstored, arguments, log: bed.directory.appending("xenstored.log"))
+    defer {
+      kill(daemon, SIGTERM)
+      _ = waitForExit(daemon, seconds: 30)
+    }
+    let created = try bed.xl(["create", "-q", bed.tinyGuest()])
+    #expect(created.status == 0, "\(created)")
+    let recorded = try #require(try await bed.read("/libxl/1/device-model-identity"))
+    let deviceModel = try #require(ProcessIdentity(recorded))
+    kill(deviceModel.pid, SIGKILL)
+    while isAlive(deviceModel.pid) { usleep(1000) }
+
+    // The process that now has "the device model's pid" in the new boot: a sleep of ours.
+    let bystander = try spawnBackground(["/bin/sleep", "1000"], environment: [:], output: bed.directory.appending("sleep.out"))
+    defer {
+      kill(bystander, SIGKILL)
+      _ = waitForExit(bystander, seconds: 10)
+    }
+    let live = try ProcessIdentity.of(pid: bystander)
+    let earlierBoot = ProcessIdentity(pid: live.pid, startTime: live.startTime, bootID: "00000000-0000-0000-0000-000000000000")
+    let client = try await bed.client()
+    try await client.write("/libxl/1/device-model-identity", earlierBoot.description)
+    client.close()
+
+    kill(daemon, SIGKILL)
+    _ = waitForExit(daemon, seconds: 30)
+    daemon = try spawnConfirmed(xenstored, arguments, log: bed.directory.appending("xenstored.log"))
+    #expect(try await bed.read("/libxl/1/device-model-identity") == earlierBoot.description, "the record survived the crash")
+
+    let destroyed = try bed.xl(["destroy", "tiny"])
+    #expect(destroyed.status == 0, "\(destroyed)")
+    #expect(destroyed.stdout.contains("already exited"), "\(destroyed)")
+    #expect(isAlive(bystander), "a process of another boot's pid was signalled")
+    try await bed.expectNoLeftovers()
   }
 
   @Test func recoverNeedsAStateDirectory() throws {
