@@ -6,10 +6,10 @@ import TestSupport
 import XenStore
 
 /// A protocol fuzzer against the running `xenstored` executable: hostile connections (dom0's
-/// socket and two domains') send random, mutated, truncated, oversized and ill-typed messages
-/// with bad paths and close abruptly, while a well-behaved dom0 client and a well-behaved
-/// domain client check every answer they get. The daemon must stay up and they must notice
-/// nothing.
+/// socket and domains', some of which are introduced and released meanwhile) send random,
+/// mutated, truncated, oversized and ill-typed messages with bad paths and close abruptly,
+/// while a well-behaved dom0 client and a well-behaved domain client check every answer they
+/// get. The daemon must stay up and they must notice nothing.
 ///
 /// A few seconds here; `scripts/fuzz.sh --protocol SECONDS` runs it for longer
 /// (`XS_PROTOCOL_FUZZ_SECONDS`); `XS_STRESS_SEED` replays a run.
@@ -118,7 +118,9 @@ struct Attacker {
   mutating func run(until deadline: Double) {
     while monotonicSeconds() < deadline {
       let privileged = Bool.random(using: &random)
-      let domid: UInt32 = privileged ? 0 : UInt32.random(in: 2...3, using: &random)
+      // Domains 2 and 3 stay; 100–105 come and go as the privileged attackers introduce and
+      // release them, so connections race their domain's release.
+      let domid: UInt32 = privileged ? 0 : [2, 3, 100, 101, 102, 103, 104, 105].randomElement(using: &random)!
       let path = privileged ? daemon.socketPath : daemon.domainSocketPath(domid)
       guard let c = try? StressClient(path, timeout: 1) else { continue }
       c.setTimeout(seconds: 0, microseconds: 20_000)
