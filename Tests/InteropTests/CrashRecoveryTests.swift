@@ -177,6 +177,24 @@ import XenStore
     try await bed.expectNoLeftovers()
   }
 
+  @Test func aSecondDaemonOnTheSameStateDirectoryIsRefusedWithTheHoldersPid() throws {
+    let directory = TemporaryDirectory("crash")
+    defer { directory.remove() }
+    let state = directory.appending("state")
+    let first = try spawnConfirmed(BuiltProducts.path("xenstored"),
+                                   ["-N", "--socket", directory.appending("one"), "--state-dir", state, "--ready-fd", "3"],
+                                   log: directory.appending("stderr"))
+    defer {
+      kill(first, SIGTERM)
+      _ = waitForExit(first, seconds: 30)
+    }
+    let second = try run([BuiltProducts.path("xenstored"), "-N", "--socket", directory.appending("two"), "--state-dir", state])
+    #expect(second.status == 1)
+    #expect(second.stderr.contains("state directory \(state) is in use by another xenstored (pid \(first))"), "\(second)")
+    let recover = try run([BuiltProducts.path("xenstored"), "--state-dir", state, "--recover"])
+    #expect(recover.status == 1 && recover.stderr.contains("is in use by another xenstored"), "\(recover)")
+  }
+
   @Test func recoverNeedsAStateDirectory() throws {
     let result = try run([BuiltProducts.path("xenstored"), "--recover"])
     #expect(result.status == 64)

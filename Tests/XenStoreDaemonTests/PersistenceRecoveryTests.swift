@@ -266,6 +266,56 @@ import XenStore
     }
   }
 
+  /// Writes `state` as snapshot 1 with an empty log 1, as a daemon would leave them.
+  func plant(_ state: DurableState, in f: Fixture) throws {
+    try f.state.create()
+    try f.state.writeAtomically(StateDirectory.snapshotName(1), SnapshotFile.encode(state, generation: 1, bootID: "b"))
+    var log: [UInt8] = []
+    Frame.append(FileHeader(kind: .log, generation: 1, bootID: "b").encoded(), to: &log)
+    try f.overwrite(StateDirectory.logName(1), log)
+  }
+
+  @Test func intactRecordsOfABrokenTreeAreRefusedAndRecoverRepairsThem() async throws {
+    let f = Fixture()
+    var state = DurableState.initial
+    state.nodes["/orphan"] = Node(value: Array("x".utf8), permissions: Permissions(owner: 0))
+    var tool = state.nodes["/tool"]!
+    tool.addChild("ghost")
+    state.nodes["/tool"] = tool
+    try plant(state, in: f)
+    let error = try #require(f.startFailure())
+    #expect(error.code == .stateCorrupted)
+    #expect(error.message.hasPrefix("""
+      \(f.state.file(StateDirectory.snapshotName(1))) gives a state xenstored cannot have made \
+      (/orphan is not listed by its parent; /tool lists missing child ghost); refusing to start
+      """))
+
+    let report = try StateSalvage.recover(stateDirectory: f.state.path)
+    #expect(report.dropped.first == "the tree was not whole (/orphan is not listed by its parent; /tool lists missing child ghost): repaired")
+    #expect(report.dropped.last == "1 nodes cut off from the tree by the damage: /orphan")
+    let server = try f.start()
+    defer { server.stop() }
+    let client = try await XenStoreClient.connect(to: f.socket)
+    defer { client.close() }
+    #expect(try await client.directory("/tool") == ["xenstored"])
+    #expect(try await !client.exists("/orphan"))
+    #expect(try await client.control("check") == "OK")
+  }
+
+  @Test func aDomainTableNamingADomainTwiceIsDamageNotACrash() throws {
+    let f = Fixture()
+    var state = DurableState.initial
+    state.domains = [DomainEntry(domid: 0), DomainEntry(domid: 5), DomainEntry(domid: 5)]
+    try plant(state, in: f)
+    let meta = try f.recordOffsets(StateDirectory.snapshotName(1))[1]
+    let error = try #require(f.startFailure())
+    #expect(error.message.hasPrefix("\(f.state.file(StateDirectory.snapshotName(1))) is damaged at byte offset \(meta) (domain 5 listed twice)"))
+    state.domains = [DomainEntry(domid: 5)]
+    try f.state.remove(StateDirectory.snapshotName(1))
+    try plant(state, in: f)
+    #expect(f.startFailure()?.message.contains("(no domain 0 in the domain table)") == true)
+  }
+
   @Test func recoverLeavesAnIntactDirectoryAlone() async throws {
     let f = Fixture()
     try await f.session { client, _ in try await client.write("/a", "1") }

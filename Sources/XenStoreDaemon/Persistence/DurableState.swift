@@ -14,6 +14,9 @@ struct DurableState: Sendable {
   /// The sequence number of the last change record this state includes.
   var sequence: UInt64 = 0
 
+  /// The special paths with access lists: `@introduceDomain`, `@releaseDomain`.
+  static let specialNames = Set(initial.specialPermissions.keys)
+
   /// The state a fresh daemon starts with: a new engine's (C xenstored's initial tree, dom0).
   static var initial: DurableState {
     var logger = Logger(label: "xenstored")
@@ -58,28 +61,50 @@ struct DurableState: Sendable {
     }
   }
 
-  /// Tree problems: children listed but missing, nodes their parent does not list, no root.
-  var treeProblems: [String] {
+  /// What keeps the state from being one the engine could have made: no root, an invalid
+  /// path or child name, a child listed twice or without a node, a node its parent does not
+  /// list, dom0 missing, a domain listed twice. O(nodes + children). Empty when whole.
+  var problems: [String] {
     var problems: [String] = []
     if nodes["/"] == nil { problems.append("no root node") }
+    var listed: Set<String> = []
+    listed.reserveCapacity(nodes.count)
     for (path, node) in nodes {
-      for name in node.children where nodes[XenStorePath.child(name, of: path)] == nil {
-        problems.append("\(path) lists missing child \(name)")
-      }
-      if path != "/", nodes[XenStorePath.parent(of: path)]?.children.contains(XenStorePath.basename(of: path)) != true {
-        problems.append("\(path) is not listed by its parent")
+      if !XenStorePath.isValidNode(path) { problems.append("invalid path \(path)") }
+      for name in node.children {
+        if name.isEmpty || name.contains("/") { problems.append("\(path) lists an invalid child name \(name)") }
+        let child = XenStorePath.child(name, of: path)
+        if !listed.insert(child).inserted { problems.append("\(path) lists child \(name) twice") }
+        if nodes[child] == nil { problems.append("\(path) lists missing child \(name)") }
       }
     }
+    for path in nodes.keys where path != "/" && !listed.contains(path) {
+      problems.append("\(path) is not listed by its parent")
+    }
+    var domids: Set<UInt32> = []
+    for domain in domains where !domids.insert(domain.domid).inserted {
+      problems.append("domain \(domain.domid) listed twice")
+    }
+    if !domids.contains(0) { problems.append("no domain 0") }
     return problems.sorted()
   }
 
-  /// Makes the tree whole after a salvage: a root if there is none, no child names without a
-  /// node, no nodes outside the tree. Returns the paths of the nodes it dropped.
+  /// The tree's problems only (`problems` without the domain table's).
+  var treeProblems: [String] {
+    problems.filter { !$0.hasPrefix("domain ") && $0 != "no domain 0" }
+  }
+
+  /// Makes the tree whole after a salvage: a root if there is none, child lists of valid,
+  /// distinct names with a node each, no nodes outside the tree. Returns the paths of the
+  /// nodes it dropped.
   mutating func repairTree() -> [String] {
     if nodes["/"] == nil { nodes["/"] = Node(permissions: Permissions(owner: 0)) }
     for (path, node) in nodes {
-      let kept = node.children.filter { nodes[XenStorePath.child($0, of: path)] != nil }
-      if kept.count != node.children.count {
+      var seen: Set<String> = []
+      let kept = node.children.filter { name in
+        !name.isEmpty && !name.contains("/") && seen.insert(name).inserted && nodes[XenStorePath.child(name, of: path)] != nil
+      }
+      if kept != node.children {
         var fixed = Node(value: node.value, permissions: node.permissions)
         kept.forEach { fixed.addChild($0) }
         nodes[path] = fixed

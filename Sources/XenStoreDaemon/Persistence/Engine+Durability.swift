@@ -19,7 +19,9 @@ extension XenStoreEngine {
     defer { store.recorder = recorder }
     for path in Array(store.paths) { store.remove(path) }
     for (path, node) in state.nodes { store.put(path, node) }
-    domains = Dictionary(uniqueKeysWithValues: state.domains.map { ($0.domid, Domain(target: $0.target)) })
+    // The loader refuses a table naming a domain twice; should one get here, never trap.
+    domains = Dictionary(state.domains.map { ($0.domid, Domain(target: $0.target)) }, uniquingKeysWith: { first, _ in first })
+    if domains[0] == nil { domains[0] = Domain() }
     specialPermissions = state.specialPermissions
   }
 

@@ -36,7 +36,7 @@ final class Journal: @unchecked Sendable {
   private let bootID = StateDirectory.currentBootID
   private let syncLoop = EventLoop(name: "xenstored-sync")
   private let snapshotLoop = EventLoop(name: "xenstored-snap")
-  private let lockFD: Int32
+  private let lock: StateLock
   private var log: LogFile
   private let recorder = ChangeRecorder()
 
@@ -73,7 +73,7 @@ final class Journal: @unchecked Sendable {
     self.loop = loop
     self.logger = logger
     try directory.create()
-    lockFD = try directory.lock()
+    lock = try StateLock(directory)
     do throws(XenStoreError) {
       let loaded = try StateLoader(directory: directory).load()
       report = loaded.report
@@ -98,7 +98,7 @@ final class Journal: @unchecked Sendable {
       snapshotBytes = snapshot.count
       sequence = loaded.state.sequence
     } catch {
-      Glibc.close(lockFD)
+      lock.release()
       syncLoop.shutdown()
       snapshotLoop.shutdown()
       throw error
@@ -157,7 +157,7 @@ final class Journal: @unchecked Sendable {
     syncLoop.shutdown()
     snapshotLoop.shutdown()
     log.close()
-    Glibc.close(lockFD)
+    lock.release()
     engine.store.recorder = nil
   }
 

@@ -191,17 +191,21 @@ extension ByteReader {
     }
   }
 
+  /// A domain table: each domain once, dom0 among them.
   mutating func domains() throws(Malformed) -> [DomainEntry] {
     let n = try count()
     var entries: [DomainEntry] = []
+    var seen: Set<UInt32> = []
     for _ in 0..<n {
       let domid = try u32()
+      guard seen.insert(domid).inserted else { throw Malformed(description: "domain \(domid) listed twice") }
       switch try u8() {
       case 0: entries.append(DomainEntry(domid: domid, target: nil))
       case 1: entries.append(DomainEntry(domid: domid, target: try u32()))
       case let other: throw Malformed(description: "bad domain target flag \(other)")
       }
     }
+    guard seen.contains(0) else { throw Malformed(description: "no domain 0 in the domain table") }
     return entries
   }
 }

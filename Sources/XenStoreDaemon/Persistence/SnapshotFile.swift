@@ -92,6 +92,7 @@ enum SnapshotFile {
             let n = try r.count()
             for _ in 0..<n {
               let name = try r.string()
+              guard DurableState.specialNames.contains(name) else { throw .init(description: "unknown special path \(name)") }
               decoded.state.specialPermissions[name] = try r.permissions()
             }
           case (_, .snapshotNodes?) where sawMeta:

@@ -5,7 +5,7 @@ import XenStore
 
 /// The files of a state directory and the system calls on them (each retried on EINTR):
 ///
-///     lock                  held (flock) by the daemon using the directory
+///     lock                  locked by the daemon using the directory (StateLock)
 ///     snapshot-<gen>        the whole state when log-<gen> began (none for generation 1)
 ///     log-<gen>             the changes since, one checksummed record per request
 ///     *.tmp                 a snapshot being written; left over only by a crash
@@ -58,23 +58,6 @@ struct StateDirectory: Sendable {
     listing.snapshots.sort()
     listing.logs.sort()
     return listing
-  }
-
-  /// Takes the directory for this process (`flock` on `lock`, never waiting). The lock goes
-  /// with the process, so a killed daemon never leaves it behind.
-  func lock() throws(XenStoreError) -> Int32 {
-    let lockPath = file("lock")
-    let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-    guard fd >= 0 else { throw .stateIO("cannot open", lockPath) }
-    if flock(fd, LOCK_EX | LOCK_NB) != 0 {
-      let code = errno
-      close(fd)
-      if code == EWOULDBLOCK {
-        throw XenStoreError(.stateLocked, "state directory \(path) is in use by another xenstored", errno: code)
-      }
-      throw .stateIO("cannot lock", lockPath, errno: code)
-    }
-    return fd
   }
 
   /// Makes created, renamed and removed names durable (`fsync` on the directory).

@@ -18,6 +18,15 @@ extension XenStoreError {
     XenStoreError(.stateIOFailed, "\(what) \(path): \(String(cString: strerror(code)))", errno: code)
   }
 
+  /// Intact records that describe a state the daemon cannot have made (a broken tree).
+  static func stateImpossible(_ what: String, _ problems: [String], directory: String) -> XenStoreError {
+    let shown = problems.prefix(3).joined(separator: "; ") + (problems.count > 3 ? "; …" : "")
+    return XenStoreError(.stateCorrupted, """
+      \(what) gives a state xenstored cannot have made (\(shown)); refusing to start rather than \
+      serve it. `xenstored --state-dir \(directory) --recover` repairs the tree and sets the files aside.
+      """)
+  }
+
   /// Damage in `file` at byte `offset`, with the way out.
   static func stateDamage(_ file: String, offset: Int, _ reason: String, directory: String) -> XenStoreError {
     XenStoreError(.stateCorrupted, """

@@ -72,6 +72,9 @@ struct StateLoader {
         throw .stateDamage(directory.file(name), offset: 0, "its header names another generation", directory: directory.path)
       }
       state = decoded.state
+      if !state.problems.isEmpty {
+        throw .stateImpossible(directory.file(name), state.problems, directory: directory.path)
+      }
       report.snapshot = name
       report.previousBootID = decoded.header?.bootID
     } else {
@@ -101,6 +104,10 @@ struct StateLoader {
         report.tornTail = (name, stop.offset, bytes.count - stop.offset, stop.reason)
         truncate = (name, stop.offset)
       }
+    }
+    if !state.problems.isEmpty {
+      let files = logs.map { directory.file(StateDirectory.logName($0)) }.joined(separator: ", ")
+      throw .stateImpossible("replaying \(files)", state.problems, directory: directory.path)
     }
     report.generation = max(base, logs.last ?? 0)
     report.nodes = state.nodes.count

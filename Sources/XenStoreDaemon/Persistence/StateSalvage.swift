@@ -33,8 +33,8 @@ public struct SalvageReport: Sendable, CustomStringConvertible {
 public enum StateSalvage {
   public static func recover(stateDirectory path: String) throws(XenStoreError) -> SalvageReport {
     let directory = StateDirectory(path)
-    let lock = try directory.lock()
-    defer { close(lock) }
+    let lock = try StateLock(directory)
+    defer { lock.release() }
     let listing = try directory.listing()
     var report = SalvageReport()
     let base = listing.snapshots.last ?? 0
@@ -79,6 +79,11 @@ public enum StateSalvage {
         report.dropped.append("\(name) from byte \(stop.offset) on (\(stop.reason)): \(bytes.count - stop.offset) bytes")
         stopped = true
       }
+    }
+    let problems = state.problems
+    if !problems.isEmpty {
+      report.wasIntact = false
+      report.dropped.append("the tree was not whole (\(problems.prefix(3).joined(separator: "; "))\(problems.count > 3 ? "; …" : "")): repaired")
     }
     let repaired = state.repairTree()
     if !repaired.isEmpty {
