@@ -7,8 +7,9 @@ import TestSupport
 import XenStore
 
 /// Load on the `xenstored` executable: 64 clients mixing reads, writes, listings, watches and
-/// transactions for a fixed time, alongside a client that never reads its events and one that
-/// never reads its replies.
+/// transactions for a fixed time — a quarter of them unprivileged domains on their own sockets,
+/// refused everything outside their homes while they work — alongside a client that never
+/// reads its events and one that never reads its replies.
 ///
 /// - No lost update: transactions increment shared counters, retrying on EAGAIN; each counter
 ///   ends at exactly the number of commits.
@@ -23,13 +24,31 @@ import XenStore
   static let watchers = 4
   static let counters = 4
 
+  /// The domain client `index` acts as: every fourth worker is a domain (1...15), the rest dom0.
+  static func domain(of index: Int) -> UInt32? {
+    index >= watchers && index % 4 == 0 ? UInt32(index / 4) : nil
+  }
+
+  /// Where client `index` keeps its keys: under its domain's home, or /load.
+  static func home(of index: Int) -> String {
+    domain(of: index).map { "/local/domain/\($0)/load" } ?? "/load/c\(index)"
+  }
+
   @Test func sixtyFourClientsLoseNoUpdateAndMemoryStaysFlat() throws {
     let seconds = secondsSetting("XS_LOAD_SECONDS", default: 4)
     let seed = stressSeed()
     let d = try DaemonProcess()
     defer { d.stop() }
     let setup = try StressClient(d.socketPath)
-    for k in 0..<Self.counters { #expect(setup.write("/load/counter/\(k)", "0") == "OK|") }
+    for k in 0..<Self.counters {
+      #expect(setup.write("/load/counter/\(k)", "0") == "OK|")
+      #expect(setup.call(.setPerms, "/load/counter/\(k)", "b0") == "OK|", "every domain may count")
+    }
+    for domid in 1...15 {
+      #expect(setup.call(.introduce, "\(domid)", "0", "0") == "OK|")
+      #expect(setup.write("/local/domain/\(domid)", "") == "OK|")
+      #expect(setup.call(.setPerms, "/local/domain/\(domid)", "n\(domid)", "r0") == "OK|")
+    }
 
     // Never reads its events: a watch on everything with a long token.
     let sleeper = try StressClient(d.socketPath)
@@ -55,7 +74,8 @@ import XenStore
           finishedWorkers.load(ordering: .acquiring) == Self.clients - Self.watchers
         }
       } else {
-        var worker = LoadWorker(index: i, socket: d.socketPath, random: SeededRandom(seed: seed &+ UInt64(i)), ledger: ledger)
+        let socket = Self.domain(of: i).map(d.domainSocketPath) ?? d.socketPath
+        var worker = LoadWorker(index: i, socket: socket, random: SeededRandom(seed: seed &+ UInt64(i)), ledger: ledger)
         worker.run(until: deadline)
         finishedWorkers.add(1, ordering: .releasing)
       }
@@ -83,7 +103,8 @@ import XenStore
     let rate = Int(Double(ops) / elapsed)
     let duration = Double(Int(elapsed * 10)) / 10
     let requests = c["requests", default: 0]
-    var report = "load: \(Self.clients) clients, \(duration) s, \(ops) operations (\(rate)/s), "
+    var report = "load: \(Self.clients) clients (\(c["domain-clients", default: 0]) of them domains), "
+    report += "\(duration) s, \(ops) operations (\(rate)/s), "
     report += "\(requests) requests (\(Int(Double(requests) / elapsed))/s), "
     report += "\(c["commits", default: 0]) counter commits, \(c["eagain", default: 0]) EAGAIN retries, "
     report += "lost updates \(lost), watch events \(c["events", default: 0]), "
@@ -114,7 +135,8 @@ import XenStore
 }
 
 /// One of the 60 working clients: a seeded mix of operations on its own subtree (checked
-/// exactly), on others' (checked for shape), and counter increments in transactions.
+/// exactly), on others' (checked for shape; a domain must be refused them), and counter
+/// increments in transactions.
 struct LoadWorker {
   let index: Int
   let socket: String
@@ -123,7 +145,9 @@ struct LoadWorker {
 
   mutating func run(until deadline: Double) {
     guard let c = try? StressClient(socket) else { return ledger.fail("client \(index) cannot connect") }
-    let home = "/load/c\(index)"
+    let home = ReliabilityLoadTests.home(of: index)
+    let isDomain = ReliabilityLoadTests.domain(of: index) != nil
+    if isDomain { ledger.add("domain-clients") }
     check(c.call(.mkdir, home), "OK|", "mkdir home")
     check(c.call(.watch, home, "mine"), "OK|", "watch")
     _ = c.call(.getDomainPath, "0")   // the watch's first event follows its reply
@@ -139,8 +163,11 @@ struct LoadWorker {
         changes += 1
       case 6..<9:
         let other = Int.random(in: ReliabilityLoadTests.watchers..<ReliabilityLoadTests.clients, using: &random)
-        let reply = c.call(.read, "/load/c\(other)/k\(Int.random(in: 0..<8, using: &random))")
-        if reply != "ENOENT" && !reply.hasPrefix("\(other)-") { ledger.fail("read of client \(other)'s key: \(reply)") }
+        guard other != index else { break }
+        let reply = c.call(.read, ReliabilityLoadTests.home(of: other) + "/k\(Int.random(in: 0..<8, using: &random))")
+        if isDomain ? reply != "EACCES" : reply != "ENOENT" && !reply.hasPrefix("\(other)-") {
+          ledger.fail("client \(index) read client \(other)'s key: \(reply)")
+        }
       case 9..<11:
         let names = c.call(.directory, home).split(separator: "|")
         if !names.allSatisfy({ $0.hasPrefix("k") || $0 == "tmp" }) { ledger.fail("directory \(home): \(names)") }
