@@ -11,10 +11,13 @@ let package = Package(
     .package(name: "XenLight", path: "../"),
   ],
   targets: [
+    // libFuzzer's driver and invariant reports, shared by the targets.
+    .target(name: "FuzzSupport"),
     // Wire codec and xenstored request handling: byte streams from several connections.
     .executableTarget(
       name: "XenStoreFuzzer",
       dependencies: [
+        "FuzzSupport",
         .product(name: "XenStore", package: "XenLight"),
         .product(name: "XenStoreDaemon", package: "XenLight"),
       ]
@@ -24,6 +27,7 @@ let package = Package(
     .executableTarget(
       name: "XenStoreStateFuzzer",
       dependencies: [
+        "FuzzSupport",
         .product(name: "XenStore", package: "XenLight"),
         .product(name: "XenStoreDaemon", package: "XenLight"),
       ]

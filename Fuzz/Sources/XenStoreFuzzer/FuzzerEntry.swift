@@ -1,6 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+import FuzzSupport
 
 /// libFuzzer's entry point: one fresh daemon engine per input, fed the input's chunks
 /// (see `FuzzStep`), its invariants checked after every request and at the end.
@@ -14,11 +12,4 @@ public func xenStoreFuzzerTestOneInput(_ data: UnsafePointer<UInt8>, _ size: Int
   session.checkFinalState()
   if let broken = session.violations.first { violated(broken) }
   return 0
-}
-
-/// Reports a broken invariant and aborts, which libFuzzer records as a crash with its input.
-func violated(_ message: String) -> Never {
-  var text = "INVARIANT VIOLATED: \(message)\n"
-  text.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
-  abort()
 }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import FuzzSupport
 @testable import XenStoreDaemon
 import Logging
 import XenStore
