@@ -60,7 +60,7 @@ struct Xenstored: ParsableCommand {
   }
 
   func run() throws {
-    let socketPath = socket ?? XenStoreSocketPath.current  // as libxenstore and C xenstored
+    let socketPath = socket ?? Self.defaultSocketPath()
     if recover, let stateDir {
       throw ExitCode(Self.recover(stateDir))
     }
@@ -120,6 +120,13 @@ struct Xenstored: ParsableCommand {
       printError("xenstored: cannot recover \(stateDir): \(error.message)")
       return 1
     }
+  }
+
+  /// C xenstored's (and libxenstore's) choice: XENSTORED_PATH, else XENSTORED_RUNDIR/socket.
+  static func defaultSocketPath() -> String {
+    if let path = getenv("XENSTORED_PATH"), path.pointee != 0 { return String(cString: path) }
+    let rundir = getenv("XENSTORED_RUNDIR").map { String(cString: $0) } ?? "/var/run/xenstored"
+    return rundir + "/socket"
   }
 
   private func makeParentDirectory(of path: String) {
