@@ -96,7 +96,7 @@ import XenStore
 }
 
 @Suite struct DomainLayoutClaimTests {
-  @Test func rootsAreTheSubtreesAndTheName() throws {
+  @Test func rootsAreTheSubtreesTheNameAndTheVMLink() throws {
     let d = try DomainConfiguration(try ConfigFile.parse("name = 'g'; type = 'hvm'", file: "g.cfg"), source: "g.cfg")
     let layout = DomainLayout(domid: 3, uuid: d.uuid)
     let command = DeviceModelCommand.build(
@@ -104,7 +104,8 @@ import XenStore
     let records = layout.records(for: d, deviceModel: command, logPath: "/l", startTime: "0.00")
     let roots = records.filter(layout.isRoot).map(\.path)
     #expect(roots.sorted() == [
-      "/libxl/3", "/local/domain/0/device-model/3", "/local/domain/3", "/local/domain/3/name", "/vm/\(d.uuid)",
+      "/libxl/3", "/local/domain/0/device-model/3", "/local/domain/3", "/local/domain/3/name", "/local/domain/3/vm",
+      "/vm/\(d.uuid)",
     ].sorted())
     // Everything else lies inside a root, so filling it touches no shared parent.
     for record in records where !layout.isRoot(record) {

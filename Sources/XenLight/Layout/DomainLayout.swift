@@ -129,9 +129,10 @@ public struct DomainLayout: Hashable, Sendable {
 
   /// Whether `record` is one of those that claim the domid: the roots of the domain's
   /// subtrees (`subtrees`) and its name. Creating them changes shared parents (`/local/domain`,
-  /// `/vm`…); every other record lies inside them.
+  /// `/vm`…); every other record lies inside them. `<domain>/vm` goes with them: it is how
+  /// removal finds `/vm/<uuid>`, so a create killed after the claim leaves no orphan.
   public func isRoot(_ record: XenStoreRecord) -> Bool {
-    subtrees.contains(record.path) || record.path == domainPath + "/name"
+    subtrees.contains(record.path) || record.path == domainPath + "/name" || record.path == domainPath + "/vm"
   }
 
   /// The records written once the device model runs: its pid where libxl keeps it, and its
