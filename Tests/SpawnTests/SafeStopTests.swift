@@ -64,9 +64,11 @@ import TestSupport
   @Test func aReusedPidInANewPidNamespaceIsLeftAlive() async throws {
     let command = SpawnCommand(
       what: "pid reuse check", executable: "/usr/bin/unshare",
-      arguments: ["--pid", "--fork", "--mount-proc", Fixture.path, "reuse-pid"], timeout: .seconds(30))
+      arguments: ["--pid", "--fork", "--kill-child", "--mount-proc", Fixture.path, "reuse-pid", "pause"], timeout: .seconds(30))
+    // It pauses after reporting, so its exit cannot race the confirmation.
     let confirmed = try await spawner.spawn(command, readiness: .notificationPipe())
     #expect(confirmed.value == "alreadyExited reused=yes alive=yes")
+    _ = try await spawner.stop(confirmed.identity, grace: .seconds(5))
   }
 
   @Test func identityStringRoundTrips() throws {
