@@ -13,7 +13,7 @@ swift build --product xenstored
 bin=$(swift build --show-bin-path)
 
 demo=$(mktemp -d /tmp/xl-demo.XXXXXX)
-export XENSTORED_PATH=$demo/xenstored.sock XEN_RUN_DIR=$demo/run XEN_LOG_DIR=$demo/log
+export XENSTORED_PATH=$demo/xenstored.sock XEN_RUN_DIR=$demo/run XEN_LOG_DIR=$demo/log XEN_LIB_DIR=$demo/lib
 cleanup() {
   # The embedded xenstored outlives xl by design; the demo stops it.
   pkill -f -- "--socket $XENSTORED_PATH" 2>/dev/null || true

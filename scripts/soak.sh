@@ -22,7 +22,7 @@ bin="$(swift build --package-path "$root" --scratch-path "$scratch" --show-bin-p
 xl="$bin/xl"
 
 dir="$(mktemp -d /tmp/soak.XXXXXX)"
-export XENSTORED_PATH="$dir/xs.sock" XEN_RUN_DIR="$dir/run" XEN_LOG_DIR="$dir/log"
+export XENSTORED_PATH="$dir/xs.sock" XEN_RUN_DIR="$dir/run" XEN_LOG_DIR="$dir/log" XEN_LIB_DIR="$dir/lib"
 xenstored=""
 cleanup() {
   [[ -n "$xenstored" ]] && kill "$xenstored" 2>/dev/null || true

@@ -23,7 +23,7 @@ struct Destroy: XLSubcommand {
     let spawner = Spawner()
     let connector = XenStoreConnector(paths: paths, spawner: spawner)
     do {
-      guard let client = try await connector.connectIfRunning() else {
+      guard let client = try await connector.connectRestoringSavedState(started: connector.noteRestart) else {
         Terminal.error("xl: no xenstored answers at \(connector.socketPath): there is no domain \"\(domain)\" to destroy")
         return
       }

@@ -24,7 +24,7 @@ struct List: XLSubcommand {
     let connector = XenStoreConnector(paths: ToolstackPaths.current(), spawner: Spawner())
     var infos: [DomainInfo] = []
     do {
-      if let client = try await connector.connectIfRunning() {
+      if let client = try await connector.connectRestoringSavedState(started: connector.noteRestart) {
         defer { client.close() }
         let store = DomainStore(xenstore: client)
         let domains = self.domains

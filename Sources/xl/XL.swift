@@ -1,4 +1,6 @@
 import ArgumentParser
+import Spawn
+import XenLight
 
 /// `xl`: create, destroy and list domains, after Xen's xl.
 struct XL: AsyncParsableCommand {
@@ -8,7 +10,9 @@ struct XL: AsyncParsableCommand {
     discussion: """
       xenstore is found as libxenstore finds it: $XENSTORED_PATH, else $XENSTORED_RUNDIR/socket, \
       else /var/run/xenstored/socket. When nobody answers there, `xl create` starts the \
-      xenstored next to xl on that path (and says so once).
+      xenstored next to xl on that path (and says so once), keeping its state in \
+      $XEN_LIB_DIR/xenstored (default /var/lib/xen): if it dies, the next xl (list and \
+      destroy too) starts it again with every record it had.
 
       QMP sockets go to $XEN_RUN_DIR (default /var/run/xen), device-model logs to \
       $XEN_LOG_DIR (default /var/log/xen), falling back to per-user directories.
@@ -30,4 +34,14 @@ struct XL: AsyncParsableCommand {
 /// through an existential without `@main`, which would run before signals are blocked).
 protocol XLSubcommand: ParsableCommand {
   func execute() async throws
+}
+
+extension XenLight.XenStoreConnector {
+  /// Tells the user that `list` or `destroy` brought xenstored back from its saved state.
+  var noteRestart: @Sendable (SpawnConfirmation) -> Void {
+    { [socketPath, xenstoredExecutable, paths] started in
+      Terminal.error(
+        "xl: no xenstored answered at \(socketPath); started \(xenstoredExecutable) [\(started.pid)] on its saved state in \(paths.xenstoredStateDirectory)")
+    }
+  }
 }

@@ -96,14 +96,7 @@ import XenStore
     kill(pid, SIGTERM)
     _ = waitForExit(pid, seconds: 30)
 
-    // One byte of the snapshot's header record: the snapshot is unreadable from byte 0.
-    let snapshot = try #require(Self.names(in: state).first { $0.hasPrefix("snapshot-") })
-    let fd = open(state + "/" + snapshot, O_RDWR)
-    var byte: UInt8 = 0
-    pread(fd, &byte, 1, 14)
-    byte ^= 0xff
-    pwrite(fd, &byte, 1, 14)
-    close(fd)
+    let snapshot = try Self.damageSnapshot(in: state)
 
     let refused = try run([xenstored, "-N", "--socket", socket, "--state-dir", state])
     #expect(refused.status == 1)
@@ -177,6 +170,77 @@ import XenStore
     try await bed.expectNoLeftovers()
   }
 
+  /// The xenstored that `xl create` starts keeps its state in `$XEN_LIB_DIR/xenstored`. Killed,
+  /// it is brought back by the next `xl` (here `list`) with the domain's records, and
+  /// `xl destroy` then stops the device model it recorded.
+  @Test(.enabled(if: TestEnvironment.shouldRun([.qemu])))
+  func xlsXenstoredComesBackFromItsStateAndDestroyStillStopsTheDeviceModel() async throws {
+    let bed = try XlTestbed(xenstored: false)
+    defer { bed.stop() }
+    let created = try bed.xl(["create", bed.tinyGuest()])
+    #expect(created.status == 0, "\(created)")
+    let first = try #require(bracketedPID(created.stderr))
+    let recorded = try #require(try await bed.read("/libxl/1/device-model-identity"))
+    let deviceModel = try #require(ProcessIdentity(recorded))
+    #expect(Self.names(in: bed.xenstoredStateDirectory).contains("lock"))
+    kill(first, SIGKILL)
+    while isAlive(first) { usleep(1000) }  // not our child: xl detached it
+
+    let listed = try bed.xl(["list"])
+    #expect(listed.status == 0, "\(listed)")
+    #expect(normalized(listed.stderr) == """
+      xl: no xenstored answered at \(bed.socketPath); started \(BuiltProducts.path("xenstored")) [PID] \
+      on its saved state in \(bed.xenstoredStateDirectory)
+
+      """)
+    let second = try #require(bracketedPID(listed.stderr))
+    defer {
+      kill(second, SIGTERM)
+      while isAlive(second) { usleep(1000) }
+    }
+    #expect(listed.stdout.split(separator: "\n").contains { $0.hasPrefix("tiny ") && $0.contains(" 1 ") }, "\(listed)")
+
+    let destroyed = try bed.xl(["destroy", "tiny"])
+    #expect(destroyed.status == 0, "\(destroyed)")
+    #expect(destroyed.stdout == "Domain 1 (tiny) destroyed: device model stopped\n")
+    #expect(!isAlive(deviceModel.pid))
+    try await bed.expectNoLeftovers()
+  }
+
+  /// With no xenstored and no saved state there is nothing to list: `xl list` starts nothing.
+  @Test func xlListWithoutXenstoredOrSavedStateStartsNothing() throws {
+    let bed = try XlTestbed(xenstored: false)
+    defer { bed.stop() }
+    let listed = try bed.xl(["list"])
+    #expect(listed.status == 0, "\(listed)")
+    #expect(listed.stderr == "")
+    #expect(listed.stdout.split(separator: "\n").count == 1, "only the header")
+    #expect(access(bed.socketPath, F_OK) != 0, "no xenstored was started")
+  }
+
+  /// A damaged saved state: the xenstored `xl` starts refuses it, and `xl` says so in the
+  /// daemon's words (which file, where, and the command that recovers it).
+  @Test func xlReportsADamagedSavedStateInTheDaemonsWords() throws {
+    let bed = try XlTestbed(xenstored: false)
+    defer { bed.stop() }
+    let state = bed.xenstoredStateDirectory
+    mkdir(bed.libDirectory, 0o755)
+    let pid = try spawnConfirmed(BuiltProducts.path("xenstored"), ["-N", "--socket", bed.socketPath, "--state-dir", state, "--ready-fd", "3"],
+                                 log: bed.directory.appending("xenstored.err"))
+    kill(pid, SIGTERM)
+    _ = waitForExit(pid, seconds: 30)
+    let snapshot = try Self.damageSnapshot(in: state)
+
+    for command in [["list"], ["destroy", "tiny"], ["create", "-q", bed.tinyGuest()]] {
+      let result = try bed.xl(command)
+      #expect(result.status == 2, "\(command): \(result)")
+      #expect(result.stderr.hasPrefix("xl: no xenstored answers at \(bed.socketPath), and starting one failed: "), "\(result)")
+      #expect(result.stderr.contains("\(state)/\(snapshot) is damaged at byte offset 0 (checksum mismatch); refusing to start"), "\(result)")
+      #expect(result.stderr.contains("xenstored --state-dir \(state) --recover"), "\(result)")
+      #expect(access(bed.socketPath, F_OK) != 0, "no xenstored serves")
+    }
+  }
+
   @Test func aSecondDaemonOnTheSameStateDirectoryIsRefusedWithTheHoldersPid() throws {
     let directory = TemporaryDirectory("crash")
     defer { directory.remove() }
@@ -199,6 +263,19 @@ import XenStore
     let result = try run([BuiltProducts.path("xenstored"), "--recover"])
     #expect(result.status == 64)
     #expect(result.stderr.contains("--recover needs --state-dir"))
+  }
+
+  /// Flips one byte of the snapshot's header record in `state` (it is then unreadable from
+  /// byte 0) and returns the snapshot's name.
+  static func damageSnapshot(in state: String) throws -> String {
+    let snapshot = try #require(names(in: state).first { $0.hasPrefix("snapshot-") })
+    let fd = open(state + "/" + snapshot, O_RDWR)
+    defer { close(fd) }
+    var byte: UInt8 = 0
+    pread(fd, &byte, 1, 14)
+    byte ^= 0xff
+    pwrite(fd, &byte, 1, 14)
+    return snapshot
   }
 
   static func names(in directory: String) -> [String] {

@@ -7,7 +7,8 @@ import TestSupport
 import XenStore
 
 /// One test's world for `xl`: a private directory with the xenstore socket, run directory
-/// and log directory (`XENSTORED_PATH`, `XEN_RUN_DIR`, `XEN_LOG_DIR`), an optional
+/// log directory and lib directory (`XENSTORED_PATH`, `XEN_RUN_DIR`, `XEN_LOG_DIR`,
+/// `XEN_LIB_DIR`: the state of a xenstored that `xl` starts), an optional
 /// in-process xenstored, and the checks that nothing was left behind.
 final class XlTestbed: @unchecked Sendable {
   let directory: TemporaryDirectory
@@ -16,9 +17,13 @@ final class XlTestbed: @unchecked Sendable {
 
   var runDirectory: String { directory.appending("run") }
   var logDirectory: String { directory.appending("log") }
+  var libDirectory: String { directory.appending("lib") }
+  var xenstoredStateDirectory: String { libDirectory + "/xenstored" }
 
   var environment: [String: String] {
-    ["XENSTORED_PATH": socketPath, "XEN_RUN_DIR": runDirectory, "XEN_LOG_DIR": logDirectory]
+    [
+      "XENSTORED_PATH": socketPath, "XEN_RUN_DIR": runDirectory, "XEN_LOG_DIR": logDirectory, "XEN_LIB_DIR": libDirectory,
+    ]
   }
 
   /// With `xenstored`, a daemon runs in this process; without, `xl` has to start its own.

@@ -17,7 +17,7 @@ import TestSupport
   @Test func firstLogNeedsNoRotation() throws {
     let dir = TemporaryDirectory()
     defer { dir.remove() }
-    let paths = ToolstackPaths(runDirectory: dir.appending("run"), logDirectory: dir.appending("log/xen"))
+    let paths = ToolstackPaths(runDirectory: dir.appending("run"), logDirectory: dir.appending("log/xen"), libDirectory: dir.appending("lib"))
     #expect(try paths.rotatedDeviceModelLog(name: "g") == dir.appending("log/xen/qemu-dm-g.log"))
     #expect(access(dir.appending("log/xen"), W_OK) == 0)
   }
@@ -25,7 +25,7 @@ import TestSupport
   @Test func logsRotateLikeLibxlKeepingTen() throws {
     let dir = TemporaryDirectory()
     defer { dir.remove() }
-    let paths = ToolstackPaths(runDirectory: dir.path, logDirectory: dir.path)
+    let paths = ToolstackPaths(runDirectory: dir.path, logDirectory: dir.path, libDirectory: dir.path)
     let base = dir.appending("qemu-dm-g.log")
     for run in 1...12 {
       let log = try paths.rotatedDeviceModelLog(name: "g")
@@ -39,7 +39,7 @@ import TestSupport
   }
 
   @Test func unwritableLogDirectoryIsAnIOError() {
-    let paths = ToolstackPaths(runDirectory: "/tmp", logDirectory: "/proc/no/such")
+    let paths = ToolstackPaths(runDirectory: "/tmp", logDirectory: "/proc/no/such", libDirectory: "/tmp")
     #expect(throws: XenLightError(.io, "cannot create /proc/no: No such file or directory", errno: ENOENT)) {
       _ = try paths.rotatedDeviceModelLog(name: "g")
     }

@@ -12,7 +12,7 @@ swift build -c release --product xl >/dev/null
 swift build -c release --product xenstored >/dev/null
 bin=$(swift build -c release --show-bin-path)
 work=$(mktemp -d /tmp/xlbench.XXXXXX)
-export XENSTORED_PATH=$work/xs.sock XEN_RUN_DIR=$work/run XEN_LOG_DIR=$work/log
+export XENSTORED_PATH=$work/xs.sock XEN_RUN_DIR=$work/run XEN_LOG_DIR=$work/log XEN_LIB_DIR=$work/lib
 trap 'pkill -f -- "--socket $XENSTORED_PATH" 2>/dev/null || true; rm -rf "$work"' EXIT
 "$bin/xl" list >/dev/null 2>&1 || true   # xl list does not start xenstored; create below will
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }

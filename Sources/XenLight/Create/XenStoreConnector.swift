@@ -12,6 +12,11 @@ import XenStore
 /// concurrent `xl create`s start one daemon between them. The daemon is started through the
 /// spawn library, confirmed by its readiness descriptor (`--ready-fd 3`), and detached: it
 /// outlives `xl`. Its output goes to `xenstored.log` in the log directory.
+///
+/// The daemon keeps its state in `paths.xenstoredStateDirectory` (`--state-dir`): if it dies,
+/// the next `xl` starts it again with every record it acknowledged, the device models'
+/// identities among them, so they can still be stopped safely. A damaged state makes the
+/// start fail with the daemon's own words (which name the file and the `--recover` command).
 public struct XenStoreConnector: Sendable {
   public var socketPath: String
   /// The `xenstored` to start: by default the one next to the running `xl`.
@@ -56,6 +61,21 @@ public struct XenStoreConnector: Sendable {
     }
   }
 
+  /// Whether the embedded daemon's state directory holds a saved store (its files are
+  /// `snapshot-<n>` and `log-<n>`): records of domains whose device models may still run.
+  public var hasSavedState: Bool {
+    FileIO.names(in: paths.xenstoredStateDirectory).contains { $0.hasPrefix("snapshot-") || $0.hasPrefix("log-") }
+  }
+
+  /// A connection to the running daemon; when none answers but a saved state exists, the
+  /// daemon is started on that state first (for `list` and `destroy`: its records are the
+  /// only safe way to find and stop those device models). Nil when there is neither.
+  public func connectRestoringSavedState(started: @Sendable (SpawnConfirmation) -> Void = { _ in }) async throws(XenLightError) -> XenStoreClient? {
+    if let client = try await connectIfRunning() { return client }
+    guard hasSavedState else { return nil }
+    return try await connect(started: started)
+  }
+
   /// A connection, starting `xenstored` first if none answers. `started` is called once if
   /// this call started the daemon (with what confirmed it), before connecting to it.
   public func connect(started: @Sendable (SpawnConfirmation) -> Void = { _ in }) async throws(XenLightError) -> XenStoreClient {
@@ -66,6 +86,7 @@ public struct XenStoreConnector: Sendable {
       // Someone holding the lock before us may have started it.
       if let client = try await connectIfRunning() { return client }
       try ToolstackPaths.makeDirectories(paths.logDirectory)
+      try ToolstackPaths.makeDirectories(paths.libDirectory)
       if let slash = socketPath.lastIndex(of: "/"), slash != socketPath.startIndex {
         try ToolstackPaths.makeDirectories(String(socketPath[..<slash]))
       }
@@ -77,7 +98,7 @@ public struct XenStoreConnector: Sendable {
 
   private func start(started: @Sendable (SpawnConfirmation) -> Void) async throws(XenLightError) -> XenStoreClient {
     let command = SpawnCommand(
-      what: "xenstored", executable: xenstoredExecutable, arguments: ["-N", "--ready-fd", "3", "--socket", socketPath],
+      what: "xenstored", executable: xenstoredExecutable, arguments: ["-N", "--ready-fd", "3", "--socket", socketPath, "--state-dir", paths.xenstoredStateDirectory],
       logPath: paths.logDirectory + "/xenstored.log", timeout: startTimeout)
     let confirmation: SpawnConfirmation
     do throws(SpawnError) {

@@ -2,29 +2,38 @@
 import Glibc
 #endif
 
-/// Where `xl` keeps its run-time files (QMP sockets) and device-model logs, so that every
-/// `xl` invocation agrees.
+/// Where `xl` keeps its run-time files (QMP sockets), device-model logs and the embedded
+/// xenstored's durable state, so that every `xl` invocation agrees.
 ///
 /// - Run directory: `$XEN_RUN_DIR`, else `/var/run/xen` when it can be created and written
 ///   (libxl's XEN_RUN_DIR), else `$XDG_RUNTIME_DIR/xen`, else `/tmp/xen-<uid>`.
 /// - Log directory: `$XEN_LOG_DIR`, else `/var/log/xen` when writable (libxl's XEN_LOG_DIR),
 ///   else `$XDG_STATE_HOME/xl`, else `~/.local/state/xl`.
+/// - Lib directory: `$XEN_LIB_DIR`, else `/var/lib/xen` when writable (libxl's XEN_LIB_DIR),
+///   else `$XDG_STATE_HOME/xen`, else `~/.local/state/xen`. It must outlive a reboot: the
+///   embedded xenstored keeps its state in `xenstored/` there.
 ///
 /// The environment names are libxl's build-time constants, made overridable so that tests
 /// and unprivileged users get private directories.
 public struct ToolstackPaths: Hashable, Sendable {
   public var runDirectory: String
   public var logDirectory: String
+  public var libDirectory: String
 
-  public init(runDirectory: String, logDirectory: String) {
+  public init(runDirectory: String, logDirectory: String, libDirectory: String) {
     self.runDirectory = runDirectory
     self.logDirectory = logDirectory
+    self.libDirectory = libDirectory
   }
 
   /// The directories for this process's environment and user (none are created).
   public static func current() -> ToolstackPaths {
-    ToolstackPaths(runDirectory: resolveRunDirectory(), logDirectory: resolveLogDirectory())
+    ToolstackPaths(runDirectory: resolveRunDirectory(), logDirectory: resolveLogDirectory(),
+                   libDirectory: resolveLibDirectory())
   }
+
+  /// The embedded xenstored's `--state-dir`: the store survives the daemon and the host.
+  public var xenstoredStateDirectory: String { libDirectory + "/xenstored" }
 
   static func environment(_ name: String) -> String? {
     guard let value = getenv(name), value.pointee != 0 else { return nil }
@@ -43,6 +52,13 @@ public struct ToolstackPaths: Hashable, Sendable {
     if usable("/var/log/xen") { return "/var/log/xen" }
     if let state = environment("XDG_STATE_HOME") { return state + "/xl" }
     return (environment("HOME") ?? "/tmp") + "/.local/state/xl"
+  }
+
+  private static func resolveLibDirectory() -> String {
+    if let dir = environment("XEN_LIB_DIR") { return dir }
+    if usable("/var/lib/xen") { return "/var/lib/xen" }
+    if let state = environment("XDG_STATE_HOME") { return state + "/xen" }
+    return (environment("HOME") ?? "/tmp") + "/.local/state/xen"
   }
 
   /// `dir` is writable, or does not exist and its parent is.
