@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks: package-benchmark microbenchmarks (Benchmarks/), then the same raw-protocol load
-# against our xenstored and Xen's C xenstored side by side (needs xen-utils-4.17 and gcc).
-# Usage: scripts/bench.sh [micro|xenstore|all]   (default all)
+# against our xenstored and Xen's C xenstored side by side (needs xen-utils-4.17 and gcc),
+# and durability's cost (memory-only beside --state-dir, scripts/bench/durability.sh).
+# Usage: scripts/bench.sh [micro|xenstore|durability|all]   (default all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}
@@ -13,4 +14,7 @@ if [[ $what == micro || $what == all ]]; then
 fi
 if [[ $what == xenstore || $what == all ]]; then
   scripts/bench/compare-xenstored.sh
+fi
+if [[ $what == durability || $what == all ]]; then
+  scripts/bench/durability.sh
 fi

@@ -3,6 +3,7 @@
  *
  *   xs-load SOCKET latency  N          one client, N x (WRITE + READ), per-op p50/p99
  *   xs-load SOCKET throughput C SECS   C clients (threads), WRITE+READ for SECS, aggregate ops/s
+ *                                      and per-request write/read p50/p99 over all clients
  *   xs-load SOCKET watchers W          W watch connections on one path, one write: time until all saw it
  *   xs-load SOCKET nodes N             write N nodes (then read the daemon's RSS yourself)
  */
@@ -76,25 +77,44 @@ static void latency(int n) {
 }
 
 static volatile int stop_flag;
+/* One client's request latencies (ns), grown as it goes. */
+struct samples { uint64_t *v; size_t n, cap; };
+static void add_sample(struct samples *s, uint64_t x) {
+  if (s->n == s->cap) { s->cap = s->cap ? s->cap * 2 : 4096; s->v = realloc(s->v, s->cap * sizeof *s->v); if (!s->v) exit(2); }
+  s->v[s->n++] = x;
+}
+struct worker { long id; long ops; struct samples writes, reads; };
 static void *throughput_worker(void *arg) {
-  long id = (long)arg; int fd = xs_connect(); char path[64], p[128], out[64]; long ops = 0;
-  snprintf(path, sizeof path, "/bench/tp/%ld", id);
+  struct worker *w = arg; int fd = xs_connect(); char path[64], p[128], out[64];
+  snprintf(path, sizeof path, "/bench/tp/%ld", w->id);
   while (!stop_flag) {
-    size_t len = mkpayload(p, path, "value");
-    request(fd, XS_WRITE, p, len, NULL, 0);
-    request(fd, XS_READ, path, strlen(path) + 1, out, sizeof out);
-    ops += 2;
+    size_t len = mkpayload(p, path, "value"); uint64_t t0 = now_ns();
+    request(fd, XS_WRITE, p, len, NULL, 0); uint64_t t1 = now_ns();
+    request(fd, XS_READ, path, strlen(path) + 1, out, sizeof out); uint64_t t2 = now_ns();
+    add_sample(&w->writes, t1 - t0); add_sample(&w->reads, t2 - t1);
+    w->ops += 2;
   }
-  close(fd); return (void *)ops;
+  close(fd); return NULL;
+}
+/* p50 and p99 (µs) of every client's samples of one kind, merged. */
+static void percentiles(struct worker *ws, int clients, int reads, double *p50, double *p99) {
+  size_t n = 0; for (int i = 0; i < clients; i++) n += (reads ? ws[i].reads : ws[i].writes).n;
+  uint64_t *all = malloc((n ? n : 1) * sizeof *all); size_t k = 0;
+  for (int i = 0; i < clients; i++) { struct samples *s = reads ? &ws[i].reads : &ws[i].writes; memcpy(all + k, s->v, s->n * sizeof *all); k += s->n; }
+  qsort(all, n, sizeof *all, cmp_u64);
+  *p50 = n ? all[n / 2] / 1e3 : 0; *p99 = n ? all[n * 99 / 100] / 1e3 : 0; free(all);
 }
 static void throughput(int clients, int secs) {
   pthread_t t[256]; if (clients > 256) clients = 256;
+  struct worker *ws = calloc(clients, sizeof *ws);
   uint64_t t0 = now_ns();
-  for (long i = 0; i < clients; i++) pthread_create(&t[i], NULL, throughput_worker, (void *)i);
+  for (long i = 0; i < clients; i++) { ws[i].id = i; pthread_create(&t[i], NULL, throughput_worker, &ws[i]); }
   sleep(secs); stop_flag = 1; long total = 0;
-  for (int i = 0; i < clients; i++) { void *r; pthread_join(t[i], &r); total += (long)r; }
-  double s = (now_ns() - t0) / 1e9;
-  printf("throughput clients=%d ops=%ld secs=%.2f ops/s=%.0f\n", clients, total, s, total / s);
+  for (int i = 0; i < clients; i++) { pthread_join(t[i], NULL); total += ws[i].ops; }
+  double s = (now_ns() - t0) / 1e9, w50, w99, r50, r99;
+  percentiles(ws, clients, 0, &w50, &w99); percentiles(ws, clients, 1, &r50, &r99);
+  printf("throughput clients=%d ops=%ld secs=%.2f ops/s=%.0f write p50=%.1fus p99=%.1fus read p50=%.1fus p99=%.1fus\n",
+         clients, total, s, total / s, w50, w99, r50, r99);
 }
 
 static void watchers(int w) {
