@@ -44,7 +44,7 @@ let package = Package(
       .product(name: "Logging", package: "swift-log"),
     ]),
     .executableTarget(name: "xenstored", dependencies: [
-      "XenStoreDaemon", "XenStore", "CSpawn",
+      "XenStoreDaemon", "XenStore", "CSpawn", "Spawn",
       .product(name: "ArgumentParser", package: "swift-argument-parser"),
       .product(name: "Logging", package: "swift-log"),
     ]),

@@ -51,12 +51,21 @@ struct Xenstored: ParsableCommand {
     "Recover a damaged --state-dir and exit: keep everything before the damage, move the damaged files aside."))
   var recover = false
 
+  @Option(name: .customLong("log-file"), help: ArgumentHelp(
+    "Write the log (stdout and stderr) to this file, rotated as libxl rotates logs.",
+    discussion: "Past --log-size bytes it becomes FILE.1 (… FILE.10); SIGHUP reopens it."))
+  var logFile: String?
+
+  @Option(name: .customLong("log-size"), help: "Bytes after which --log-file is rotated.")
+  var logSize: Int = 1 << 20
+
   @Option(name: .customLong("compact-after"), help: ArgumentHelp("Log bytes after which a snapshot is written.", visibility: .hidden))
   var compactAfter: Int = 16 << 20
 
   func validate() throws {
     if recover && stateDir == nil { throw ValidationError("--recover needs --state-dir") }
     if compactAfter < 1 { throw ValidationError("--compact-after must be positive") }
+    if logSize < 1 { throw ValidationError("--log-size must be positive") }
   }
 
   func run() throws {
@@ -66,6 +75,13 @@ struct Xenstored: ParsableCommand {
     }
     if !noFork {
       throw ExitCode(Daemon.detach(readyFD: readyFD))
+    }
+    let outputLog: OutputLog?
+    do {
+      outputLog = try logFile.map { path throws(OutputLogError) in try OutputLog(path: path, limit: logSize) }
+    } catch {
+      printError("xenstored: \(error)")
+      throw ExitCode.failure
     }
     // Signals are taken synchronously by this thread: block them before any thread starts.
     var signals = sigset_t()
@@ -97,11 +113,15 @@ struct Xenstored: ParsableCommand {
     Readiness.notifySystemd()
     if let readyFD { Readiness.signal(fd: readyFD) }
 
+    // With a log file, the wait wakes each second to see whether the log needs rotating.
+    var interval = timespec(tv_sec: outputLog == nil ? 3600 : 1, tv_nsec: 0)
     while true {
-      var received: Int32 = 0
-      guard sigwait(&signals, &received) == 0 else { continue }
+      let received = sigtimedwait(&signals, nil, &interval)
+      outputLog?.rotateIfLarge()
+      guard received > 0 else { continue }
       if received == SIGHUP {
         server.reopenTrace()
+        do throws(OutputLogError) { try outputLog?.reopen() } catch { logger.error("\(error)") }
         continue
       }
       logger.info("stopping on signal \(received)")

@@ -123,6 +123,45 @@ import TestSupport
     #expect(result.stderr.contains("already serves"), "\(result)")
   }
 
+  /// `--log-file` keeps the daemon's log bounded: past `--log-size` it is rotated as libxl
+  /// rotates logs (at most ten old ones), and SIGHUP reopens it after an outside rotation.
+  @Test func logFileIsRotatedPastItsSizeAndReopenedOnSIGHUP() throws {
+    let dir = TemporaryDirectory("xsdx")
+    defer { dir.remove() }
+    let socket = dir.appending("socket"), log = dir.appending("xenstored.log")
+    // Ten old logs already: a rotation must drop the oldest, never keep an eleventh.
+    for i in 1...10 { writeFile(log + ".\(i)", "old \(i)\n") }
+    let pid = try spawnConfirmed(xenstored, ["-N", "--ready-fd", "3", "--socket", socket, "--log-file", log, "--log-size", "300"],
+                                 log: dir.appending("spawn.log"))
+    defer {
+      kill(pid, SIGTERM)
+      _ = waitForExit(pid, seconds: 10)
+    }
+    #expect(try readFile(log).contains("xenstored listening"), "the log goes to --log-file")
+    #expect(try readFile(dir.appending("spawn.log")) == "", "and not to the inherited stderr")
+    let c = try RawClient(socket)
+    // Each INTRODUCE and RELEASE logs a line of about 80 bytes: past 300 bytes at once.
+    for domid in 1...5 {
+      #expect(c.call(.introduce, "\(domid)", "\(0x1000 + domid)", "1") == "OK|")
+      #expect(c.call(.release, "\(domid)") == "OK|")
+    }
+    // The daemon looks at the log's size every second.
+    for _ in 0..<500 where (try? readFile(log + ".1"))?.contains("domain released") != true { usleep(10_000) }
+    #expect(try readFile(log + ".1").contains("domid=5"), "the full log became .1")
+    #expect(try readFile(log + ".2") == "old 1\n")
+    #expect(try readFile(log + ".10") == "old 9\n", "the oldest (old 10) is gone")
+    #expect(!exists(log + ".11"), "never more than ten old logs")
+    #expect(try readFile(log) == "", "a new log begins")
+
+    // An outside logrotate moves the file away; SIGHUP makes the daemon write a new one.
+    #expect(rename(log, dir.appending("moved.log")) == 0)
+    kill(pid, SIGHUP)
+    for _ in 0..<300 where !exists(log) { usleep(10_000) }
+    #expect(c.call(.introduce, "99", "4096", "1") == "OK|")
+    #expect(try readFile(log).contains("domain introduced"), "the new file gets the log after SIGHUP")
+    #expect(try readFile(log).contains("domid=99"))
+  }
+
   @Test func runningOutOfDescriptorsDelaysNewClientsWithoutHurtingOthers() throws {
     let dir = TemporaryDirectory("xsdx")
     defer { dir.remove() }

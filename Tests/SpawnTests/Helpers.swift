@@ -74,12 +74,6 @@ func readFile(_ path: String) -> String? {
   return String(decoding: result, as: UTF8.self)
 }
 
-func writeFile(_ path: String, _ text: String) {
-  let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-  _ = Array(text.utf8).withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-  close(fd)
-}
-
 /// Waits (generously, polling: this is a test) until `condition` holds; false if it never did.
 func eventually(within seconds: Double = 10, _ condition: () -> Bool) async -> Bool {
   let deadline = Double(EventLoopClock.now()) + seconds * 1e9

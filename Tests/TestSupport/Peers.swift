@@ -48,6 +48,13 @@ public struct TemporaryDirectory: Sendable {
   }
 }
 
+/// Writes `text` to `path` (created or truncated, mode 0644).
+public func writeFile(_ path: String, _ text: String) {
+  let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+  _ = Array(text.utf8).withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+  close(fd)
+}
+
 /// Where SwiftPM put the package's executables (next to the test bundle).
 public enum BuiltProducts {
   public static var directory: String {

@@ -11,7 +11,8 @@ import XenStore
 /// The start is serialised by a lock file in the run directory (`xenstored-start.lock`), so
 /// concurrent `xl create`s start one daemon between them. The daemon is started through the
 /// spawn library, confirmed by its readiness descriptor (`--ready-fd 3`), and detached: it
-/// outlives `xl`. Its output goes to `xenstored.log` in the log directory.
+/// outlives `xl`. Its output goes to `xenstored.log` in the log directory, which the daemon
+/// rotates itself (`--log-file`: past 1 MiB, keeping ten old logs).
 ///
 /// The daemon keeps its state in `paths.xenstoredStateDirectory` (`--state-dir`): if it dies,
 /// the next `xl` starts it again with every record it acknowledged, the device models'
@@ -98,8 +99,11 @@ public struct XenStoreConnector: Sendable {
 
   private func start(started: @Sendable (SpawnConfirmation) -> Void) async throws(XenLightError) -> XenStoreClient {
     let command = SpawnCommand(
-      what: "xenstored", executable: xenstoredExecutable, arguments: ["-N", "--ready-fd", "3", "--socket", socketPath, "--state-dir", paths.xenstoredStateDirectory],
-      logPath: paths.logDirectory + "/xenstored.log", timeout: startTimeout)
+      what: "xenstored", executable: xenstoredExecutable, arguments: [
+        "-N", "--ready-fd", "3", "--socket", socketPath, "--state-dir", paths.xenstoredStateDirectory,
+        "--log-file", paths.xenstoredLog,
+      ],
+      logPath: paths.xenstoredLog, timeout: startTimeout)
     let confirmation: SpawnConfirmation
     do throws(SpawnError) {
       confirmation = try await spawner.spawn(command, readiness: .notificationPipe(descriptor: 3))

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Spawn
 
 /// Where `xl` keeps its run-time files (QMP sockets), device-model logs and the embedded
 /// xenstored's durable state, so that every `xl` invocation agrees.
@@ -81,20 +82,16 @@ public struct ToolstackPaths: Hashable, Sendable {
   public func rotatedDeviceModelLog(name: String) throws(XenLightError) -> String {
     try Self.makeDirectories(logDirectory)
     let base = deviceModelLog(name: name)
-    guard access(base, F_OK) == 0 else { return base }
-    for i in stride(from: 9, through: 1, by: -1) {
-      try Self.rename("\(base).\(i)", "\(base).\(i + 1)")
+    do {
+      try LogRotation.rotate(base)
+    } catch {
+      throw XenLightError(.io, "cannot rotate \(error.from) to \(error.to): \(FileIO.describe(errno: error.errno))", errno: error.errno)
     }
-    try Self.rename(base, "\(base).1")
     return base
   }
 
-  private static func rename(_ from: String, _ to: String) throws(XenLightError) {
-    if Glibc.rename(from, to) != 0 && errno != ENOENT {
-      let e = errno
-      throw XenLightError(.io, "cannot rotate \(from) to \(to): \(FileIO.describe(errno: e))", errno: e)
-    }
-  }
+  /// The embedded xenstored's own log, which it rotates itself (`--log-file`).
+  public var xenstoredLog: String { logDirectory + "/xenstored.log" }
 
   /// `mkdir -p dir` (mode 0755).
   public static func makeDirectories(_ dir: String) throws(XenLightError) {
