@@ -265,8 +265,6 @@ public final class XenstoredServer: @unchecked Sendable {
     }
   }
 
-  /// Backpressure: a client is not read while its replies pile up unread, and an unprivileged
-  /// one not while it has `outstanding` requests unanswered.
   /// Logs a line caused by `domid`'s connections, rate-limited per domain so that no
   /// domain can make the log grow without bound.
   private func logLimited(_ domid: UInt32, _ level: Logger.Level, _ text: String, _ metadata: Logger.Metadata) {
@@ -277,6 +275,8 @@ public final class XenstoredServer: @unchecked Sendable {
     logger.log(level: level, "\(text)", metadata: metadata)
   }
 
+  /// Backpressure: a client is not read while its replies pile up unread, and an unprivileged
+  /// one not while it has `outstanding` requests unanswered.
   private func mustPause(_ client: ClientConnection) -> Bool {
     client.pendingBytes > readPauseBytes
       || (client.domid != 0 && client.pendingReplies >= configuration.quotas.outstanding)
