@@ -236,6 +236,19 @@ import XenStore
       """)
     #expect(!isAlive(identity.pid))
     #expect(bed.sockets(in: bed.runDirectory) == [])
+
+    // xl's xenstored is durable: the records written before it died are back with it. The
+    // domain shows as crashed (its device model is gone), and `xl destroy` removes it.
+    let listed = try bed.xl(["list"])
+    let restarted = try #require(bracketedPID(listed.stderr), "\(listed)")
+    defer {
+      kill(restarted, SIGTERM)
+      while isAlive(restarted) { usleep(1000) }
+    }
+    #expect(listed.stdout.split(separator: "\n").contains { $0.hasPrefix("tiny ") && $0.contains(" ---sc- ") }, "\(listed)")
+    let destroyed = try bed.xl(["destroy", "tiny"])
+    #expect(destroyed.stdout == "Domain 1 (tiny) destroyed: device model already exited\n", "\(destroyed)")
+    try await bed.expectNoLeftovers()
   }
 
   @Test func interruptMidCreateStopsTheDeviceModelAndRemovesEverything() async throws {
