@@ -55,9 +55,10 @@ import TestSupport
   @Test func anExitedUnreapedProcessIsAlreadyExited() async throws {
     // The daemon exits on its own; until init reaps it, it is a zombie with the same identity.
     let identity = try await running("notify", "3", "", "sleep", "1000", "exit", "0")
-    // Zombie or gone: an exiting process passes through other states first (D; t while
-    // LeakSanitizer's exit-time check stops it under `--sanitize=address`).
-    #expect(await eventually { [nil, "Z"].contains(processState(identity.pid)) })
+    // Gone, or a zombie with no thread left: an exiting process passes through other states
+    // first (D; t while LeakSanitizer's exit-time check stops it under `--sanitize=address`),
+    // and its leader shows Z while other threads still exit (its pidfd is not readable yet).
+    #expect(await eventually { processState(identity.pid) == nil || isExitedThreadGroup(identity.pid) })
     #expect(try await spawner.stop(identity) == .alreadyExited)
   }
 
@@ -89,4 +90,11 @@ import TestSupport
     #expect(me.bootID == readFile("/proc/sys/kernel/random/boot_id")?.split(separator: "\n").first.map(String.init))
     #expect(throws: Errno.ENOENT) { try ProcessIdentity.of(pid: 0x3fff_fff0) }
   }
+}
+
+/// A zombie whose other threads are all released: `Threads: 1` in /proc/<pid>/status, so its
+/// pidfd is readable (the kernel's `thread_group_exited`).
+private func isExitedThreadGroup(_ pid: Int32) -> Bool {
+  guard processState(pid) == "Z", let status = readFile("/proc/\(pid)/status") else { return false }
+  return status.split(separator: "\n").contains("Threads:\t1")
 }
