@@ -144,7 +144,8 @@ struct LoadWorker {
   let ledger: StressLedger
 
   mutating func run(until deadline: Double) {
-    guard let c = try? StressClient(socket) else { return ledger.fail("client \(index) cannot connect") }
+    let c: StressClient
+    do { c = try StressClient(socket) } catch { return ledger.fail("client \(index) cannot connect: \(error)") }
     let home = ReliabilityLoadTests.home(of: index)
     let isDomain = ReliabilityLoadTests.domain(of: index) != nil
     if isDomain { ledger.add("domain-clients") }
@@ -223,7 +224,8 @@ struct CounterWatcher {
   let ledger: StressLedger
 
   func run(until deadline: Double, workersDone: () -> Bool) {
-    guard let c = try? StressClient(socket) else { return ledger.fail("watcher cannot connect") }
+    let c: StressClient
+    do { c = try StressClient(socket) } catch { return ledger.fail("watcher cannot connect: \(error)") }
     guard c.call(.watch, "/load/counter", "counters") == "OK|" else { return ledger.fail("watcher watch") }
     var last = [Int](repeating: 0, count: ReliabilityLoadTests.counters)
     var final: [Int]?

@@ -57,7 +57,8 @@ enum WellBehaved {
   /// Dom0: writes, reads back, lists, watches and commits transactions under /good, which no
   /// one else touches.
   static func dom0(_ socket: String, until deadline: Double, _ ledger: StressLedger) {
-    guard let c = try? StressClient(socket) else { return ledger.fail("good client cannot connect") }
+    let c: StressClient
+    do { c = try StressClient(socket) } catch { return ledger.fail("good client cannot connect: \(error)") }
     var keys: Set<String> = []
     expect(c.call(.watch, "/good/w", "gw"), "OK|", "watch", ledger)
     _ = c.call(.getDomainPath, "0")   // the watch's first event follows its reply
@@ -89,7 +90,8 @@ enum WellBehaved {
 
   /// Domain 1 through its own socket: works in its home, and is refused dom0's nodes.
   static func domain(_ socket: String, until deadline: Double, _ ledger: StressLedger) {
-    guard let c = try? StressClient(socket) else { return ledger.fail("domain client cannot connect") }
+    let c: StressClient
+    do { c = try StressClient(socket) } catch { return ledger.fail("domain client cannot connect: \(error)") }
     var round = 0
     while monotonicSeconds() < deadline {
       round += 1

@@ -62,13 +62,17 @@ final class StressClient {
   private var nextID: UInt32 = 0
 
   init(_ path: String, timeout: Int = 10) throws {
-    fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    // The descriptor becomes `self.fd` only once connected: a class whose init throws after
+    // all its properties are set runs its deinit, which would close it a second time (and,
+    // with other threads opening descriptors, close one of theirs).
+    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
     let rc = UnixAddress.withAddress(path) { connect(fd, $0, $1) }
     guard rc == 0 else {
       let err = errno
       close(fd)
       throw StartupError(description: "connect \(path): \(String(cString: strerror(err)))")
     }
+    self.fd = fd
     setTimeout(seconds: timeout)
   }
 

@@ -12,7 +12,9 @@ final class RawClient {
   private var nextID: UInt32 = 1
 
   init(_ path: String) throws {
-    fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    // Stored only once connected: a throw after every property is set would run deinit and
+    // close the descriptor twice (see StressClient).
+    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
     var address = sockaddr_un()
     address.sun_family = sa_family_t(AF_UNIX)
     let bytes = Array(path.utf8)
@@ -25,6 +27,7 @@ final class RawClient {
       close(fd)
       throw StartupError(description: "connect \(path): \(String(cString: strerror(err)))")
     }
+    self.fd = fd
     var timeout = timeval(tv_sec: 10, tv_usec: 0)
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
