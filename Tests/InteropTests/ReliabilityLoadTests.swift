@@ -18,7 +18,8 @@ import XenStore
 /// - Memory: the daemon's RSS after warm-up stays flat; the client that never reads its
 ///   events is cut off, the one that never reads its replies is paused, and others carry on.
 ///
-/// A few seconds here; `scripts/load.sh SECONDS` runs it for longer (`XS_LOAD_SECONDS`).
+/// A few seconds here, memory-only and durable; `scripts/load.sh SECONDS` runs it for longer
+/// (`XS_LOAD_SECONDS`).
 @Suite(.serialized) struct ReliabilityLoadTests {
   static let clients = 64
   static let watchers = 4
@@ -34,10 +35,12 @@ import XenStore
     domain(of: index).map { "/local/domain/\($0)/load" } ?? "/load/c\(index)"
   }
 
-  @Test func sixtyFourClientsLoseNoUpdateAndMemoryStaysFlat() throws {
+  /// Memory-only, and durable (`--state-dir`: every reply waits for its record's sync).
+  @Test(arguments: [false, true])
+  func sixtyFourClientsLoseNoUpdateAndMemoryStaysFlat(durable: Bool) throws {
     let seconds = secondsSetting("XS_LOAD_SECONDS", default: 4)
     let seed = stressSeed()
-    let d = try DaemonProcess()
+    let d = try DaemonProcess(durable: durable)
     defer { d.stop() }
     let setup = try StressClient(d.socketPath)
     for k in 0..<Self.counters {
@@ -103,7 +106,7 @@ import XenStore
     let rate = Int(Double(ops) / elapsed)
     let duration = Double(Int(elapsed * 10)) / 10
     let requests = c["requests", default: 0]
-    var report = "load: \(Self.clients) clients (\(c["domain-clients", default: 0]) of them domains), "
+    var report = "load\(durable ? " (durable)" : ""): \(Self.clients) clients (\(c["domain-clients", default: 0]) of them domains), "
     report += "\(duration) s, \(ops) operations (\(rate)/s), "
     report += "\(requests) requests (\(Int(Double(requests) / elapsed))/s), "
     report += "\(c["commits", default: 0]) counter commits, \(c["eagain", default: 0]) EAGAIN retries, "

@@ -15,10 +15,12 @@ final class DaemonProcess: Sendable {
   let socketPath: String
   let pid: pid_t
 
-  init() throws {
+  /// `durable`: with a state directory of its own (`--state-dir`).
+  init(durable: Bool = false) throws {
     directory = TemporaryDirectory("xsr")
     socketPath = directory.appending("socket")
-    pid = try spawnConfirmed(BuiltProducts.path("xenstored"), ["-N", "--socket", socketPath, "--ready-fd", "3"],
+    let state = durable ? ["--state-dir", directory.appending("state")] : []
+    pid = try spawnConfirmed(BuiltProducts.path("xenstored"), ["-N", "--socket", socketPath, "--ready-fd", "3"] + state,
                              log: directory.appending("stderr"))
   }
 
