@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Load on xenstored for SECONDS, memory-only and then durable (--state-dir): 64 clients mixing reads, writes, listings, watches and
-# transactions, a client that never reads its events and one that never reads its replies.
+# Load on xenstored for SECONDS, memory-only and then durable (--state-dir): 64 clients
+# mixing reads, writes, listings, watches and transactions, a client that never reads its
+# events and one that never reads its replies.
 # Prints clients, operations, commits, EAGAIN retries, lost updates and the daemon's RSS after
 # warm-up and at the end (see RELIABILITY.md). XS_STRESS_SEED=N replays a run's choices.
 #
