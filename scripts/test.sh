@@ -1,7 +1,14 @@
 #!/usr/bin/env bash
-# The whole test suite: installs the real peers when missing, builds, runs every test.
+# The whole test suite: installs the real peers when missing, builds, runs every test, then the
+# sanitizer pass (scripts/sanitizers.sh: every suite again under AddressSanitizer, in .build-asan).
+# With arguments (say --filter X) only `swift test` runs, with them, except under CI=true.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-peers.sh
 swift build --build-tests
 swift test --disable-xctest "$@"
+if (($# == 0)) || [[ ${CI:-} == true ]]; then
+  scripts/sanitizers.sh address
+else
+  echo "test.sh: sanitizer pass not run (arguments given): scripts/sanitizers.sh" >&2
+fi
