@@ -3,7 +3,7 @@
 # after the normal suite.
 #
 #   scripts/sanitizers.sh            AddressSanitizer + LeakSanitizer over every suite
-#   scripts/sanitizers.sh thread     ThreadSanitizer over the reactor and xenstore suites: not part
+#   scripts/sanitizers.sh thread     ThreadSanitizer over the suites that spawn nothing: not part
 #                                    of the default pass (Synchronization.Mutex false positives,
 #                                    see RELIABILITY.md); for looking, not for gating
 #
@@ -96,7 +96,7 @@ case $mode in
     ;;
   thread)
     run thread .build-tsan thread TSAN_OPTIONS "suppressions=$PWD/scripts/tsan-suppressions.txt" \
-      --filter '^(ReactorTests|XenStoreTests|XenStoreDaemonTests)\.'
+      --filter '^(ReactorTests|XenStoreTests|XenStoreDaemonTests|XenLightTests)\.'
     ;;
   *)
     echo "usage: scripts/sanitizers.sh [address|thread]" >&2
