@@ -9,8 +9,10 @@
 #
 # Each sanitizer has its own build directory (.build-asan, .build-tsan). Every process the tests
 # start from this build (xenstored, xl, xenstore, spawn-fixture, the startup monitors) is
-# instrumented too and writes its reports to files under a temporary directory; any report, a
-# failed test or a run of no test fails the pass. Under CI=true it never skips.
+# instrumented too and writes its reports to files under a temporary directory. Any report fails
+# the pass, and so does a run of no test; tests that fail without a report are run once more on
+# their own and must pass then (timing margins under load). XL_SANITIZERS=skip skips the pass,
+# except under CI=true, where it never skips.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
