@@ -36,7 +36,7 @@ protocol XLSubcommand: ParsableCommand {
   func execute() async throws
 }
 
-extension XenLight.XenStoreConnector {
+extension XenStoreConnector {
   /// Tells the user that `list` or `destroy` brought xenstored back from its saved state.
   var noteRestart: @Sendable (SpawnConfirmation) -> Void {
     { [socketPath, xenstoredExecutable, paths] started in

@@ -62,11 +62,9 @@ public struct XenStoreConnector: Sendable {
     }
   }
 
-  /// Whether the embedded daemon's state directory holds a saved store (its files are
-  /// `snapshot-<n>` and `log-<n>`): records of domains whose device models may still run.
-  public var hasSavedState: Bool {
-    FileIO.names(in: paths.xenstoredStateDirectory).contains { $0.hasPrefix("snapshot-") || $0.hasPrefix("log-") }
-  }
+  /// Whether the embedded daemon has a saved store: its state directory exists (the daemon
+  /// creates it on its first start), so domains whose device models may still run are recorded.
+  public var hasSavedState: Bool { access(paths.xenstoredStateDirectory, F_OK) == 0 }
 
   /// A connection to the running daemon; when none answers but a saved state exists, the
   /// daemon is started on that state first (for `list` and `destroy`: its records are the

@@ -31,18 +31,6 @@ enum FileIO {
     }
   }
 
-  /// The names in directory `path` (without "." and ".."), or [] if it cannot be read.
-  static func names(in path: String) -> [String] {
-    guard let dir = opendir(path) else { return [] }
-    defer { closedir(dir) }
-    var names: [String] = []
-    while let entry = readdir(dir) {
-      let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-      if name != "." && name != ".." { names.append(name) }
-    }
-    return names
-  }
-
   /// `strerror(e)`.
   static func describe(errno e: Int32) -> String {
     String(cString: strerror(e))
