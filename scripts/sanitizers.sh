@@ -27,6 +27,8 @@ if [[ ${XL_SANITIZERS:-} == skip ]]; then
 fi
 
 reports=$(mktemp -d /tmp/xl-sanitizers.XXXXXX)
+# A pass takes 2 to 5 minutes here; past this it hangs, and scripts/deadline.sh shows where.
+test_deadline=${XL_TEST_DEADLINE:-1500}
 
 # Tests that assert on the daemon's resident memory: ASan's redzones, shadow and quarantine
 # (freed memory is held back to catch use-after-free) make RSS meaningless there.
@@ -57,8 +59,10 @@ run() {
   grep -v "ld.gold: warning: Cannot export local symbol" "$reports/$name-build.log" | tail -3
   [[ $status == 0 ]] || { echo "sanitizers: $name: build failed (see $reports/$name-build.log)" >&2; return 1; }
   echo "sanitizers: $name: testing (log: $log)"
-  env "$environment" swift test --disable-xctest --scratch-path "$scratch" --sanitize="$sanitizer" --skip-build "$@" \
+  scripts/deadline.sh "$test_deadline" "sanitizers $name" \
+    env "$environment" swift test --disable-xctest --scratch-path "$scratch" --sanitize="$sanitizer" --skip-build "$@" \
     >"$log" 2>&1 || status=$?
+  [[ $status == 124 ]] && { tail -c 20000 "$log" | grep -A200 '^deadline:' >&2; return 1; }
   grep -E '^(✔|✘) Test run with|✘ Test .* (failed|recorded an issue)' "$log" | tail -20 || true
   local ran
   ran=$(sed -nE 's/.*Test run with ([0-9]+) tests?.*/\1/p' "$log" | tail -1)
@@ -80,8 +84,10 @@ run() {
   fi
   echo "sanitizers: $name: RETRYING on their own: $failed (log: $log.retry)"
   status=0
-  env "$environment" swift test --disable-xctest --scratch-path "$scratch" --sanitize="$sanitizer" --skip-build \
+  scripts/deadline.sh "$test_deadline" "sanitizers $name retry" \
+    env "$environment" swift test --disable-xctest --scratch-path "$scratch" --sanitize="$sanitizer" --skip-build \
     --filter "/($failed)\(" >"$log.retry" 2>&1 || status=$?
+  [[ $status == 124 ]] && { tail -c 20000 "$log.retry" | grep -A200 '^deadline:' >&2; return 1; }
   grep -E '^(✔|✘) Test run with|✘ Test .* (failed|recorded an issue)' "$log.retry" | tail -20 || true
   check_reports "$name" || return 1
   if [[ $status != 0 ]]; then

@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-peers.sh
 swift build --build-tests
-swift test --disable-xctest "$@"
+# About 1 to 2 minutes here; a hang is reported with every thread's stack, then killed.
+scripts/deadline.sh "${XL_TEST_DEADLINE:-1200}" "swift test" swift test --disable-xctest "$@"
 if (($# == 0)) || [[ ${CI:-} == true ]]; then
   scripts/sanitizers.sh address
 else

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# deadline.sh SECONDS LABEL COMMAND [ARGUMENTS...]
+#
+# Runs COMMAND in a session of its own and returns its exit status. If it is still running
+# after SECONDS, it is a hang: the processes it left (its session and every descendant, with
+# their kernel wait channels) and every thread's stack of each test runner (gdb, when
+# installed) are printed to stderr, the session and the descendants are killed, and the exit
+# status is 124, as timeout(1)'s. The test command must end with a reason, never hang CI.
+set -uo pipefail
+
+if (($# < 3)); then
+  echo "usage: scripts/deadline.sh SECONDS LABEL COMMAND [ARGUMENTS...]" >&2
+  exit 2
+fi
+limit=$1 label=$2
+shift 2
+
+setsid "$@" &
+leader=$!
+# The command is out of our process group: pass an interrupt (^C) or a stop on to it.
+trap 'kill -TERM -- "-$leader" 2>/dev/null' INT TERM HUP
+
+# The session's processes and, recursively, their children: startup monitors and the daemons
+# they watch leave the session (setsid) but stay descendants until they are reparented.
+descendants() {
+  local pids
+  pids=$(ps -e -o pid=,sid= | awk -v s="$leader" '$2 == s { print $1 }')
+  local frontier=$pids
+  while [[ -n $frontier ]]; do
+    local next
+    next=$(for p in $frontier; do ps -o pid= --ppid "$p"; done | tr -s ' \n' '\n' | sed '/^$/d')
+    frontier=$next
+    pids+=$'\n'$next
+  done
+  echo "$pids" | tr -s ' \n' '\n' | sed '/^$/d' | sort -un
+}
+
+report_hang() {
+  local pids
+  pids=$(descendants)
+  echo "deadline: $label: still running after $limit s: a hang. Its processes:" >&2
+  # shellcheck disable=SC2086
+  [[ -n $pids ]] && ps -o pid,ppid,sid,stat,etimes,wchan:24,args -p "$(echo $pids | tr ' ' ',')" >&2
+  command -v gdb >/dev/null || { echo "deadline: gdb not installed: no stacks" >&2; return; }
+  for pid in $pids; do
+    local name
+    name=$(tr -d '\0' <"/proc/$pid/comm" 2>/dev/null) || continue
+    # The test runners: SwiftPM's test binary and the helper that runs Swift Testing.
+    case $name in *PackageTe* | *xctest* | swiftpm-testing*) ;; *) continue ;; esac
+    echo "deadline: $label: threads of $pid ($name):" >&2
+    timeout 60 gdb -p "$pid" -batch -nx -ex 'set pagination off' -ex 'thread apply all bt 25' 2>&1 |
+      grep -E '^(Thread|#)' | cut -c1-220 >&2
+  done
+}
+
+# Polls each second rather than one long sleep: a sleep left behind would hold the caller's
+# output pipe open after the command ended.
+marker=$(mktemp)
+(
+  for ((waited = 0; waited < limit; waited++)); do
+    sleep 1
+    kill -0 "$leader" 2>/dev/null || exit 0
+  done
+  report_hang
+  pids=$(descendants)
+  echo killed >"$marker"
+  kill -KILL -- "-$leader" 2>/dev/null
+  # shellcheck disable=SC2086
+  [[ -n $pids ]] && kill -KILL $pids 2>/dev/null
+  exit 0
+) &
+watchdog=$!
+
+status=0
+wait "$leader" || status=$?
+# A trapped signal ends the wait early; the command is still ending: wait for its status.
+while kill -0 "$leader" 2>/dev/null; do wait "$leader" || status=$?; done
+wait "$watchdog"
+if [[ -s $marker ]]; then
+  status=124
+  echo "deadline: $label: killed after $limit s" >&2
+fi
+rm -f "$marker"
+exit "$status"
