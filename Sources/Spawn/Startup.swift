@@ -13,14 +13,18 @@ import Reactor
 ///   value, readiness failure, daemon death, exec failure, monitor gone, deadline, abort
 ///   (callback, cancellation, dropped handle).
 /// - settling: the readiness wait failed; for `settleNanoseconds` a death report wins,
-///   since a daemon that dies usually closes its sockets just before (QEMU's QMP socket).
+///   since a daemon that dies usually closes its sockets just before (QEMU's QMP socket);
+///   longer while the daemon's pidfd shows it has exited (its report is then on its way).
 /// - decided: the outcome is fixed. Confirmed: DETACH sent, the monitor exits, the daemon
 ///   lives on. Failed: STOP sent (SIGTERM, SIGKILL after the grace), the monitor reports the
 ///   death and exits. Either way the monitor is reaped before the outcome is delivered.
+///   A monitor that has not ended `monitorSlackNanoseconds` after it should have (a monitor
+///   stopped or stuck) is killed through its pidfd, so no outcome waits on it for ever.
 /// - finished: `result` is set and delivered; the descriptors are closed.
 final class Startup: @unchecked Sendable {
   static let settleNanoseconds: UInt64 = 250_000_000
   static let abortTickNanoseconds: UInt64 = 100_000_000
+  static let monitorSlackNanoseconds: UInt64 = 5_000_000_000
 
   let loop: EventLoop
   let spawner: Spawner
@@ -42,6 +46,8 @@ final class Startup: @unchecked Sendable {
   private var monitorReaped = false
   private var monitorStatus: WaitStatus?
   private var monitorDiedUnexpectedly = false
+  private var monitorTimer: EventLoop.TimerID?
+  private var monitorKilledUnresponsive = false
   /// Whether the pid is recorded (start's hook ran), so a confirmed daemon may be let go.
   private var detachAllowed = false
   private var detachSent = false
@@ -147,6 +153,7 @@ final class Startup: @unchecked Sendable {
     if case .confirmed? = decision, result == nil {
       decision = .failed(error)
       if !monitorEnded { _ = cspawn_send_control(control, Int32(CSPAWN_CONTROL_STOP), stopGraceMilliseconds) }
+      expectMonitorEnd(afterNanoseconds: UInt64(stopGraceMilliseconds) * 1_000_000)
       return finishIfDone()
     }
     decide(.failed(error))
@@ -156,6 +163,33 @@ final class Startup: @unchecked Sendable {
     guard !detachSent, !monitorEnded else { return }
     detachSent = true
     _ = cspawn_send_control(control, Int32(CSPAWN_CONTROL_DETACH), 0)
+    expectMonitorEnd(afterNanoseconds: 0)
+  }
+
+  /// The monitor has been told to end (or reported the daemon's end, and exits after it): if
+  /// it has not ended `monitorSlackNanoseconds` after `nanoseconds`, it is stuck, and killed.
+  private func expectMonitorEnd(afterNanoseconds nanoseconds: UInt64) {
+    guard !monitorEnded else { return }
+    if let monitorTimer { loop.cancel(monitorTimer) }
+    monitorTimer = loop.schedule(afterNanoseconds: nanoseconds.saturatingAdd(Startup.monitorSlackNanoseconds)) { [self] in
+      monitorTimer = nil
+      killUnresponsiveMonitor()
+    }
+  }
+
+  /// Only through its pidfd, or by pid while it is surely our unreaped child (selective
+  /// reaping): a caller that reaps by itself may have reaped it, and the pid be reused.
+  private func killUnresponsiveMonitor() {
+    guard !monitorEnded else { return }
+    if let fd = monitorPIDFD {
+      guard (try? system.pidfdSendSignal(fd, SIGKILL)) != nil else { return }
+    } else if spawner.reaping == .selective {
+      guard (try? system.kill(monitorPID, SIGKILL)) != nil else { return }
+    } else {
+      return
+    }
+    // Its end of stream follows: `monitorClosed` kills the daemon unless it was let go.
+    monitorKilledUnresponsive = true
   }
 
   func readinessReported(status: String) {
@@ -204,6 +238,7 @@ final class Startup: @unchecked Sendable {
     case Int32(CSPAWN_REPORT_EXITED):
       daemonEnded = true
       daemonExited(WaitStatus(rawValue: report.value))
+      expectMonitorEnd(afterNanoseconds: 0)  // it exits once it has reported
     case Int32(CSPAWN_REPORT_FAILED):
       daemonEnded = true
       let call = [CSPAWN_STAGE_SIGNALFD: "signalfd", CSPAWN_STAGE_PIPE: "pipe", CSPAWN_STAGE_FORK: "fork"][Int(report.stage)]
@@ -263,7 +298,9 @@ final class Startup: @unchecked Sendable {
 
   private func reapMonitor() {
     // Reaped by the caller: `Spawner.reaped(pid:status:)` reports it, before or after this.
-    if spawner.reaping == .byCaller { return }
+    // Before: the outcome waited only for this end of stream (finding 8: it was not
+    // delivered then, and confirm never returned).
+    if spawner.reaping == .byCaller { return finishIfDone() }
     tryReap()
   }
 
@@ -346,11 +383,21 @@ final class Startup: @unchecked Sendable {
         failure = self.failure(.protocolFailed, detail: "\(error)")
       }
       settling = failure
-      settleTimer = loop.schedule(afterNanoseconds: Startup.settleNanoseconds) { [self] in
-        if let settling { decide(.failed(settling)) }
-      }
+      settleTimer = loop.schedule(afterNanoseconds: Startup.settleNanoseconds) { [self] in settled() }
       wake()
     }
+  }
+
+  private func settled() {
+    settleTimer = nil
+    guard let settling else { return }
+    // The daemon has exited but its monitor has not said how yet (a loaded machine): that
+    // report is sure to come, and is the real reason. The deadline still bounds the wait.
+    if let fd = daemonPIDFD, isReadableNow(fd), !monitorEnded {
+      settleTimer = loop.schedule(afterNanoseconds: Startup.settleNanoseconds) { [self] in settled() }
+      return
+    }
+    decide(.failed(settling))
   }
 
   // MARK: Timers and abort
@@ -407,6 +454,7 @@ final class Startup: @unchecked Sendable {
         if detachAllowed { detach() }
       case .failed:
         if !daemonEnded { _ = cspawn_send_control(control, Int32(CSPAWN_CONTROL_STOP), stopGraceMilliseconds) }
+        expectMonitorEnd(afterNanoseconds: UInt64(stopGraceMilliseconds) * 1_000_000)
       }
     }
     // A send that fails means the monitor is gone: its end of stream follows.
@@ -415,6 +463,8 @@ final class Startup: @unchecked Sendable {
 
   private func finishIfDone() {
     guard let decision, result == nil, monitorEnded, monitorReaped else { return }
+    if let monitorTimer { loop.cancel(monitorTimer) }
+    monitorTimer = nil
     let result: Result<SpawnConfirmation, SpawnError>
     switch decision {
     case .confirmed(let value, let at):
@@ -422,7 +472,8 @@ final class Startup: @unchecked Sendable {
       result = .success(
         SpawnConfirmation(what: what, identity: identity, elapsed: .nanoseconds(Int64(clamping: at &- began)), value: value))
     case .failed(var error):
-      if error.code == .monitorFailed || (monitorDiedUnexpectedly && error.status == nil) {
+      // The monitor's own wait status, when it died of itself (not when killed as stuck).
+      if error.code == .monitorFailed || (monitorDiedUnexpectedly && !monitorKilledUnresponsive && error.status == nil) {
         error.status = monitorStatus
       }
       error.logTail = log?.tail() ?? ""

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Reactor
 import Spawn
 import Testing
 import TestSupport
@@ -190,7 +191,9 @@ import TestSupport
       // The caller's reaper (here for this one pid; a real one would reap whatever SIGCHLD brings).
       let reaper = Task {
         var status: Int32 = 0
-        while waitpid(daemon.monitorPID, &status, WNOHANG) == 0 { try await Task.sleep(for: .milliseconds(2)) }
+        for _ in 0..<15_000 where waitpid(daemon.monitorPID, &status, WNOHANG) == 0 {
+          try await Task.sleep(for: .milliseconds(2))
+        }
         return spawner.reaped(pid: daemon.monitorPID, status: status)
       }
       let error = await spawnError {
@@ -202,6 +205,45 @@ import TestSupport
     }
     #expect(waits.values.isEmpty)
   }
+}
+
+extension InjectedFailureTests {
+  /// Finding 8 (a CI run hung in `callerOwnedReaping`): the caller's reap reached the spawner
+  /// before the monitor's end of stream did, and the outcome was never delivered. Forced here:
+  /// the spawner's loop is held until the monitor has exited and the caller has reaped it.
+  @Test func aCallerReapingTheMonitorBeforeItsEndOfStreamIsSeenStillGetsTheOutcome() async throws {
+    let loop = EventLoop(name: "reap-order")
+    defer { loop.shutdown() }
+    let spawner = Spawner(loop: loop, reaping: .byCaller)
+    var command = Fixture.command(log: nil)
+    command.arguments = ["sleep", "200", "exit", "5"]
+    let daemon = try await spawner.start(command, readiness: .notificationPipe())
+    let monitor = daemon.monitorPID
+    let reaped = Recorder<Bool>()
+    loop.execute {
+      // The monitor reports the exit and ends meanwhile; its report and end of stream wait.
+      var status: Int32 = 0
+      for _ in 0..<3000 where waitpid(monitor, &status, WNOHANG) == 0 { usleep(10_000) }
+      reaped.append(spawner.reaped(pid: monitor, status: status))
+    }
+    let outcome = await within(seconds: 30) { await spawnError { _ = try await daemon.confirm() } }
+    #expect(reaped.values == [true])
+    #expect(outcome != nil, "confirm did not return")
+    #expect(outcome??.code == .exited)
+    #expect(outcome??.status?.exitCode == 5)
+  }
+}
+
+/// What `body` returns, or nil if it has not returned within `seconds` (a hang then fails
+/// the test instead of blocking the run; the task is left behind).
+func within<T: Sendable>(seconds: Double, _ body: @escaping @Sendable () async -> T) async -> T? {
+  let first = OnceResume<T?>()
+  Task { first.resume(returning: await body()) }
+  Task {
+    try? await Task.sleep(for: .seconds(seconds))
+    first.resume(returning: nil)
+  }
+  return try? await withCheckedThrowingContinuation { first.set($0) }
 }
 
 /// What `fd` refers to ("pipe:[1234]"), nil if it is not open.
