@@ -6,6 +6,9 @@
 # their kernel wait channels) and every thread's stack of each test runner (gdb, when
 # installed) are printed to stderr, the session and the descendants are killed, and the exit
 # status is 124, as timeout(1)'s. The test command must end with a reason, never hang CI.
+# With DEADLINE_EVENTS naming a Swift Testing event stream (`swift test --event-stream-output-path
+# FILE --event-stream-version 0`, written as it happens), the tests still running are named too:
+# the test output itself is block-buffered and lost with the killed process.
 set -uo pipefail
 
 if (($# < 3)); then
@@ -35,7 +38,34 @@ descendants() {
   echo "$pids" | tr -s ' \n' '\n' | sed '/^$/d' | sort -un
 }
 
+# The tests (not suites) that started and have not ended, with how long they have run.
+unfinished_tests() {
+  [[ -n ${DEADLINE_EVENTS:-} && -s $DEADLINE_EVENTS ]] || return 0
+  echo "deadline: $label: tests still running:" >&2
+  python3 - "$DEADLINE_EVENTS" >&2 <<'PYTHON' || true
+import json, sys, time
+running = {}
+for line in open(sys.argv[1], errors="replace"):
+    try:
+        record = json.loads(line)
+    except ValueError:
+        continue
+    payload = record.get("payload", {})
+    kind, test = payload.get("kind"), payload.get("testID", "")
+    if record.get("kind") != "event" or "/" not in test:
+        continue
+    if kind == "testStarted":
+        running[test] = payload["instant"]["since1970"]
+    elif kind in ("testEnded", "testSkipped"):
+        running.pop(test, None)
+for test, started in sorted(running.items(), key=lambda item: item[1]):
+    print(f"  {test} (for {time.time() - started:.0f} s)")
+PYTHON
+}
+
 report_hang() {
+  unfinished_tests
+  command -v ps >/dev/null || { echo "deadline: $label: still running after $limit s (no ps: no details)" >&2; return; }
   local pids
   pids=$(descendants)
   echo "deadline: $label: still running after $limit s: a hang. Its processes:" >&2
@@ -44,9 +74,9 @@ report_hang() {
   command -v gdb >/dev/null || { echo "deadline: gdb not installed: no stacks" >&2; return; }
   for pid in $pids; do
     local name
-    name=$(tr -d '\0' <"/proc/$pid/comm" 2>/dev/null) || continue
-    # The test runners: SwiftPM's test binary and the helper that runs Swift Testing.
-    case $name in *PackageTe* | *xctest* | swiftpm-testing*) ;; *) continue ;; esac
+    name=$(cat "/proc/$pid/comm" 2>/dev/null) || continue
+    # The test runners: SwiftPM's test binary (comm is cut to 15 characters) and its helper.
+    case $name in *Package* | *xctest* | swiftpm-testing*) ;; *) continue ;; esac
     echo "deadline: $label: threads of $pid ($name):" >&2
     timeout 60 gdb -p "$pid" -batch -nx -ex 'set pagination off' -ex 'thread apply all bt 25' 2>&1 |
       grep -E '^(Thread|#)' | cut -c1-220 >&2
@@ -62,7 +92,7 @@ marker=$(mktemp)
     kill -0 "$leader" 2>/dev/null || exit 0
   done
   report_hang
-  pids=$(descendants)
+  pids=$(command -v ps >/dev/null && descendants)
   echo killed >"$marker"
   kill -KILL -- "-$leader" 2>/dev/null
   # shellcheck disable=SC2086

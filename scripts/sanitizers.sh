@@ -59,10 +59,10 @@ run() {
   grep -v "ld.gold: warning: Cannot export local symbol" "$reports/$name-build.log" | tail -3
   [[ $status == 0 ]] || { echo "sanitizers: $name: build failed (see $reports/$name-build.log)" >&2; return 1; }
   echo "sanitizers: $name: testing (log: $log)"
-  scripts/deadline.sh "$test_deadline" "sanitizers $name" \
-    env "$environment" swift test --disable-xctest --scratch-path "$scratch" --sanitize="$sanitizer" --skip-build "$@" \
-    >"$log" 2>&1 || status=$?
-  [[ $status == 124 ]] && { tail -c 20000 "$log" | grep -A200 '^deadline:' >&2; return 1; }
+  DEADLINE_EVENTS="$log.events" scripts/deadline.sh "$test_deadline" "sanitizers $name" \
+    env "$environment" swift test --disable-xctest --scratch-path "$scratch" --sanitize="$sanitizer" --skip-build \
+    --event-stream-output-path "$log.events" --event-stream-version 0 "$@" >"$log" 2>&1 || status=$?
+  [[ $status == 124 ]] && { sed -n '/^deadline:/,$p' "$log" | head -400 >&2; return 1; }
   grep -E '^(✔|✘) Test run with|✘ Test .* (failed|recorded an issue)' "$log" | tail -20 || true
   local ran
   ran=$(sed -nE 's/.*Test run with ([0-9]+) tests?.*/\1/p' "$log" | tail -1)
@@ -84,10 +84,11 @@ run() {
   fi
   echo "sanitizers: $name: RETRYING on their own: $failed (log: $log.retry)"
   status=0
-  scripts/deadline.sh "$test_deadline" "sanitizers $name retry" \
+  DEADLINE_EVENTS="$log.retry.events" scripts/deadline.sh "$test_deadline" "sanitizers $name retry" \
     env "$environment" swift test --disable-xctest --scratch-path "$scratch" --sanitize="$sanitizer" --skip-build \
-    --filter "/($failed)\(" >"$log.retry" 2>&1 || status=$?
-  [[ $status == 124 ]] && { tail -c 20000 "$log.retry" | grep -A200 '^deadline:' >&2; return 1; }
+    --event-stream-output-path "$log.retry.events" --event-stream-version 0 --filter "/($failed)\(" \
+    >"$log.retry" 2>&1 || status=$?
+  [[ $status == 124 ]] && { sed -n '/^deadline:/,$p' "$log.retry" | head -400 >&2; return 1; }
   grep -E '^(✔|✘) Test run with|✘ Test .* (failed|recorded an issue)' "$log.retry" | tail -20 || true
   check_reports "$name" || return 1
   if [[ $status != 0 ]]; then

@@ -7,7 +7,10 @@ cd "$(dirname "$0")/.."
 scripts/install-peers.sh
 swift build --build-tests
 # About 1 to 2 minutes here; a hang is reported with every thread's stack, then killed.
-scripts/deadline.sh "${XL_TEST_DEADLINE:-1200}" "swift test" swift test --disable-xctest "$@"
+events=$(mktemp /tmp/xl-test-events.XXXXXX)
+DEADLINE_EVENTS=$events scripts/deadline.sh "${XL_TEST_DEADLINE:-1200}" "swift test" \
+  swift test --disable-xctest --event-stream-output-path "$events" --event-stream-version 0 "$@"
+rm -f "$events"
 if (($# == 0)) || [[ ${CI:-} == true ]]; then
   scripts/sanitizers.sh address
 else
