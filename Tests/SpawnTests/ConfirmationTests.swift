@@ -72,17 +72,19 @@ import TestSupport
     #expect(failure.detail == "it reported ERRNO=2 (ENOENT: No such file or directory)")
   }
 
+  // READY=1 comes 7 s after the start, past the 6 s timeout (6 s: the fixture's own startup
+  // must fit in it under the ASan pass's load).
   @Test func systemdNotifyExtendTimeoutMovesTheDeadline() async throws {
     let command = Fixture.command(
-      "sd", "EXTEND_TIMEOUT_USEC=20000000", "sleep", "3000", "sd", "READY=1", "pause", log: nil,
-      timeout: .seconds(2))
+      "sd", "EXTEND_TIMEOUT_USEC=20000000", "sleep", "7000", "sd", "READY=1", "pause", log: nil,
+      timeout: .seconds(6))
     let confirmed = try await spawner.spawn(command, readiness: .systemdNotify())
     #expect(confirmed.value == "READY=1")
     _ = try await spawner.stop(confirmed.identity)
   }
 
   @Test func withoutExtensionTheSameDaemonTimesOut() async throws {
-    let command = Fixture.command("sleep", "3000", "sd", "READY=1", "pause", log: nil, timeout: .seconds(2))
+    let command = Fixture.command("sleep", "7000", "sd", "READY=1", "pause", log: nil, timeout: .seconds(6))
     let error = await spawnError { _ = try await spawner.spawn(command, readiness: .systemdNotify()) }
     #expect(error?.code == .timedOut)
     #expect(error?.detail == "READY=1 on NOTIFY_SOCKET")
