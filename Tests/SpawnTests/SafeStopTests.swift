@@ -54,12 +54,13 @@ import TestSupport
 
   @Test func anExitedUnreapedProcessIsAlreadyExited() async throws {
     // The daemon exits on its own; until init reaps it, it is a zombie with the same identity.
-    // 3 s between confirming and exiting, so a loaded machine (the ASan pass) still confirms first.
-    let identity = try await running("notify", "3", "", "sleep", "3000", "exit", "0")
+    // 8 s between confirming and exiting, so a loaded machine (the ASan pass, whose tests can
+    // hold the cooperative pool for seconds) still confirms first; 3 s fell short once.
+    let identity = try await running("notify", "3", "", "sleep", "8000", "exit", "0")
     // Gone, or a zombie with no thread left: an exiting process passes through other states
     // first (D; t while LeakSanitizer's exit-time check stops it under `--sanitize=address`),
     // and its leader shows Z while other threads still exit (its pidfd is not readable yet).
-    #expect(await eventually(within: 15) { processState(identity.pid) == nil || isExitedThreadGroup(identity.pid) })
+    #expect(await eventually(within: 25) { processState(identity.pid) == nil || isExitedThreadGroup(identity.pid) })
     #expect(try await spawner.stop(identity) == .alreadyExited)
   }
 
