@@ -18,13 +18,17 @@ import Reactor
 /// - decided: the outcome is fixed. Confirmed: DETACH sent, the monitor exits, the daemon
 ///   lives on. Failed: STOP sent (SIGTERM, SIGKILL after the grace), the monitor reports the
 ///   death and exits. Either way the monitor is reaped before the outcome is delivered.
-///   A monitor that has not ended `monitorSlackNanoseconds` after it should have (a monitor
-///   stopped or stuck) is killed through its pidfd, so no outcome waits on it for ever.
+///   A monitor that has not ended well after it should have (a monitor stopped or stuck) is
+///   killed through its pidfd, so no outcome waits on it for ever.
 /// - finished: `result` is set and delivered; the descriptors are closed.
 final class Startup: @unchecked Sendable {
   static let settleNanoseconds: UInt64 = 250_000_000
   static let abortTickNanoseconds: UInt64 = 100_000_000
-  static let monitorSlackNanoseconds: UInt64 = 5_000_000_000
+  /// How late a monitor may end: after DETACH or its last report it only exits; after STOP it
+  /// also waits for the daemon's death after SIGKILL, which for a large guest's QEMU (freeing
+  /// its memory) can take seconds.
+  static let monitorExitSlackNanoseconds: UInt64 = 5_000_000_000
+  static let monitorStopSlackNanoseconds: UInt64 = 30_000_000_000
 
   let loop: EventLoop
   let spawner: Spawner
@@ -153,7 +157,7 @@ final class Startup: @unchecked Sendable {
     if case .confirmed? = decision, result == nil {
       decision = .failed(error)
       if !monitorEnded { _ = cspawn_send_control(control, Int32(CSPAWN_CONTROL_STOP), stopGraceMilliseconds) }
-      expectMonitorEnd(afterNanoseconds: UInt64(stopGraceMilliseconds) * 1_000_000)
+      expectMonitorEnd(stopping: true)
       return finishIfDone()
     }
     decide(.failed(error))
@@ -163,15 +167,18 @@ final class Startup: @unchecked Sendable {
     guard !detachSent, !monitorEnded else { return }
     detachSent = true
     _ = cspawn_send_control(control, Int32(CSPAWN_CONTROL_DETACH), 0)
-    expectMonitorEnd(afterNanoseconds: 0)
+    expectMonitorEnd(stopping: false)
   }
 
-  /// The monitor has been told to end (or reported the daemon's end, and exits after it): if
-  /// it has not ended `monitorSlackNanoseconds` after `nanoseconds`, it is stuck, and killed.
-  private func expectMonitorEnd(afterNanoseconds nanoseconds: UInt64) {
+  /// The monitor has been told to end, or to stop the daemon (or reported the daemon's end,
+  /// and exits after it): if it has not ended in time, it is stuck, and killed.
+  private func expectMonitorEnd(stopping: Bool) {
     guard !monitorEnded else { return }
     if let monitorTimer { loop.cancel(monitorTimer) }
-    monitorTimer = loop.schedule(afterNanoseconds: nanoseconds.saturatingAdd(Startup.monitorSlackNanoseconds)) { [self] in
+    let limit = stopping
+      ? (UInt64(stopGraceMilliseconds) * 1_000_000).saturatingAdd(Startup.monitorStopSlackNanoseconds)
+      : Startup.monitorExitSlackNanoseconds
+    monitorTimer = loop.schedule(afterNanoseconds: limit) { [self] in
       monitorTimer = nil
       killUnresponsiveMonitor()
     }
@@ -238,7 +245,7 @@ final class Startup: @unchecked Sendable {
     case Int32(CSPAWN_REPORT_EXITED):
       daemonEnded = true
       daemonExited(WaitStatus(rawValue: report.value))
-      expectMonitorEnd(afterNanoseconds: 0)  // it exits once it has reported
+      expectMonitorEnd(stopping: false)  // it exits once it has reported
     case Int32(CSPAWN_REPORT_FAILED):
       daemonEnded = true
       let call = [CSPAWN_STAGE_SIGNALFD: "signalfd", CSPAWN_STAGE_PIPE: "pipe", CSPAWN_STAGE_FORK: "fork"][Int(report.stage)]
@@ -454,7 +461,7 @@ final class Startup: @unchecked Sendable {
         if detachAllowed { detach() }
       case .failed:
         if !daemonEnded { _ = cspawn_send_control(control, Int32(CSPAWN_CONTROL_STOP), stopGraceMilliseconds) }
-        expectMonitorEnd(afterNanoseconds: UInt64(stopGraceMilliseconds) * 1_000_000)
+        expectMonitorEnd(stopping: !daemonEnded)
       }
     }
     // A send that fails means the monitor is gone: its end of stream follows.

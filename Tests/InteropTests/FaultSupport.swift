@@ -19,9 +19,18 @@ final class FaultBed: @unchecked Sendable {
     try settle()
   }
 
-  /// One client come and gone, so that xenstored's descriptor count is its resting one.
+  /// One client come and gone, so that xenstored's descriptor count is its resting one: the
+  /// same for 250 ms (xenstored may not have seen that client's end yet when `xl` exits).
   private func settle() throws {
     _ = try bed.xl(["list"])
+    var last = xenstoredDescriptors
+    var unchanged = 0
+    for _ in 0..<500 where unchanged < 25 {
+      usleep(10_000)
+      let now = xenstoredDescriptors
+      unchanged = now == last ? unchanged + 1 : 0
+      last = now
+    }
   }
 
   static func startXenstored(_ bed: XlTestbed) throws -> pid_t {

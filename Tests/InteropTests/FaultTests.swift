@@ -141,6 +141,10 @@ import XenStore
     let identity = try #require(ProcessIdentity(text))
     #expect(f.strayProcesses() == [identity.pid], "only QEMU runs; xl and the monitor are gone")
     kill(identity.pid, SIGKILL)
+    // Dead, not merely dying: a QEMU being torn down has lost its command line (so it is no
+    // stray any more) before its threads are gone, and until then `xl list` rightly lists it.
+    for _ in 0..<3000 where isAlive(identity.pid) { usleep(10_000) }
+    #expect(!isAlive(identity.pid))
     #expect(f.waitForNoStrayProcesses() == [])
 
     let list = try f.bed.xl(["list"])

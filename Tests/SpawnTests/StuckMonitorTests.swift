@@ -6,7 +6,8 @@ import Testing
 import TestSupport
 
 /// A startup monitor that stops answering (stopped here with SIGSTOP; a stuck one alike) must
-/// not hold the outcome back for ever: once it is `monitorSlack` late, it is killed.
+/// not hold the outcome back for ever: once it is late (5 s after DETACH, 30 s after the stop
+/// grace), it is killed.
 @Suite struct StuckMonitorTests {
   let spawner = Spawner()
 
