@@ -43,6 +43,17 @@ import XenStore
     #expect(ledger.failures.isEmpty, "seed \(seed): \(ledger.failures)")
     #expect(ledger.count("good-ops") > 0 && ledger.count("domain-ops") > 0)
     let after = try StressClient(d.socketPath)
+    if !ledger.failures.isEmpty {
+      // For the open failure in RELIABILITY.md (domain 1's home vanished once): what the
+      // daemon says about domains, and what is left of the home.
+      let domainLines = d.log.split(separator: "\n").filter { $0.contains("domain") }.suffix(40)
+      Issue.record("""
+        seed \(seed): /local/domain = \(after.call(.directory, "/local/domain")), \
+        /local/domain/1 perms \(after.call(.getPerms, "/local/domain/1")), \
+        children \(after.call(.directory, "/local/domain/1")); the daemon's domain lines:
+        \(domainLines.joined(separator: "\n"))
+        """)
+    }
     #expect(after.call(.control, "check") == "OK|")
     #expect(after.read("/local/domain/1/data/k0") != nil, "the domain's data is intact")
     let counts = ledger.counts
