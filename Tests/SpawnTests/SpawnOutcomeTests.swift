@@ -83,7 +83,8 @@ import TestSupport
   }
 
   @Test func stopEscalatesToSIGKILLForADaemonIgnoringSIGTERM() async throws {
-    let command = Fixture.command("ignore-term", "pause", log: nil, timeout: .milliseconds(200), stopGrace: .milliseconds(100))
+    // 3 s: the fixture has set SIGTERM aside long before (200 ms fell short in the ASan pass).
+    let command = Fixture.command("ignore-term", "pause", log: nil, timeout: .seconds(3), stopGrace: .milliseconds(100))
     let daemon = try await spawner.start(command, readiness: .notificationPipe())
     let error = await spawnError { _ = try await daemon.confirm() }
     #expect(error?.code == .timedOut)
