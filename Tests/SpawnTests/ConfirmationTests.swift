@@ -127,7 +127,9 @@ import TestSupport
   }
 
   @Test func afterDetachTheDaemonIsNoLongerOurChildAndTheMonitorIsReaped() async throws {
-    let daemon = try await spawner.start(Fixture.command("notify", "3", "up", "pause", log: nil), readiness: .notificationPipe())
+    // It confirms 1.5 s in, so that it is still the monitor's child when first looked at.
+    let daemon = try await spawner.start(
+      Fixture.command("sleep", "1500", "notify", "3", "up", "pause", log: nil), readiness: .notificationPipe())
     #expect(parentPID(daemon.pid) == daemon.monitorPID)
     let confirmed = try await daemon.confirm()
     #expect(isRunning(confirmed.identity))
