@@ -47,6 +47,19 @@ check_reports() {
   return 1
 }
 
+# guarded_test LOG LABEL [swift test arguments...]: the sanitized `swift test` of `run` (with its
+# environment, scratch and sanitizer, which bash lets a called function see), output
+# to LOG, under scripts/deadline.sh; on a hang, what it found is shown and 124 returned.
+guarded_test() {
+  local log=$1 label=$2 status=0
+  shift 2
+  DEADLINE_EVENTS="$log.events" scripts/deadline.sh "$test_deadline" "$label" \
+    env "$environment" swift test --disable-xctest --scratch-path "$scratch" --sanitize="$sanitizer" --skip-build \
+    --event-stream-output-path "$log.events" --event-stream-version 0 "$@" >"$log" 2>&1 || status=$?
+  [[ $status == 124 ]] && sed -n '/^deadline:/,$p' "$log" | head -400 >&2
+  return $status
+}
+
 # run NAME SCRATCH SANITIZER OPTIONS_VARIABLE OPTIONS [swift test arguments...]
 run() {
   local name=$1 scratch=$2 sanitizer=$3 variable=$4 options=$5
@@ -59,10 +72,8 @@ run() {
   grep -v "ld.gold: warning: Cannot export local symbol" "$reports/$name-build.log" | tail -3
   [[ $status == 0 ]] || { echo "sanitizers: $name: build failed (see $reports/$name-build.log)" >&2; return 1; }
   echo "sanitizers: $name: testing (log: $log)"
-  DEADLINE_EVENTS="$log.events" scripts/deadline.sh "$test_deadline" "sanitizers $name" \
-    env "$environment" swift test --disable-xctest --scratch-path "$scratch" --sanitize="$sanitizer" --skip-build \
-    --event-stream-output-path "$log.events" --event-stream-version 0 "$@" >"$log" 2>&1 || status=$?
-  [[ $status == 124 ]] && { sed -n '/^deadline:/,$p' "$log" | head -400 >&2; return 1; }
+  guarded_test "$log" "sanitizers $name" "$@" || status=$?
+  [[ $status == 124 ]] && return 1
   grep -E '^(✔|✘) Test run with|✘ Test .* (failed|recorded an issue)' "$log" | tail -20 || true
   local ran
   ran=$(sed -nE 's/.*Test run with ([0-9]+) tests?.*/\1/p' "$log" | tail -1)
@@ -84,11 +95,8 @@ run() {
   fi
   echo "sanitizers: $name: RETRYING on their own: $failed (log: $log.retry)"
   status=0
-  DEADLINE_EVENTS="$log.retry.events" scripts/deadline.sh "$test_deadline" "sanitizers $name retry" \
-    env "$environment" swift test --disable-xctest --scratch-path "$scratch" --sanitize="$sanitizer" --skip-build \
-    --event-stream-output-path "$log.retry.events" --event-stream-version 0 --filter "/($failed)\(" \
-    >"$log.retry" 2>&1 || status=$?
-  [[ $status == 124 ]] && { sed -n '/^deadline:/,$p' "$log.retry" | head -400 >&2; return 1; }
+  guarded_test "$log.retry" "sanitizers $name retry" --filter "/($failed)\(" || status=$?
+  [[ $status == 124 ]] && return 1
   grep -E '^(✔|✘) Test run with|✘ Test .* (failed|recorded an issue)' "$log.retry" | tail -20 || true
   check_reports "$name" || return 1
   if [[ $status != 0 ]]; then

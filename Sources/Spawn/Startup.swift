@@ -240,19 +240,24 @@ final class Startup: @unchecked Sendable {
       daemonPIDFD = pidfd
       daemonStarted(pid: report.pid, startTime: report.start_time)
     case Int32(CSPAWN_REPORT_EXEC_FAILED):
-      daemonEnded = true
+      endReported()
       decide(.failed(failure(.execFailed, errno: Errno(rawValue: report.value), detail: executable)))
     case Int32(CSPAWN_REPORT_EXITED):
-      daemonEnded = true
+      endReported()
       daemonExited(WaitStatus(rawValue: report.value))
-      expectMonitorEnd(stopping: false)  // it exits once it has reported
     case Int32(CSPAWN_REPORT_FAILED):
-      daemonEnded = true
+      endReported()
       let call = [CSPAWN_STAGE_SIGNALFD: "signalfd", CSPAWN_STAGE_PIPE: "pipe", CSPAWN_STAGE_FORK: "fork"][Int(report.stage)]
       decide(.failed(failure(.spawnFailed, errno: Errno(rawValue: report.value), detail: call ?? "the startup monitor")))
     default:
       if let pidfd { close(pidfd) }
     }
+  }
+
+  /// The monitor reported the daemon's end (or its own failure); it exits right after.
+  private func endReported() {
+    daemonEnded = true
+    expectMonitorEnd(stopping: false)
   }
 
   private func daemonStarted(pid: Int32, startTime: UInt64) {
@@ -460,8 +465,10 @@ final class Startup: @unchecked Sendable {
       case .confirmed:
         if detachAllowed { detach() }
       case .failed:
-        if !daemonEnded { _ = cspawn_send_control(control, Int32(CSPAWN_CONTROL_STOP), stopGraceMilliseconds) }
-        expectMonitorEnd(stopping: !daemonEnded)
+        if !daemonEnded {
+          _ = cspawn_send_control(control, Int32(CSPAWN_CONTROL_STOP), stopGraceMilliseconds)
+          expectMonitorEnd(stopping: true)
+        }
       }
     }
     // A send that fails means the monitor is gone: its end of stream follows.

@@ -52,7 +52,7 @@ public struct TemporaryDirectory: Sendable {
 }
 
 /// Removes `path` and, if it is a directory (not a symbolic link to one), all it holds.
-public func removeTree(_ path: String) {
+private func removeTree(_ path: String) {
   var info = stat()
   guard lstat(path, &info) == 0 else { return }
   if info.st_mode & S_IFMT == S_IFDIR, let directory = opendir(path) {
