@@ -106,19 +106,57 @@ struct QMPMessage: Decodable {
   var id: String?
 }
 
-/// One QMP connection: CRLF-terminated JSON messages, waited for on the loop.
-struct QMPConnection {
-  let fd: Int32
-  let loop: EventLoop
-  let what: String
+/// One QMP connection: CRLF-terminated JSON messages, waited for on the loop. The framing
+/// (lines in, commands out) is public for toolstacks that talk QMP after startup; the
+/// startup conversation decodes only what it needs (`QMPMessage`).
+public struct QMPConnection: Sendable {
+  public let fd: Int32
+  public let loop: EventLoop
+  public let what: String
   /// Received, not yet split into lines.
   private var buffer: [UInt8] = []
-  private static let maximumLine = 65536
+  private static let maximumLine = 1 << 20
 
-  init(fd: Int32, loop: EventLoop, what: String) {
+  public init(fd: Int32, loop: EventLoop, what: String) {
     self.fd = fd
     self.loop = loop
     self.what = what
+  }
+
+  /// Connects to the QMP socket at `path` once (no retry: for a socket that is known to be
+  /// listening, such as one opened before QEMU ran). Non-blocking, close-on-exec.
+  public static func connect(path: String, loop: EventLoop, what: String) throws(SpawnError) -> QMPConnection {
+    guard let address = UnixAddress(path) else {
+      throw SpawnError(.protocolFailed, what: what, detail: "QMP socket path too long: \(path)")
+    }
+    let type = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue)
+    let fd = Glibc.socket(AF_UNIX, type, 0)
+    guard fd >= 0 else { throw SpawnError(.protocolFailed, what: what, errno: .current, detail: "no socket for QMP") }
+    guard address.withSockaddr({ Glibc.connect(fd, $0, $1) }) == 0 else {
+      let error = Errno.current
+      _ = Glibc.close(fd)
+      throw SpawnError(.protocolFailed, what: what, errno: error, detail: "connecting to QMP at \(path) failed")
+    }
+    return QMPConnection(fd: fd, loop: loop, what: what)
+  }
+
+  /// A listening Unix socket at `path` (an old file there is replaced) for QEMU to take as
+  /// `-chardev socket,fd=N,server=on`: clients can connect from the moment it returns,
+  /// before QEMU runs, and QEMU accepts them once its monitor is up. Close-on-exec: pass it
+  /// with `SpawnCommand.passedDescriptors`.
+  public static func listen(path: String, what: String) throws(SpawnError) -> Int32 {
+    guard let address = UnixAddress(path) else {
+      throw SpawnError(.spawnFailed, what: what, detail: "QMP socket path too long: \(path)")
+    }
+    let fd = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    guard fd >= 0 else { throw SpawnError(.spawnFailed, what: what, errno: .current, detail: "no socket for QMP") }
+    _ = unlink(path)
+    guard address.withSockaddr({ bind(fd, $0, $1) }) == 0, Glibc.listen(fd, 16) == 0 else {
+      let error = Errno.current
+      _ = Glibc.close(fd)
+      throw SpawnError(.spawnFailed, what: what, errno: error, detail: "cannot listen on \(path)")
+    }
+    return fd
   }
 
   func failure(_ detail: String) -> SpawnError {
@@ -127,17 +165,24 @@ struct QMPConnection {
 
   /// The next message, and its line as received (for error messages).
   mutating func next() async throws -> (message: QMPMessage, line: String) {
+    let line = try await nextLine()
+    let text = String(decoding: line, as: UTF8.self).trimmingTrailingWhitespace
+    guard let message = try? JSONDecoder().decode(QMPMessage.self, from: Data(line)) else {
+      throw failure("received something not JSON: \(text.prefix(300))")
+    }
+    return (message, String(text.prefix(300)))
+  }
+
+  /// The next line QEMU sent, without its line end. Throws `.protocolFailed` when the
+  /// connection closes or fails.
+  public mutating func nextLine() async throws -> [UInt8] {
     while true {
       if let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
         let line = Array(buffer[..<newline])
         buffer.removeSubrange(...newline)
-        let text = String(decoding: line, as: UTF8.self).trimmingTrailingWhitespace
-        guard let message = try? JSONDecoder().decode(QMPMessage.self, from: Data(line)) else {
-          throw failure("received something not JSON: \(text.prefix(300))")
-        }
-        return (message, String(text.prefix(300)))
+        return line
       }
-      guard buffer.count < QMPConnection.maximumLine else { throw failure("received a line over 64 KiB") }
+      guard buffer.count < QMPConnection.maximumLine else { throw failure("received a line over 1 MiB") }
       _ = try await loop.wait(for: .readable, on: fd)
       var chunk = [UInt8](repeating: 0, count: 4096)
       let n = read(fd, &chunk, chunk.count)
@@ -168,7 +213,8 @@ struct QMPConnection {
     }
   }
 
-  func send(_ command: String) async throws {
+  /// Sends `command` (one JSON object) with its line end.
+  public func send(_ command: String) async throws {
     var bytes = Array((command + "\r\n").utf8)[...]
     while !bytes.isEmpty {
       // MSG_NOSIGNAL: a QEMU that just died must not take the caller down with SIGPIPE.

@@ -26,6 +26,12 @@ public struct XenLightError: Error, Hashable, Sendable, CustomStringConvertible 
     public static let timedOut = Code(name: "timed-out")
     /// The operation was interrupted (SIGINT, SIGTERM, task cancellation).
     public static let interrupted = Code(name: "interrupted")
+    /// The domain is not in a state the verb can act on (paused for shutdown, no console…).
+    public static let invalidState = Code(name: "invalid-state")
+    /// The guest has no PV control interface and the ACPI fallback was not asked for (libxl's ERROR_NOPARAVIRT).
+    public static let noParavirt = Code(name: "no-paravirt")
+    /// The domain monitor did not start or confirm.
+    public static let monitorFailed = Code(name: "monitor-failed")
 
     public var description: String { name }
   }

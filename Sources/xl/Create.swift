@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import ArgumentParser
 import Spawn
 import XenLight
@@ -30,6 +33,15 @@ struct Create: XLSubcommand {
   @Flag(name: .shortAndLong, help: "Print nothing on success.")
   var quiet = false
 
+  @Flag(name: .customShort("F"), help: "Stay in the foreground as the domain's monitor; return when the domain is gone.")
+  var foreground = false
+
+  @Flag(name: .customShort("e"), help: "Start no domain monitor: nothing applies on_poweroff/on_reboot/on_crash.")
+  var noMonitor = false
+
+  @Flag(name: .customShort("c"), help: "Attach to the console once the domain runs (Ctrl-] leaves).")
+  var console = false
+
   @Option(name: .long, help: "Seconds to wait for the device model to confirm (default: device_model_start_timeout, else 60).")
   var timeout: Double?
 
@@ -54,6 +66,7 @@ struct Create: XLSubcommand {
       throw ValidationError("--timeout must be a number of seconds above 0")
     }
     if quiet && verbose { throw ValidationError("-q and -v contradict each other") }
+    if foreground && noMonitor { throw ValidationError("-F and -e contradict each other") }
     if !(xenstoreTimeout > 0) { throw ValidationError("--xenstore-timeout must be a number of seconds above 0") }
   }
 
@@ -71,6 +84,10 @@ struct Create: XLSubcommand {
     terminal.timeline("parsed \(configFile): domain \"\(domain.name)\" (\(domain.type.rawValue))")
 
     let paths = ToolstackPaths.current()
+    let command = DeviceModelCommand.build(for: domain, domid: 0, runDirectory: paths.runDirectory)
+    if let accelerator = command.accelerator, let why = command.acceleratorReason {
+      terminal.timeline("accelerator \(accelerator.rawValue): \(why)")
+    }
     if dryRun {
       await printDryRun(domain, paths: paths)
       return
@@ -97,8 +114,48 @@ struct Create: XLSubcommand {
       terminal.timeline("confirmed by \(created.confirmedBy)")
       terminal.note(
         "Domain \(created.domid) (\(created.name)) created: device model [\(created.identity.pid)] confirmed (\(created.confirmedBy)) in \(created.confirmationTime.readable); log \(created.logPath)")
+      do {
+        try await afterCreate(created, creator: creator, terminal: terminal)
+      } catch {
+        throw ExitStatus.fail(error)
+      }
     case .failure(let error):
       throw ExitStatus.fail(error)
+    }
+  }
+
+  /// The saved config (for restarts), then the monitor — confirmed, or the domain is
+  /// destroyed and create fails — then the console or the foreground monitor.
+  private func afterCreate(_ created: CreatedDomain, creator: DomainCreator, terminal: Terminal) async throws(XenLightError) {
+    let session = Session(
+      paths: creator.paths, spawner: creator.connector.spawner, client: try await creator.connector.connect())
+    defer { session.client.close() }
+    do {
+      let text = try SavedConfig.text(file: configFile, settings: settings)
+      try SavedConfig.write(text, uuid: created.uuid, domid: created.domid, paths: creator.paths)
+      if !noMonitor && !foreground {
+        let monitor = try await Monitor.start(created, session: session)
+        terminal.timeline("monitor [\(monitor.pid)] confirmed watching")
+      }
+    } catch {
+      var destroyer = DomainDestroyer(spawner: creator.connector.spawner, lockPath: creator.paths.domainsLock)
+      destroyer.paths = creator.paths
+      _ = try? await destroyer.destroy(domid: created.domid, in: session.store)
+      throw XenLightError(error.code, error.message + "; domain \(created.domid) was destroyed")
+    }
+    if console {
+      guard let tty = created.consoleTTY else {
+        throw XenLightError(.invalidState, "domain \(created.domid) (\(created.name)) has no serial console (the config needs serial = \"pty\")")
+      }
+      try await Console.attach(tty)
+    }
+    if foreground {
+      if let me = try? ProcessIdentity.of(pid: getpid()) {
+        try? await session.store.write([XenStoreRecord(DomainLayout(domid: created.domid, uuid: created.uuid).monitorIdentityPath, me.description)])
+      }
+      let monitor = DomainMonitor(
+        connector: creator.connector, paths: creator.paths, log: { Terminal.error($0) })
+      try await monitor.run(domid: created.domid) {}
     }
   }
 

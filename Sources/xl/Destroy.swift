@@ -9,7 +9,8 @@ struct Destroy: XLSubcommand {
     discussion: """
       The device model is stopped only if it is still the process that was recorded at \
       create (pid, start time and boot id): a pid now used by another process is never \
-      signalled. Destroying a domain that is already gone succeeds.
+      signalled. The domain's monitor sees it go and exits (it is stopped by identity if it \
+      has not within 3 s). An unknown domain is an error (exit 1), as in xl.
       """)
 
   @Argument(help: "The domain's name or id.")
@@ -24,20 +25,19 @@ struct Destroy: XLSubcommand {
     let connector = XenStoreConnector(paths: paths, spawner: spawner)
     do {
       guard let client = try await connector.connectRestoringSavedState(started: connector.noteRestart) else {
-        Terminal.error("xl: no xenstored answers at \(connector.socketPath): there is no domain \"\(domain)\" to destroy")
-        return
+        throw XenLightError(.notFound, "no domain \"\(domain)\" (no xenstored answers at \(connector.socketPath))")
       }
       defer { client.close() }
       let store = DomainStore(xenstore: client)
       let deadline = XenStoreDeadline(limit: .milliseconds(Int64(xenstoreTimeout * 1000)))
       let domain = self.domain
       guard let domid = try await deadline.run(client, "finding the domain", { () async throws(XenLightError) in try await store.find(domain) }) else {
-        Terminal.error("xl: no domain \"\(domain)\": nothing to destroy")
-        return
+        throw XenLightError(.notFound, "no domain \"\(domain)\"")
       }
       // The stop itself is not limited: it has its own grace period and SIGKILL.
-      let destroyed = try await DomainDestroyer(spawner: spawner, deadline: deadline, lockPath: paths.domainsLock)
-        .destroy(domid: domid, in: store)
+      var destroyer = DomainDestroyer(spawner: spawner, deadline: deadline, lockPath: paths.domainsLock)
+      destroyer.paths = paths
+      let destroyed = try await destroyer.destroy(domid: domid, in: store)
       Terminal.output("Domain \(domid)\(destroyed.name.map { " (\($0))" } ?? "") destroyed: \(Self.describe(destroyed.deviceModel))\n")
     } catch {
       throw ExitStatus.fail(error)

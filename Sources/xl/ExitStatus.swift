@@ -8,11 +8,11 @@ enum ExitStatus {
     switch error.code {
     case .syntax, .invalidConfig, .io: 1
     case .xenstore, .xenstoreLost: 2
-    case .deviceModelFailed: 3
+    case .deviceModelFailed, .monitorFailed: 3
     case .duplicateName: 4
     case .timedOut: 9
     case .interrupted: 130
-    case .notFound: 1
+    case .notFound, .invalidState, .noParavirt: 1
     default: 1
     }
   }

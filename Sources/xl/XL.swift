@@ -23,11 +23,13 @@ struct XL: AsyncParsableCommand {
         2    xenstore could not be reached, started or used
         3    the device model did not start (exec error, exit, signal, protocol)
         4    a domain with that name already exists
-        9    the device model did not confirm within the timeout
+        9    the device model did not confirm within the timeout; a guest did not shut down within --timeout
         64   the command line is invalid
         130  interrupted (SIGINT or SIGTERM); nothing was left behind
       """,
-    subcommands: [Create.self, Destroy.self, List.self])
+    subcommands: [
+      Create.self, Destroy.self, List.self, Shutdown.self, Reboot.self, Pause.self, Unpause.self, Console.self, Monitor.self,
+    ])
 }
 
 /// A subcommand's work, called by main (ArgumentParser's async `run` is not reachable

@@ -47,6 +47,8 @@ public struct CreatedDomain: Sendable {
   /// From the spawn to the confirmation.
   public var confirmationTime: Duration
   public var logPath: String
+  /// The first serial port's pseudo-terminal (`serial = "pty"`), as QEMU reported it.
+  public var consoleTTY: String?
 }
 
 /// `xl create`: records, device model, confirmation — or, on any failure, nothing left.
@@ -70,6 +72,9 @@ public struct DomainCreator: Sendable {
   public var timeout: Duration?
   /// How long xenstored may take over each step.
   public var xenstoreDeadline: XenStoreDeadline
+  /// Rotate the device-model and console logs first (a restart by the domain monitor
+  /// appends instead, so that the console log shows every boot).
+  public var rotateLogs = true
 
   public init(
     connector: XenStoreConnector, paths: ToolstackPaths, host: HostCapabilities = .current, timeout: Duration? = nil,
@@ -121,14 +126,19 @@ public struct DomainCreator: Sendable {
     var deadline: XenStoreDeadline { creator.xenstoreDeadline }
     var xenstore: XenStoreClient { store.xenstore }
 
+    var consoleLog: String? { domain.serial.first == "pty" ? paths.consoleLog(name: domain.name) : nil }
+
     func command(_ domid: UInt32) -> DeviceModelCommand {
-      DeviceModelCommand.build(for: domain, domid: domid, runDirectory: paths.runDirectory, host: creator.host)
+      DeviceModelCommand.build(
+        for: domain, domid: domid, runDirectory: paths.runDirectory, host: creator.host, consoleLog: consoleLog)
     }
 
     func records(_ domid: UInt32) -> (DomainLayout, [XenStoreRecord]) {
       let layout = DomainLayout(domid: domid, uuid: domain.uuid)
       let log = paths.deviceModelLog(name: domain.name)
-      return (layout, layout.records(for: domain, deviceModel: command(domid), logPath: log, startTime: startTime))
+      var records = layout.records(for: domain, deviceModel: command(domid), logPath: log, startTime: startTime)
+      if let consoleLog { records.append(XenStoreRecord(layout.consoleLogPathPath, consoleLog)) }
+      return (layout, records)
     }
 
     /// The domid, with the roots of the domain's records written. Not cancellable: a commit
@@ -167,12 +177,31 @@ public struct DomainCreator: Sendable {
     ) async throws(XenLightError) -> CreatedDomain {
       let layout = DomainLayout(domid: domid, uuid: domain.uuid)
       let command = command(domid)
-      unlink(command.qmpSocketPath)  // left by an earlier device model of this domid
-      let log = try paths.rotatedDeviceModelLog(name: domain.name)
+      let what = "domain \(domid) device model"
+      let log = creator.rotateLogs ? try paths.rotatedDeviceModelLog(name: domain.name) : paths.deviceModelLog(name: domain.name)
+      if let consoleLog {
+        if creator.rotateLogs { _ = try ToolstackPaths.rotated(consoleLog) } else { try ToolstackPaths.makeDirectories(paths.logDirectory + "/console") }
+      }
+      // Both QMP sockets listen before QEMU runs; QEMU holds them from exec on.
+      let sockets: (command: Int32, events: Int32)
+      do throws(SpawnError) {
+        let commands = try QMPConnection.listen(path: command.qmpSocketPath, what: what)
+        do throws(SpawnError) { sockets = (commands, try QMPConnection.listen(path: command.eventSocketPath, what: what)) } catch {
+          close(commands)
+          throw error
+        }
+      } catch {
+        throw DomainCreator.describe(error, domain: domain.name, log: log, xenstoreLost: false)
+      }
+      defer { close(sockets.command); close(sockets.events) }
       events.phase(.spawn, command.shellCommand)
       let spawnCommand = SpawnCommand(
-        what: "domain \(domid) device model", executable: command.executable, arguments: command.arguments,
-        logPath: log, timeout: creator.timeout ?? .milliseconds(Int64(domain.deviceModel.startTimeoutSeconds * 1000)))
+        what: what, executable: command.executable, arguments: command.arguments,
+        logPath: log,
+        passedDescriptors: [
+          DeviceModelCommand.commandSocketDescriptor: sockets.command, DeviceModelCommand.eventSocketDescriptor: sockets.events,
+        ],
+        timeout: creator.timeout ?? .milliseconds(Int64(domain.deviceModel.startTimeoutSeconds * 1000)))
       let readiness = DeviceModelReadiness(
         qmp: .qmp(socketPath: command.qmpSocketPath), statePath: layout.deviceModelStatePath, xenstore: xenstore)
       let (store, deadline, xenstore) = (self.store, self.deadline, self.xenstore)
@@ -198,18 +227,35 @@ public struct DomainCreator: Sendable {
           error, domain: domain.name, log: log, xenstoreLost: readiness.xenstoreFailed.happened.load(ordering: .relaxed))
       }
       try creator.checkInterrupt("after the device model confirmed")
+      var tty: String?
       if command.target == .local {
-        // Under Xen, QEMU writes this itself; here xl says it for QEMU, after QMP.
+        // Under Xen, QEMU writes the state itself; here xl says it for QEMU, after QMP, with
+        // the console's pty where libxl keeps it.
         events.phase(.record, layout.deviceModelStatePath)
-        try await DomainCreator.uncancellable { () async throws(XenLightError) in
+        if domain.serial.first == "pty" { tty = try await Self.consolePTY(command, loop: creator.spawner.loop) }
+        var running = [
+          XenStoreRecord(layout.deviceModelStatePath, "running"), XenStoreRecord(layout.runStatePath, RunState.running.rawValue),
+        ]
+        if let tty { running.append(XenStoreRecord(layout.serialTTYPath(0), tty)) }
+        try await DomainCreator.uncancellable { [running] () async throws(XenLightError) in
           try await deadline.run(xenstore, "recording the device model as running") { () async throws(XenLightError) in
-            try await store.write([XenStoreRecord(layout.deviceModelStatePath, "running")])
+            try await store.write(running)
           }
         }
       }
       return CreatedDomain(
         domid: domid, name: domain.name, uuid: domain.uuid, deviceModel: command, identity: confirmation.identity,
-        confirmedBy: confirmation.value, confirmationTime: confirmation.elapsed, logPath: log)
+        confirmedBy: confirmation.value, confirmationTime: confirmation.elapsed, logPath: log, consoleTTY: tty)
+    }
+
+    /// The pty QEMU opened for serial port 0 (`query-chardev`, label `serial0`).
+    static func consolePTY(_ command: DeviceModelCommand, loop: EventLoop) async throws(XenLightError) -> String? {
+      let qmp = try await QMPClient.connect(path: command.qmpSocketPath, loop: loop)
+      defer { qmp.close() }
+      let chardevs = try await qmp.execute("query-chardev").arrayValue ?? []
+      let serial = chardevs.first { $0["label"]?.stringValue == "serial0" }
+      guard let filename = serial?["filename"]?.stringValue, filename.hasPrefix("pty:") else { return nil }
+      return String(filename.dropFirst(4))
     }
 
     /// After `error`: stops the device model if it is still `running` (confirmed, then
@@ -218,7 +264,7 @@ public struct DomainCreator: Sendable {
     func cleanUp(_ domid: UInt32, after error: any Error, running: ProcessIdentity?) async -> XenLightError {
       let failure = (error as? XenLightError) ?? XenLightError(.xenstore, "\(error)")
       let (creator, store, paths, deadline, xenstore) = (creator, store, paths, deadline, xenstore)
-      let qmp = command(domid).qmpSocketPath
+      let sockets = [command(domid).qmpSocketPath, command(domid).eventSocketPath]
       let problems = try? await DomainCreator.uncancellable { () async throws(XenLightError) -> [String] in
         var problems: [String] = []
         if let running {
@@ -235,7 +281,7 @@ public struct DomainCreator: Sendable {
         } catch {
           problems.append(error.message)
         }
-        unlink(qmp)
+        for socket in sockets { unlink(socket) }
         return problems
       }
       guard let problems, !problems.isEmpty else { return failure }

@@ -123,7 +123,8 @@ public struct DomainStore: Sendable {
     }
   }
 
-  static func readOptional(_ ops: some XenStoreOperations, _ path: String) async throws -> String? {
+  /// The value at `path`, or nil if there is no such node.
+  public static func readOptional(_ ops: some XenStoreOperations, _ path: String) async throws -> String? {
     do {
       return try await ops.read(path)
     } catch let error as XenStoreError where error.code == .ENOENT {

@@ -34,6 +34,17 @@ public struct DomainDestroyer: Sendable {
   public var deadline: XenStoreDeadline
   /// Held while the records are removed (`ToolstackPaths.domainsLock`), if given.
   public var lockPath: String?
+  /// Where the domain's saved config lives, removed with it (nil: kept, for a restart).
+  public var paths: ToolstackPaths?
+
+  /// What to do about the domain's monitor.
+  public enum MonitorHandling: Sendable {
+    /// Wait for it to see the domain go and exit; stop it (by identity) if it has not within 3 s.
+    case waitForExit
+    /// The caller is the monitor.
+    case isCaller
+  }
+  public var monitor = MonitorHandling.waitForExit
 
   public init(
     spawner: Spawner, grace: Duration = .seconds(10), deadline: XenStoreDeadline = XenStoreDeadline(),
@@ -50,10 +61,12 @@ public struct DomainDestroyer: Sendable {
     let (notes, name) = try await deadline.run(store.xenstore, "reading the domain's records") {
       () async throws(XenLightError) -> ([String: String], String?) in
       do {
-        return (
-          try await store.read(["device-model-identity", "qmp-path"], under: "/libxl/\(domid)"),
-          try await DomainStore.readOptional(store.xenstore, "/local/domain/\(domid)/name")
-        )
+        var notes = try await store.read(
+          ["device-model-identity", "qmp-path", "qmp-events-path", "monitor-identity"], under: "/libxl/\(domid)")
+        notes["vm"] = try await DomainStore.readOptional(store.xenstore, "/local/domain/\(domid)/vm")
+        // `xl list` shows it dying, and the monitor takes the device model's end for a destroy.
+        try? await store.xenstore.write("/libxl/\(domid)/run-state", RunState.dying.rawValue)
+        return (notes, try await DomainStore.readOptional(store.xenstore, "/local/domain/\(domid)/name"))
       } catch {
         throw XenStoreConnector.failure("cannot read domain \(domid)'s records", error)
       }
@@ -78,8 +91,30 @@ public struct DomainDestroyer: Sendable {
     try await deadline.run(store.xenstore, "removing the records") { () async throws(XenLightError) in
       try await store.remove(domid: domid)
     }
-    if let qmp = notes["qmp-path"], qmp.hasPrefix("/") { unlink(qmp) }
+    for socket in [notes["qmp-path"], notes["qmp-events-path"]] {
+      if let socket, socket.hasPrefix("/") { unlink(socket) }
+    }
+    if let paths, let vm = notes["vm"], let uuid = DomainUUID(String(vm.dropFirst(4))) {
+      unlink(paths.savedConfig(domid: domid, uuid: uuid))
+    }
+    if monitor == .waitForExit, let text = notes["monitor-identity"], let identity = ProcessIdentity(text) {
+      await Self.settle(monitor: identity, spawner: spawner)
+    }
     return DestroyedDomain(domid: domid, name: name, deviceModel: outcome)
+  }
+
+  /// The monitor sees the records go and exits; one that does not within 3 s is stopped.
+  static func settle(monitor identity: ProcessIdentity, spawner: Spawner) async {
+    let exited = await withTaskGroup(of: Bool.self) { group in
+      group.addTask { (try? await spawner.waitForExit(identity, what: "domain monitor")) != nil }
+      group.addTask {
+        try? await Task.sleep(for: .seconds(3))
+        return false
+      }
+      defer { group.cancelAll() }
+      return await group.next() ?? false
+    }
+    if !exited { _ = try? await spawner.stop(identity, what: "domain monitor", grace: .seconds(2)) }
   }
 
   /// Whether the recorded process is still the live process with its pid. A zombie (dead,

@@ -9,15 +9,34 @@ public struct DeviceModelCommand: Hashable, Sendable {
   public var executable: String
   /// `argv[1...]`.
   public var arguments: [String]
-  /// The Unix socket QEMU's QMP monitor listens on (`-qmp`/`-chardev socket,path=…`).
+  /// The QMP socket for commands: create's confirmation, then `xl pause`, `shutdown`… one at a time.
   public var qmpSocketPath: String
+  /// The QMP socket the domain monitor holds for QEMU's events.
+  public var eventSocketPath: String
+  /// The local target's accelerator (nil for the xen target), and why it was chosen.
+  public var accelerator: Accelerator?
+  public var acceleratorReason: String?
 
-  public init(target: DeviceModelTarget, executable: String, arguments: [String], qmpSocketPath: String) {
+  public init(target: DeviceModelTarget, executable: String, arguments: [String], qmpSocketPath: String, eventSocketPath: String) {
     self.target = target
     self.executable = executable
     self.arguments = arguments
     self.qmpSocketPath = qmpSocketPath
+    self.eventSocketPath = eventSocketPath
   }
+
+  /// The descriptors QEMU finds its two QMP sockets on, listening before it runs.
+  public static let commandSocketDescriptor: Int32 = 3
+  public static let eventSocketDescriptor: Int32 = 4
+
+  /// Both QMP monitors, on sockets xl opened and passed (`fd=`): they exist before exec, so
+  /// nobody races QEMU to connect, and a QEMU that dies takes them with it.
+  static let monitorArguments = [
+    "-chardev", "socket,id=libxl-cmd,fd=\(commandSocketDescriptor),server=on,wait=off",
+    "-mon", "chardev=libxl-cmd,mode=control",
+    "-chardev", "socket,id=xl-events,fd=\(eventSocketDescriptor),server=on,wait=off",
+    "-mon", "chardev=xl-events,mode=control",
+  ]
 
   /// `[executable] + arguments`.
   public var argv: [String] { [executable] + arguments }
@@ -38,19 +57,26 @@ public struct DeviceModelCommand: Hashable, Sendable {
   ///
   /// The target comes from `device_model_target` resolved against `host`; the binary is
   /// `device_model_override` when set, else the target's default.
+  /// `consoleLog` is where the first serial port's output is kept (local target, `serial = "pty"`).
   public static func build(
-    for domain: DomainConfiguration, domid: UInt32, runDirectory: String, host: HostCapabilities = .current
+    for domain: DomainConfiguration, domid: UInt32, runDirectory: String, host: HostCapabilities = .current,
+    consoleLog: String? = nil
   ) -> DeviceModelCommand {
     let qmp = runDirectory + "/qmp-libxl-\(domid)"
+    let events = runDirectory + "/qmp-events-\(domid)"
     switch DeviceModelTarget.resolve(domain.deviceModel.target, host: host) {
     case .xen:
       return DeviceModelCommand(
         target: .xen, executable: domain.deviceModel.override ?? XenCommandLine.defaultExecutable,
-        arguments: XenCommandLine.arguments(for: domain, domid: domid, qmpSocketPath: qmp), qmpSocketPath: qmp)
+        arguments: XenCommandLine.arguments(for: domain, domid: domid), qmpSocketPath: qmp, eventSocketPath: events)
     case .local:
-      return DeviceModelCommand(
+      let accelerator = Accelerator.resolve(domain.deviceModel.accelerator, host: host)
+      var command = DeviceModelCommand(
         target: .local, executable: domain.deviceModel.override ?? LocalCommandLine.defaultExecutable,
-        arguments: LocalCommandLine.arguments(for: domain, qmpSocketPath: qmp, kvm: host.hasKVM), qmpSocketPath: qmp)
+        arguments: LocalCommandLine.arguments(for: domain, accelerator: accelerator.0, consoleLog: consoleLog),
+        qmpSocketPath: qmp, eventSocketPath: events)
+      (command.accelerator, command.acceleratorReason) = accelerator
+      return command
     }
   }
 }

@@ -29,6 +29,29 @@ public enum DeviceModelTarget: String, Hashable, Sendable {
   }
 }
 
+/// How the local target's QEMU runs the guest's CPUs (`device_model_accel`).
+///
+/// `auto` (the default) is KVM when `/dev/kvm` opens and answers, else TCG. On a nested
+/// host KVM may open and still hang a real kernel in early boot, while TCG boots it in
+/// seconds: `device_model_accel = "tcg"` is the way out.
+public enum Accelerator: String, Hashable, Sendable {
+  case kvm, tcg
+
+  public enum Choice: String, Hashable, Sendable, CaseIterable {
+    case auto, kvm, tcg
+  }
+
+  /// The accelerator for `choice` on `host`, and why, as `xl create -v` says it.
+  public static func resolve(_ choice: Choice, host: HostCapabilities) -> (Accelerator, String) {
+    switch choice {
+    case .kvm: (.kvm, "device_model_accel = \"kvm\"")
+    case .tcg: (.tcg, "device_model_accel = \"tcg\"")
+    case .auto where host.hasKVM: (.kvm, "device_model_accel = \"auto\" and /dev/kvm answers")
+    case .auto: (.tcg, "device_model_accel = \"auto\" and /dev/kvm does not open or answer")
+    }
+  }
+}
+
 /// What this machine offers a device model.
 public struct HostCapabilities: Hashable, Sendable {
   /// `/proc/xen/capabilities` exists: running as a Xen domain (dom0).

@@ -8,17 +8,30 @@
 enum LocalCommandLine {
   static let defaultExecutable = "qemu-system-x86_64"
 
-  static func arguments(for d: DomainConfiguration, qmpSocketPath: String, kvm: Bool) -> [String] {
+  static func arguments(for d: DomainConfiguration, accelerator: Accelerator, consoleLog: String?) -> [String] {
     var args = ["-name", d.name, "-uuid", d.uuid.description]
-    args += ["-machine", "pc,accel=\(kvm ? "kvm" : "tcg")"]
+    args += ["-machine", "pc,accel=\(accelerator.rawValue)"]
     args += ["-m", "\(d.memoryMiB)"]
     args += ["-smp", d.maxVcpus > d.vcpus ? "\(d.vcpus),maxcpus=\(d.maxVcpus)" : "\(d.vcpus)"]
-    args += ["-qmp", "unix:\(qmpSocketPath),server=on,wait=off"]
+    args += DeviceModelCommand.monitorArguments
     args += ["-nodefaults", "-no-user-config", "-no-shutdown"]
+    // A guest's reboot, panic and watchdog stop QEMU and reach the domain monitor as events,
+    // which applies on_reboot / on_crash / on_watchdog (the guest panics into pvpanic).
+    args += ["-action", "reboot=shutdown,panic=pause,watchdog=pause"]
+    args += ["-device", "pvpanic"]
     args += DisplayArguments.vnc(d.display)
     args += ["-display", d.display.sdl ? "sdl" : "none"]
     if let keymap = d.display.keymap { args += ["-k", keymap] }
-    for port in d.serial { args += ["-serial", port] }
+    for (index, port) in d.serial.enumerated() {
+      if port == "pty" {
+        // As xenconsoled with --log=guest: every byte the guest writes, kept.
+        var chardev = "pty,id=serial\(index)"
+        if index == 0, let consoleLog { chardev += ",logfile=\(consoleLog),logappend=on" }
+        args += ["-chardev", chardev, "-serial", "chardev:serial\(index)"]
+      } else {
+        args += ["-serial", port]
+      }
+    }
     if d.display.nographic && !d.display.sdl && !d.display.vnc && d.serial.isEmpty {
       // -nographic would put a serial port and monitor on stdio, which is the log file here.
       args += ["-serial", "null"]

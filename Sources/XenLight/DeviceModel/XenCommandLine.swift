@@ -8,13 +8,10 @@ enum XenCommandLine {
   /// /usr/libexec/xen-qemu-system-i386.
   static let defaultExecutable = "/usr/bin/qemu-system-i386"
 
-  static func arguments(for d: DomainConfiguration, domid: UInt32, qmpSocketPath: String) -> [String] {
+  static func arguments(for d: DomainConfiguration, domid: UInt32) -> [String] {
     var args = ["-xen-domid", "\(domid)"]
-    args += [
-      "-chardev", "socket,id=libxl-cmd,path=\(qmpSocketPath),server=on,wait=off",
-      "-no-shutdown",
-      "-mon", "chardev=libxl-cmd,mode=control",
-    ]
+    args += DeviceModelCommand.monitorArguments
+    args.append("-no-shutdown")
     if d.type != .hvm { args.append("-xen-attach") }
     args += ["-name", d.name]
     args += DisplayArguments.vnc(d.display)

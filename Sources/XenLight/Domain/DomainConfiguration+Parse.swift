@@ -8,7 +8,7 @@ extension DomainConfiguration {
     "vfb", "vkb", "channel", "bootloader", "bootloader_args", "timer_mode", "hpet", "xen_platform_pci",
     "vpt_align", "tsc_mode", "claim_mode", "driver_domain", "seclabel", "max_grant_frames",
     "max_maptrack_frames", "e820_host", "iomem", "ioports", "irqs", "dtdev", "vtpm", "p9", "vdispl",
-    "vsnd", "device_tree", "gic_version", "vuart", "vnuma", "maxvcpus_hard", "on_watchdog",
+    "vsnd", "device_tree", "gic_version", "vuart", "vnuma", "maxvcpus_hard",
     "on_soft_reset", "serial_port", "stdvga", "device_model_stubdomain_override",
     "device_model_stubdomain_seclabel", "device_model_user", "dm_restrict", "firmware",
     "firmware_override", "bios", "bios_path_override", "smbios_firmware", "acpi_firmware",
@@ -48,6 +48,7 @@ extension DomainConfiguration {
     onPoweroff = try Self.readAction("on_poweroff", &r) ?? .destroy
     onReboot = try Self.readAction("on_reboot", &r) ?? .restart
     onCrash = try Self.readAction("on_crash", &r) ?? .destroy
+    onWatchdog = try Self.readAction("on_watchdog", &r) ?? .destroy
 
     kernel = try r.string("kernel")
     ramdisk = try r.string("ramdisk")
@@ -95,6 +96,9 @@ extension DomainConfiguration {
     if name.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f }) {
       return "the domain name must not contain control characters"
     }
+    // The name is a file-name component: qemu-dm-<name>.log, xl-<name>.log, dumps, consoles.
+    if name.contains("/") { return "the domain name \"\(name)\" must not contain \"/\": it names the domain's log, console and dump files" }
+    if name == "." || name == ".." { return "the domain name must not be \"\(name)\": it names the domain's log, console and dump files" }
     return nil
   }
 
@@ -182,6 +186,12 @@ extension DomainConfiguration {
         throw r.error(file["device_model_target"]!, "invalid target \"\(target)\" (expected xen, local or auto)")
       }
       deviceModel.target = choice
+    }
+    if let accel = try r.string("device_model_accel") {
+      guard let choice = Accelerator.Choice(rawValue: accel) else {
+        throw r.error(file["device_model_accel"]!, "invalid accelerator \"\(accel)\" (expected auto, kvm or tcg)")
+      }
+      deviceModel.accelerator = choice
     }
     if let seconds = try r.integer("device_model_start_timeout", in: 1...3600, unit: "s") {
       deviceModel.startTimeoutSeconds = Double(seconds)

@@ -3,7 +3,8 @@ public enum DomainType: String, Hashable, Sendable, CaseIterable {
   case hvm, pv, pvh
 }
 
-/// What to do when the guest powers off, reboots or crashes (`on_poweroff`, `on_reboot`, `on_crash`).
+/// What to do when the guest powers off, reboots, crashes or its watchdog fires
+/// (`on_poweroff`, `on_reboot`, `on_crash`, `on_watchdog`).
 public enum DomainAction: String, Hashable, Sendable, CaseIterable {
   case destroy, restart, preserve
   case renameRestart = "rename-restart"
@@ -43,6 +44,8 @@ public struct DeviceModelSettings: Hashable, Sendable {
   public var argsPV: [String] = []
   /// `device_model_target`: where the guest runs (see `DeviceModelTarget`).
   public var target: DeviceModelTarget.Choice = .auto
+  /// `device_model_accel`: KVM or TCG for the local target.
+  public var accelerator: Accelerator.Choice = .auto
   /// `device_model_start_timeout` (seconds): how long to wait for confirmation; libxl's
   /// LIBXL_DEVICE_MODEL_START_TIMEOUT is 60.
   public var startTimeoutSeconds: Double = 60
@@ -74,6 +77,7 @@ public struct DomainConfiguration: Hashable, Sendable {
   public var onPoweroff: DomainAction = .destroy
   public var onReboot: DomainAction = .restart
   public var onCrash: DomainAction = .destroy
+  public var onWatchdog: DomainAction = .destroy
   /// `kernel`, `ramdisk` and the command line (`cmdline`, or `root=` + `extra`) for direct boot.
   public var kernel: String?
   public var ramdisk: String?

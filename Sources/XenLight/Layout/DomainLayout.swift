@@ -56,6 +56,16 @@ public struct DomainLayout: Hashable, Sendable {
   public var qmpPathPath: String { libxlPath + "/qmp-path" }
   public var logPathPath: String { libxlPath + "/dm-log" }
   public var targetPath: String { libxlPath + "/dm-target" }
+  /// The QMP socket the domain monitor holds for QEMU's events.
+  public var eventSocketPathPath: String { libxlPath + "/qmp-events-path" }
+  /// What the guest is doing, as xl list shows it: a `RunState`.
+  public var runStatePath: String { libxlPath + "/run-state" }
+  /// The domain monitor's `ProcessIdentity`, once it is confirmed watching.
+  public var monitorIdentityPath: String { libxlPath + "/monitor-identity" }
+  /// Where the guest's console output is kept.
+  public var consoleLogPathPath: String { libxlPath + "/console-log" }
+  /// The pseudo-terminal of serial port `index` (libxl: `serial/0/tty`, from query-chardev).
+  public func serialTTYPath(_ index: Int) -> String { domainPath + "/serial/\(index)/tty" }
 
   /// Every subtree that belongs to the domain: removing these removes the domain.
   /// `/vm/<uuid>` is found through `/local/domain/<domid>/vm` when only the domid is known.
@@ -122,6 +132,7 @@ public struct DomainLayout: Hashable, Sendable {
       XenStoreRecord(libxlPath + "/dm-version", "qemu_xen"),
       XenStoreRecord(targetPath, deviceModel.target.rawValue),
       XenStoreRecord(qmpPathPath, deviceModel.qmpSocketPath),
+      XenStoreRecord(eventSocketPathPath, deviceModel.eventSocketPath),
       XenStoreRecord(logPathPath, logPath),
     ]
     return r

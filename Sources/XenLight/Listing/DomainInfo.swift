@@ -35,6 +35,12 @@ public struct DomainInfo: Hashable, Sendable {
   public var qmpSocketPath: String?
   public var logPath: String?
   public var startTime: String?
+  /// `/libxl/<domid>/run-state`.
+  public var runState: RunState?
+  /// Every virtual CPU of the running guest is idle (its QEMU vCPU threads sleep): xl's `b`.
+  public var blocked = false
+  /// Whether the recorded domain monitor is alive (nil: none was recorded, as with `xl create -e`).
+  public var monitored: Bool?
 
   public init(
     domid: UInt32, name: String, uuid: String? = nil, type: String? = nil, memoryKiB: Int = 0, maxMemoryKiB: Int = 0,
@@ -63,11 +69,17 @@ public struct DomainInfo: Hashable, Sendable {
   /// xl's six state letters, `rbpscd`: running, blocked, paused, shutdown, crashed, dying.
   /// Without a hypervisor the device model is the guest: alive is running; gone is
   /// "shut down, crashed" (`---sc-`), as libxl shows a domain that died under it.
+  /// With a run state, its letter: `--p---` paused, `---s--` shut down, `----c-` crashed,
+  /// `-----d` dying; a running guest is `r-----`, or `-b----` when every vCPU is idle.
   public var stateLetters: String {
-    switch deviceModel {
-    case .running: "r-----"
-    case .exited, .replaced: "---sc-"
-    case .none: "------"
+    switch (runState, deviceModel) {
+    case (.dying?, _): "-----d"
+    case (.shutdown?, _): "---s--"
+    case (.crashed?, _): "----c-"
+    case (_, .exited), (_, .replaced): "---sc-"
+    case (.paused?, .running): "--p---"
+    case (_, .running): blocked ? "-b----" : "r-----"
+    default: "------"
     }
   }
 }
@@ -82,7 +94,8 @@ public enum DomainListFormat {
       let time = formatTenths(d.cpuSeconds)
       lines.append(
         pad(d.name, 40) + " " + lpad("\(d.domid)", 5) + " " + lpad("\(d.memoryKiB / 1024)", 5) + " "
-          + lpad("\(d.onlineVcpus)", 5) + "     " + d.stateLetters + "  " + lpad(time, 8))
+          + lpad("\(d.onlineVcpus)", 5) + "     " + d.stateLetters + "  " + lpad(time, 8)
+          + (d.monitored == false ? "  (not monitored: its monitor is gone)" : ""))
     }
     return lines.joined(separator: "\n") + "\n"
   }
@@ -113,6 +126,8 @@ public enum DomainListFormat {
     if let target = d.target { dm.append(("target", .string(target))) }
     if let qmp = d.qmpSocketPath { dm.append(("qmp", .string(qmp))) }
     if let log = d.logPath { dm.append(("log", .string(log))) }
+    if let state = d.runState { dm.append(("run_state", .string(state.rawValue))) }
+    if let monitored = d.monitored { dm.append(("monitored", .bool(monitored))) }
     var object: [(String, JSON)] = [
       ("domid", .number(Int64(d.domid))),
       ("config", .object([("c_info", .object(cInfo)), ("b_info", .object(bInfo))])),

@@ -31,6 +31,32 @@ enum FileIO {
     }
   }
 
+  /// Writes `text` to `path` whole: to a temporary file first, then renamed over it.
+  static func writeText(_ text: String, to path: String) throws(XenLightError) {
+    let temporary = path + ".tmp"
+    let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+    guard fd >= 0 else {
+      let e = errno
+      throw XenLightError(.io, "cannot write \(temporary): \(describe(errno: e))", errno: e)
+    }
+    var bytes = Array(text.utf8)[...]
+    while !bytes.isEmpty {
+      let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+      if n < 0 && errno == EINTR { continue }
+      guard n > 0 else {
+        let e = errno
+        close(fd)
+        throw XenLightError(.io, "cannot write \(temporary): \(describe(errno: e))", errno: e)
+      }
+      bytes = bytes.dropFirst(n)
+    }
+    close(fd)
+    guard rename(temporary, path) == 0 else {
+      let e = errno
+      throw XenLightError(.io, "cannot rename \(temporary) to \(path): \(describe(errno: e))", errno: e)
+    }
+  }
+
   /// `strerror(e)`.
   static func describe(errno e: Int32) -> String {
     String(cString: strerror(e))

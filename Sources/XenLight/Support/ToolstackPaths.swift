@@ -80,8 +80,31 @@ public struct ToolstackPaths: Hashable, Sendable {
   /// `libxl_create_logfile` does: `.log.9` → `.log.10` … `.log` → `.log.1`.
   /// Creates the directory if needed.
   public func rotatedDeviceModelLog(name: String) throws(XenLightError) -> String {
-    try Self.makeDirectories(logDirectory)
-    let base = deviceModelLog(name: name)
+    try Self.rotated(deviceModelLog(name: name))
+  }
+
+  /// `xl-<name>.log`: the domain monitor's log, rotated as the device model's.
+  public func monitorLog(name: String) -> String { "\(logDirectory)/xl-\(name).log" }
+
+  /// `console/guest-<name>.log`: every byte the guest wrote to its first serial port
+  /// (xenconsoled's name with `--log=guest`).
+  public func consoleLog(name: String) -> String { "\(logDirectory)/console/guest-\(name).log" }
+
+  /// `$XEN_DUMP_DIR/<name>`, as xl names a core dump (default `<lib>/dump`).
+  public func dumpFile(name: String) -> String {
+    (Self.environment("XEN_DUMP_DIR") ?? libDirectory + "/dump") + "/" + name
+  }
+
+  /// libxl's userdata file for xl's config of domain `domid` (`userdata-d.<domid>.<uuid>.xl`):
+  /// what a restart re-creates the domain from.
+  public func savedConfig(domid: UInt32, uuid: DomainUUID) -> String {
+    "\(libDirectory)/userdata-d.\(domid).\(uuid).xl"
+  }
+
+  /// `base` after rotating older copies as libxl's `libxl_create_logfile` does
+  /// (`.9` → `.10` … `base` → `.1`), its directory created if needed.
+  public static func rotated(_ base: String) throws(XenLightError) -> String {
+    if let slash = base.lastIndex(of: "/") { try makeDirectories(String(base[..<slash])) }
     do {
       try LogRotation.rotate(base)
     } catch {

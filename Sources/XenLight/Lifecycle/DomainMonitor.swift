@@ -1,0 +1,400 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Spawn
+import XenStore
+
+/// Why a guest stopped, with Xen's shutdown reason codes (`SHUTDOWN_*` in xen/sched.h), as
+/// the monitor logs them and picks the `on_*` action by.
+public enum ShutdownReason: Int, Hashable, Sendable {
+  case poweroff = 0, reboot = 1, suspend = 2, crash = 3, watchdog = 4, softReset = 5
+
+  /// The reason a QMP event stands for, if it is a shutdown at all. The device model runs
+  /// with `-no-shutdown -action reboot=shutdown,panic=pause,watchdog=pause`, so each of these
+  /// leaves QEMU alive and stopped, for the monitor to act.
+  public static func of(_ event: QMPClient.Event) -> ShutdownReason? {
+    switch event.name {
+    case "SHUTDOWN":
+      switch event.data["reason"]?.stringValue ?? "" {
+      case "guest-reset", "host-qmp-system-reset", "guest-reset-soft": return .reboot
+      case "guest-panic": return .crash
+      case "subsystem-reset": return nil
+      default: return .poweroff  // guest-shutdown, host-qmp-quit, host-signal, host-ui…
+      }
+    case "GUEST_PANICKED": return .crash
+    case "WATCHDOG": return .watchdog
+    default: return nil
+    }
+  }
+
+  /// The domain's action for this reason.
+  public func action(in config: DomainConfiguration) -> DomainAction {
+    switch self {
+    case .poweroff: config.onPoweroff
+    case .reboot: config.onReboot
+    case .crash: config.onCrash
+    case .watchdog: config.onWatchdog
+    case .suspend, .softReset: .destroy
+    }
+  }
+}
+
+/// The per-domain monitor `xl create` leaves running, as Xen's xl does (xl_vmcontrol.c's
+/// daemonised `create_domain` loop and `handle_domain_death`): it learns the guest's fate
+/// from the device model — QMP events on the socket reserved for it, and the device
+/// model's pidfd — and applies `on_poweroff`, `on_reboot`, `on_crash` and `on_watchdog`.
+///
+/// `restart` re-creates the domain as xl does: the old one destroyed, a new domid, the same
+/// name, uuid and config (saved at create as libxl's userdata), and the monitor carries on
+/// with it. The monitor ends when the domain is destroyed, by an action or by `xl destroy`.
+/// xenstored dying under it is survived: the monitor starts it again on its saved state
+/// (as every xl does) and picks up where it was.
+public struct DomainMonitor: Sendable {
+  public var connector: XenStoreConnector
+  public var paths: ToolstackPaths
+  public var host: HostCapabilities
+  /// One line for the monitor's log (`xl-<name>.log`).
+  public var log: @Sendable (String) -> Void
+
+  public init(
+    connector: XenStoreConnector, paths: ToolstackPaths, host: HostCapabilities = .current,
+    log: @escaping @Sendable (String) -> Void
+  ) {
+    self.connector = connector
+    self.paths = paths
+    self.host = host
+    self.log = log
+  }
+
+  var spawner: Spawner { connector.spawner }
+
+  /// What happened, as the loop sees it.
+  enum Event: Sendable {
+    case qmp(QMPClient.Event)
+    case qmpClosed
+    case deviceModelExited
+    case recordsChanged
+    case xenstoreLost
+  }
+
+  /// How watching one domid ended.
+  enum Outcome {
+    case destroyed
+    case restarted(UInt32)
+  }
+
+  /// Watches domain `domid` until it is destroyed. `ready` runs once, when the monitor is
+  /// watching (QMP events subscribed, the device model's exit and the records watched).
+  public func run(domid first: UInt32, ready: @escaping @Sendable () -> Void) async throws(XenLightError) {
+    var domid = first
+    var ready: (@Sendable () -> Void)? = ready
+    while true {
+      switch try await watch(domid, ready: ready) {
+      case .destroyed: return
+      case .restarted(let next): domid = next
+      }
+      ready = nil
+    }
+  }
+
+  private func connect() async throws(XenLightError) -> XenStoreClient {
+    guard let client = try await connector.connectRestoringSavedState() else {
+      return try await connector.connect()
+    }
+    return client
+  }
+
+  /// One domid's watch: from subscribing to its end.
+  private func watch(_ domid: UInt32, ready: (@Sendable () -> Void)?) async throws(XenLightError) -> Outcome {
+    var xenstore = try await connect()
+    defer { xenstore.close() }
+    let domain = try await WatchedDomain.read(domid, DomainStore(xenstore: xenstore), paths: paths)
+    let qmp: QMPClient?
+    do {
+      qmp = try await QMPClient.connect(path: domain.eventSocket, loop: spawner.loop, what: "domain \(domid) device model")
+    } catch {
+      qmp = nil  // the device model is gone: its exit decides below
+      log("domain \(domid): no QMP events (\(error.message))")
+    }
+    defer { qmp?.close() }
+
+    let (events, sink) = AsyncStream.makeStream(of: Event.self)
+    let spawner = self.spawner
+    let qmpTask = Task {
+      if let qmp { for await event in qmp.events { sink.yield(.qmp(event)) } }
+      sink.yield(.qmpClosed)
+    }
+    let exitTask = Task {
+      if let identity = domain.deviceModel { try? await spawner.waitForExit(identity, what: "domain \(domid) device model") }
+      if !Task.isCancelled { sink.yield(.deviceModelExited) }
+    }
+    var watchTask = try await Self.watchRecords(domid, xenstore, sink)
+    defer {
+      qmpTask.cancel()
+      exitTask.cancel()
+      watchTask.cancel()
+    }
+
+    // What happened before we subscribed is in the status.
+    var initial: ShutdownReason?
+    if let qmp, let status = try? await qmp.execute("query-status")["status"]?.stringValue {
+      switch status {
+      case "shutdown": initial = .poweroff
+      case "guest-panicked": initial = .crash
+      case "watchdog": initial = .watchdog
+      case "paused", "suspended": try? await DomainStore(xenstore: xenstore).write([domain.runState(.paused)])
+      default: break
+      }
+    }
+    ready?()
+    log("Waiting for domain \(domain.name) (domid \(domid)) to die [pid \(getpid())]")
+
+    var preserved = false
+    var pending = initial.map { _ in [Event.qmp(QMPClient.Event(name: "status", data: .null, timestampMicroseconds: 0))] } ?? []
+    var iterator = events.makeAsyncIterator()
+    while true {
+      let event: Event
+      if !pending.isEmpty { event = pending.removeFirst() } else if let next = await iterator.next() { event = next } else {
+        return .destroyed
+      }
+      let store = DomainStore(xenstore: xenstore)
+      switch event {
+      case .qmp(let qmpEvent):
+        if qmpEvent.timestampMicroseconds > 0 {
+          let t = qmpEvent.timestampMicroseconds
+          log("QMP event \(qmpEvent) at \(t / 1_000_000).\(String(t % 1_000_000 + 1_000_000).dropFirst())")
+        }
+        let reason = qmpEvent.name == "status" ? initial : ShutdownReason.of(qmpEvent)
+        if let reason, !preserved {
+          switch try await act(on: reason, domain, store, qmp: qmp) {
+          case .preserved: preserved = true
+          case .ended(let outcome): return outcome
+          }
+        } else if qmpEvent.name == "STOP" || qmpEvent.name == "RESUME" {
+          let state: RunState = qmpEvent.name == "STOP" ? .paused : .running
+          if !preserved, (try? await domain.currentRunState(store)) != .dying {
+            try? await store.write([domain.runState(state)])
+          }
+        }
+      case .qmpClosed:
+        break  // the exit decides
+      case .deviceModelExited:
+        if try await domain.isGoing(store) { continue }  // `xl destroy` stopped it
+        if preserved {
+          try? await store.write([domain.runState(.crashed)])
+          continue
+        }
+        log("domain \(domid): device model [\(domain.deviceModel?.pid ?? 0)] died unexpectedly")
+        switch try await act(on: .crash, domain, store, qmp: nil) {
+        case .preserved: preserved = true
+        case .ended(let outcome): return outcome
+        }
+      case .recordsChanged:
+        if try await !domain.exists(store) {
+          log("Domain \(domid) has been destroyed.")
+          return .destroyed
+        }
+      case .xenstoreLost:
+        log("xenstore connection lost; reconnecting")
+        watchTask.cancel()
+        xenstore.close()
+        xenstore = try await connect()
+        watchTask = try await Self.watchRecords(domid, xenstore, sink)
+        sink.yield(.recordsChanged)
+      }
+    }
+  }
+
+  enum Action {
+    case preserved
+    case ended(Outcome)
+  }
+
+  /// `handle_domain_death`: log, dump if asked, then destroy, preserve or restart.
+  private func act(on reason: ShutdownReason, _ domain: WatchedDomain, _ store: DomainStore, qmp: QMPClient?)
+    async throws(XenLightError) -> Action
+  {
+    let domid = domain.domid
+    log("Domain \(domid) has shut down, reason code \(reason.rawValue) 0x\(String(reason.rawValue, radix: 16))")
+    var action = domain.config.map { reason.action(in: $0) } ?? DomainAction.destroy
+    log("Action for shutdown reason code \(reason.rawValue) is \(action.rawValue)")
+    if action == .coredumpDestroy || action == .coredumpRestart {
+      let file = paths.dumpFile(name: domain.name)
+      log("dumping core to \(file)")
+      do throws(XenLightError) {
+        guard let qmp else { throw XenLightError(.deviceModelFailed, "the device model is gone") }
+        if let slash = file.lastIndex(of: "/") { try ToolstackPaths.makeDirectories(String(file[..<slash])) }
+        try await qmp.execute("dump-guest-memory", [("paging", .bool(false)), ("protocol", .string("file:" + file))])
+      } catch {
+        log("core dump failed (\(error.message)).")
+      }
+      action = action == .coredumpDestroy ? .destroy : .restart
+    }
+    switch action {
+    case .preserve:
+      try? await store.write([domain.runState(reason == .crash || reason == .watchdog ? .crashed : .shutdown)])
+      return .preserved
+    case .renameRestart:
+      let stamp = Self.utcStamp()
+      let newName = "\(domain.name)-\(stamp)"
+      log("Preserving domain \(domid) \(domain.name) with suffix \(stamp)")
+      try? await store.write([
+        XenStoreRecord(domain.layout.domainPath + "/name", newName), XenStoreRecord(domain.layout.vmPath + "/name", newName),
+        domain.runState(reason == .crash ? .crashed : .shutdown),
+      ])
+      try? await store.xenstore.rm(domain.layout.monitorIdentityPath)
+      return .ended(try await restart(domain, store, newUUID: true))
+    case .restart, .softReset:
+      log("Domain \(domid) needs to be cleaned up: destroying the domain")
+      try await destroy(domain, store, keepConfig: true)
+      return .ended(try await restart(domain, store, newUUID: false))
+    default:
+      log("Domain \(domid) needs to be cleaned up: destroying the domain")
+      try await destroy(domain, store, keepConfig: false)
+      log("Done. Exiting now")
+      return .ended(.destroyed)
+    }
+  }
+
+  private func destroy(_ domain: WatchedDomain, _ store: DomainStore, keepConfig: Bool) async throws(XenLightError) {
+    var destroyer = DomainDestroyer(spawner: spawner, lockPath: paths.domainsLock)
+    destroyer.monitor = .isCaller
+    destroyer.paths = keepConfig ? nil : paths
+    _ = try await destroyer.destroy(domid: domain.domid, in: store)
+  }
+
+  /// Creates the domain again from its saved config; the monitor goes on with the new domid.
+  private func restart(_ old: WatchedDomain, _ store: DomainStore, newUUID: Bool) async throws(XenLightError) -> Outcome {
+    guard var config = old.config, let text = old.configText else {
+      log("Domain \(old.domid): no saved config to restart from; exiting")
+      return .destroyed
+    }
+    if newUUID { config.uuid = .random() }
+    log("Done. Rebooting now")
+    var creator = DomainCreator(connector: connector, paths: paths, host: host)
+    creator.rotateLogs = false
+    let created: CreatedDomain
+    do {
+      created = try await creator.create(config)
+    } catch {
+      log("restarting domain \(config.name) failed: \(error.message)")
+      unlink(paths.savedConfig(domid: old.domid, uuid: old.uuid))
+      throw error
+    }
+    try SavedConfig.write(text, uuid: config.uuid, domid: created.domid, paths: paths)
+    unlink(paths.savedConfig(domid: old.domid, uuid: old.uuid))
+    if let me = try? ProcessIdentity.of(pid: getpid()) {
+      try? await store.write([XenStoreRecord(DomainLayout(domid: created.domid, uuid: config.uuid).monitorIdentityPath, me.description)])
+    }
+    return .restarted(created.domid)
+  }
+
+  /// Watches the domain's home and run state; a lost connection is reported as an event.
+  private static func watchRecords(_ domid: UInt32, _ xenstore: XenStoreClient, _ sink: AsyncStream<Event>.Continuation)
+    async throws(XenLightError) -> Task<Void, Never>
+  {
+    let watch: XenStoreWatch
+    do {
+      watch = try await xenstore.watch(["/local/domain/\(domid)/name", "/libxl/\(domid)/run-state"])
+    } catch {
+      throw XenStoreConnector.failure("cannot watch domain \(domid)", error)
+    }
+    return Task {
+      do {
+        for try await _ in watch { sink.yield(.recordsChanged) }
+        if !Task.isCancelled { sink.yield(.xenstoreLost) }
+      } catch {
+        if !Task.isCancelled { sink.yield(.xenstoreLost) }
+      }
+    }
+  }
+
+  /// `YYYYMMDDTHHMMZ`, as xl suffixes a preserved domain's name.
+  static func utcStamp() -> String {
+    var now = time(nil)
+    var parts = tm()
+    gmtime_r(&now, &parts)
+    func two(_ n: Int32) -> String { n < 10 ? "0\(n)" : "\(n)" }
+    return "\(parts.tm_year + 1900)\(two(parts.tm_mon + 1))\(two(parts.tm_mday))T\(two(parts.tm_hour))\(two(parts.tm_min))Z"
+  }
+}
+
+/// What the monitor knows of the domain it watches.
+struct WatchedDomain: Sendable {
+  let domid: UInt32
+  let uuid: DomainUUID
+  let name: String
+  let layout: DomainLayout
+  let deviceModel: ProcessIdentity?
+  let eventSocket: String
+  let config: DomainConfiguration?
+  let configText: String?
+
+  static func read(_ domid: UInt32, _ store: DomainStore, paths: ToolstackPaths) async throws(XenLightError) -> WatchedDomain {
+    do {
+      let home = try await store.read(["name", "vm"], under: "/local/domain/\(domid)")
+      guard let name = home["name"], let vm = home["vm"], let uuid = DomainUUID(String(vm.dropFirst(4))) else {
+        throw XenLightError(.notFound, "no domain \(domid)")
+      }
+      let layout = DomainLayout(domid: domid, uuid: uuid)
+      let notes = try await store.read(["device-model-identity", "qmp-events-path"], under: layout.libxlPath)
+      let text = try? FileIO.readText(paths.savedConfig(domid: domid, uuid: uuid))
+      var config: DomainConfiguration?
+      if let text, let file = try? ConfigFile.parse(text, file: paths.savedConfig(domid: domid, uuid: uuid)) {
+        config = try? DomainConfiguration(file, source: paths.savedConfig(domid: domid, uuid: uuid))
+      }
+      return WatchedDomain(
+        domid: domid, uuid: uuid, name: name, layout: layout,
+        deviceModel: notes["device-model-identity"].flatMap(ProcessIdentity.init),
+        eventSocket: notes["qmp-events-path"] ?? "", config: config, configText: text)
+    } catch let error as XenLightError {
+      throw error
+    } catch {
+      throw XenStoreConnector.failure("cannot read domain \(domid)'s records", error)
+    }
+  }
+
+  func runState(_ state: RunState) -> XenStoreRecord { XenStoreRecord(layout.runStatePath, state.rawValue) }
+
+  func currentRunState(_ store: DomainStore) async throws -> RunState? {
+    try await DomainStore.readOptional(store.xenstore, layout.runStatePath).flatMap(RunState.init)
+  }
+
+  func exists(_ store: DomainStore) async throws(XenLightError) -> Bool {
+    do { return try await DomainStore.readOptional(store.xenstore, layout.domainPath + "/name") != nil } catch {
+      throw XenStoreConnector.failure("cannot read domain \(domid)'s records", error)
+    }
+  }
+
+  /// Being destroyed, or gone already.
+  func isGoing(_ store: DomainStore) async throws(XenLightError) -> Bool {
+    do {
+      guard try await exists(store) else { return true }
+      return try await currentRunState(store) == .dying
+    } catch let error as XenLightError {
+      throw error
+    } catch {
+      throw XenStoreConnector.failure("cannot read domain \(domid)'s records", error)
+    }
+  }
+}
+
+/// xl's config of a domain, kept as libxl keeps xl's userdata (`userdata-d.<domid>.<uuid>.xl`)
+/// so that a restart re-creates the same domain.
+public enum SavedConfig {
+  /// The config file's text with `settings` (xl create's KEY=VALUE arguments) as more lines.
+  public static func text(file: String, settings: [String]) throws(XenLightError) -> String {
+    var text = try FileIO.readText(file)
+    for setting in settings { text += "\n" + setting }
+    return text
+  }
+
+  /// `text` is the file and its command-line settings; the uuid is pinned so a restart keeps it.
+  public static func write(_ text: String, uuid: DomainUUID, domid: UInt32, paths: ToolstackPaths) throws(XenLightError) {
+    try ToolstackPaths.makeDirectories(paths.libDirectory)
+    var full = text
+    if !full.hasSuffix("\n") { full += "\n" }
+    full += "uuid = \"\(uuid)\"\n"
+    try FileIO.writeText(full, to: paths.savedConfig(domid: domid, uuid: uuid))
+  }
+}

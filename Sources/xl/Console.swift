@@ -1,0 +1,116 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ArgumentParser
+import Reactor
+import XenLight
+
+/// `xl console [-t serial|pv] [-n N] DOMAIN`: the terminal on the guest's serial console.
+struct Console: XLSubcommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Attach to a domain's console; Ctrl-] leaves.",
+    discussion: """
+      The console is the pseudo-terminal QEMU opened for the guest's serial port N \
+      (serial = "pty"), recorded at /local/domain/<domid>/serial/<N>/tty. Everything the \
+      guest writes there is also kept in $XEN_LOG_DIR/console/guest-<name>.log.
+      """)
+
+  @Option(name: .customShort("t"), help: "Console type: serial (pv consoles need xenconsoled, which is not here).")
+  var type: String?
+
+  @Option(name: .customShort("n"), help: "The console number.")
+  var number: Int = 0
+
+  @Argument(help: "The domain's name or id.") var domain: String
+
+  func validate() throws {
+    if let type, type != "serial", type != "pv" { throw ValidationError("console type must be \"serial\" or \"pv\"") }
+    if number < 0 { throw ValidationError("-n must be 0 or more") }
+  }
+
+  func execute() async throws {
+    do {
+      let tty: String
+      do {
+        let session = try await Session.open(for: domain)
+        defer { session.client.close() }
+        let target = try await session.control.target(domain)
+        tty = try await Self.tty(of: target, type: type, number: number, session: session)
+      }
+      try await Self.attach(tty)
+    } catch {
+      throw ExitStatus.fail(error)
+    }
+  }
+
+  static func tty(of target: DomainControl.Target, type: String?, number: Int, session: Session) async throws(XenLightError) -> String {
+    if type == "pv" {
+      throw XenLightError(.invalidState, "domain \(target.domid) (\(target.name)) has no PV console (there is no xenconsoled here); use -t serial")
+    }
+    let path = target.layout.serialTTYPath(number)
+    let value = try? await DomainStore.readOptional(session.client, path)
+    guard let value, value.hasPrefix("/") else {
+      throw XenLightError(
+        .invalidState, "domain \(target.domid) (\(target.name)) has no serial console \(number) (\(path) is not set; the config needs serial = \"pty\")")
+    }
+    return value
+  }
+
+  /// Relays the terminal and the pty until Ctrl-] (xl's escape) or the console closes.
+  static func attach(_ tty: String) async throws(XenLightError) {
+    let pty = open(tty, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC)
+    guard pty >= 0 else {
+      let e = errno
+      throw XenLightError(.io, "cannot open the console \(tty): \(String(cString: strerror(e)))", errno: e)
+    }
+    defer { close(pty) }
+    var raw = termios()
+    if tcgetattr(pty, &raw) == 0 {
+      cfmakeraw(&raw)
+      tcsetattr(pty, TCSANOW, &raw)
+    }
+    var saved = termios()
+    let interactive = isatty(0) == 1 && tcgetattr(0, &saved) == 0
+    if interactive {
+      var mine = saved
+      cfmakeraw(&mine)
+      tcsetattr(0, TCSANOW, &mine)
+    }
+    defer { if interactive { tcsetattr(0, TCSANOW, &saved) } }
+    let stdinFlags = fcntl(0, F_GETFL)
+    _ = fcntl(0, F_SETFL, stdinFlags | O_NONBLOCK)
+    defer { _ = fcntl(0, F_SETFL, stdinFlags) }
+
+    let loop = EventLoop.shared
+    await withTaskGroup(of: Void.self) { group in
+      group.addTask { await relay(from: pty, to: 1, loop: loop, escape: false) }
+      group.addTask { await relay(from: 0, to: pty, loop: loop, escape: true) }
+      _ = await group.next()
+      group.cancelAll()
+    }
+  }
+
+  /// Copies `from` to `to` until EOF, an error, cancellation, or (with `escape`) Ctrl-].
+  static func relay(from source: Int32, to sink: Int32, loop: EventLoop, escape: Bool) async {
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    while !Task.isCancelled {
+      guard (try? await loop.wait(for: [.readable, .hangup], on: source)) != nil else { return }
+      let n = read(source, &buffer, buffer.count)
+      if n < 0 && (errno == EAGAIN || errno == EINTR) { continue }
+      guard n > 0 else { return }
+      var count = n
+      if escape, let at = buffer[0..<n].firstIndex(of: 0x1d) { count = at }
+      var offset = 0
+      while offset < count {
+        let w = buffer[offset..<count].withUnsafeBytes { write(sink, $0.baseAddress, $0.count) }
+        if w < 0 && (errno == EAGAIN || errno == EINTR) {
+          _ = try? await loop.wait(for: .writable, on: sink)
+          continue
+        }
+        guard w > 0 else { return }
+        offset += w
+      }
+      if count < n { return }
+    }
+  }
+}

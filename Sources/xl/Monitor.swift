@@ -1,0 +1,57 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ArgumentParser
+import Spawn
+import XenLight
+
+/// `xl monitor DOMID`: the domain monitor `xl create` leaves behind (not for users; shown
+/// by `xl help monitor`). Writes "ready" on descriptor 3 once watching, for the spawn
+/// library's confirmation; logs to its stdout (`xl-<name>.log`).
+struct Monitor: XLSubcommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Watch a domain and apply its on_poweroff/on_reboot/on_crash/on_watchdog (started by xl create).",
+    shouldDisplay: false)
+
+  @Argument(help: "The domain id.") var domid: UInt32
+
+  @Option(name: .long, help: "The descriptor to write \"ready\" on once watching (-1: none).")
+  var readyDescriptor: Int32 = 3
+
+  func execute() async throws {
+    let paths = ToolstackPaths.current()
+    let monitor = DomainMonitor(
+      connector: XenStoreConnector(paths: paths, spawner: Spawner()), paths: paths, log: { Terminal.output($0 + "\n") })
+    let descriptor = readyDescriptor
+    do {
+      try await monitor.run(domid: domid) {
+        guard descriptor >= 0 else { return }
+        _ = "ready\n".withCString { write(descriptor, $0, 6) }
+        close(descriptor)
+      }
+    } catch {
+      throw ExitStatus.fail(error)
+    }
+  }
+
+  /// Starts `xl monitor <domid>` confirmed (its "ready" line) and records its identity in
+  /// the domain's records, so that nothing but it is ever signalled as the monitor.
+  static func start(_ created: CreatedDomain, session: Session) async throws(XenLightError) -> SpawnConfirmation {
+    let log = try ToolstackPaths.rotated(session.paths.monitorLog(name: created.name))
+    let command = SpawnCommand(
+      what: "domain \(created.domid) monitor", executable: Session.executable, arguments: ["monitor", "\(created.domid)"],
+      logPath: log, timeout: .seconds(30))
+    let layout = DomainLayout(domid: created.domid, uuid: created.uuid)
+    let store = session.store
+    do {
+      let daemon = try await session.spawner.start(command, readiness: .notificationPipe(descriptor: 3)) { identity in
+        try await store.write([XenStoreRecord(layout.monitorIdentityPath, identity.description)])
+      }
+      return try await daemon.confirm()
+    } catch let error as XenLightError {
+      throw error
+    } catch {
+      throw XenLightError(.monitorFailed, "domain \(created.domid) (\(created.name)): its monitor did not start: \(error) (log: \(log))")
+    }
+  }
+}
