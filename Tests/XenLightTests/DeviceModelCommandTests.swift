@@ -31,11 +31,12 @@ import Testing
     #expect(command.target == .xen)
     #expect(command.executable == "/usr/bin/qemu-system-i386")
     #expect(command.qmpSocketPath == "/run/xen/qmp-libxl-7")
+    #expect(command.eventSocketPath == "/run/xen/qmp-events-7")
     #expect(command.arguments == [
       "-xen-domid", "7",
-      "-chardev", "socket,id=libxl-cmd,path=/run/xen/qmp-libxl-7,server=on,wait=off",
+      "-chardev", "socket,id=libxl-cmd,fd=3,server=on,wait=off", "-mon", "chardev=libxl-cmd,mode=control",
+      "-chardev", "socket,id=xl-events,fd=4,server=on,wait=off", "-mon", "chardev=xl-events,mode=control",
       "-no-shutdown",
-      "-mon", "chardev=libxl-cmd,mode=control",
       "-name", "g",
       "-vnc", "none",
       "-display", "none",
@@ -60,8 +61,9 @@ import Testing
     let command = DeviceModelCommand.build(for: d, domid: 3, runDirectory: "/r", host: dom0)
     #expect(command.argv == [
       "/usr/bin/qemu-system-i386", "-xen-domid", "3",
-      "-chardev", "socket,id=libxl-cmd,path=/r/qmp-libxl-3,server=on,wait=off",
-      "-no-shutdown", "-mon", "chardev=libxl-cmd,mode=control",
+      "-chardev", "socket,id=libxl-cmd,fd=3,server=on,wait=off", "-mon", "chardev=libxl-cmd,mode=control",
+      "-chardev", "socket,id=xl-events,fd=4,server=on,wait=off", "-mon", "chardev=xl-events,mode=control",
+      "-no-shutdown",
       "-xen-attach", "-name", "p", "-vnc", "none", "-display", "none", "-nographic",
       "-machine", "xenpv", "-x", "-m", "64",
     ])
@@ -92,8 +94,10 @@ import Testing
       "-name", "tiny", "-uuid", uuid,
       "-machine", "pc,accel=kvm",
       "-m", "64", "-smp", "1",
-      "-qmp", "unix:/tmp/run/qmp-libxl-2,server=on,wait=off",
+      "-chardev", "socket,id=libxl-cmd,fd=3,server=on,wait=off", "-mon", "chardev=libxl-cmd,mode=control",
+      "-chardev", "socket,id=xl-events,fd=4,server=on,wait=off", "-mon", "chardev=xl-events,mode=control",
       "-nodefaults", "-no-user-config", "-no-shutdown",
+      "-action", "reboot=shutdown,panic=pause,watchdog=pause", "-device", "pvpanic",
       "-vnc", "none", "-display", "none",
       "-serial", "null",
       "-device", "VGA,vgamem_mb=16",
@@ -136,7 +140,7 @@ import Testing
   @Test func shellCommandQuotesOnlyWhatNeedsIt() {
     let command = DeviceModelCommand(
       target: .local, executable: "/usr/bin/qemu", arguments: ["-name", "my guest", "-append", "it's", "", "a=b,c:d"],
-      qmpSocketPath: "/q")
+      qmpSocketPath: "/q", eventSocketPath: "/e")
     #expect(command.shellCommand == #"/usr/bin/qemu -name 'my guest' -append 'it'\''s' '' a=b,c:d"#)
   }
 }

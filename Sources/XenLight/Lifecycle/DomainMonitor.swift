@@ -18,7 +18,9 @@ public enum ShutdownReason: Int, Hashable, Sendable {
       switch event.data["reason"]?.stringValue ?? "" {
       case "guest-reset", "host-qmp-system-reset", "guest-reset-soft": return .reboot
       case "guest-panic": return .crash
-      case "subsystem-reset": return nil
+      // A signal to QEMU ends it whatever -no-shutdown says: its exit decides (a crash,
+      // unless the domain is being destroyed).
+      case "subsystem-reset", "host-signal": return nil
       default: return .poweroff  // guest-shutdown, host-qmp-quit, host-signal, host-ui…
       }
     case "GUEST_PANICKED": return .crash
@@ -165,7 +167,7 @@ public struct DomainMonitor: Sendable {
           log("QMP event \(qmpEvent) at \(t / 1_000_000).\(String(t % 1_000_000 + 1_000_000).dropFirst())")
         }
         let reason = qmpEvent.name == "status" ? initial : ShutdownReason.of(qmpEvent)
-        if let reason, !preserved {
+        if let reason, !preserved, try await !domain.isGoing(store) {
           switch try await act(on: reason, domain, store, qmp: qmp) {
           case .preserved: preserved = true
           case .ended(let outcome): return outcome
