@@ -24,7 +24,9 @@ enum UnixSocket {
       close(fd)
       throw error
     }
-    guard chmod(path, mode) == 0, Glibc.listen(fd, backlog) == 0 else {
+    // listen before chmod: the chmod (IN_ATTRIB) is the last event on the file, so whoever
+    // waits for the daemon by inotify (a domain monitor) can connect once it fires.
+    guard Glibc.listen(fd, backlog) == 0, chmod(path, mode) == 0 else {
       let error = failure(.listenFailed, "cannot listen on \(path)")
       close(fd)
       unlink(path)

@@ -65,7 +65,7 @@ final class FaultBed: @unchecked Sendable {
       # Real QEMU whose QMP socket xl never finds.
       for arg in "$@"; do
         shift
-        case "$arg" in unix:*/qmp-libxl-*) arg="unix:\(bed.directory.path)/hidden-qmp,server=on,wait=off" ;; esac
+        case "$arg" in socket,id=libxl-cmd,fd=*) arg="socket,id=libxl-cmd,path=\(bed.directory.path)/hidden-qmp,server=on,wait=off" ;; esac
         set -- "$@" "$arg"
       done
       exec /usr/bin/qemu-system-x86_64 "$@"
@@ -86,8 +86,10 @@ final class FaultBed: @unchecked Sendable {
       """
       #!/bin/bash
       # Confirms through /local/domain/0/device-model/<domid>/state, then waits to be stopped.
-      for arg in "$@"; do
-        case "$arg" in unix:*/qmp-libxl-*) domid=${arg##*qmp-libxl-}; domid=${domid%%,*} ;; esac
+      # The domain is the one whose vm is this -uuid.
+      while [ $# -gt 0 ]; do [ "$1" = -uuid ] && uuid=$2; shift; done
+      for d in $(/usr/bin/xenstore-list /local/domain); do
+        [ "$(/usr/bin/xenstore-read /local/domain/$d/vm 2>/dev/null)" = "/vm/$uuid" ] && domid=$d
       done
       /usr/bin/xenstore-write "/local/domain/0/device-model/$domid/state" running || exit 1
       exec -a "$0" sleep 600

@@ -33,7 +33,7 @@ import XenStore
     #expect(f.waitForNoStrayProcesses() == [])
     #expect(try await f.domains() == [])
     let destroy = try f.bed.xl(["destroy", "tiny"])
-    #expect(destroy.status == 0 && destroy.stderr == "xl: no domain \"tiny\": nothing to destroy\n", "\(destroy)")
+    #expect(destroy.status == 1 && destroy.stderr == "xl: no domain \"tiny\"\n", "\(destroy)")
     try await expectCleanSlate(f, descriptors: descriptors)
   }
 

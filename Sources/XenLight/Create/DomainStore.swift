@@ -132,6 +132,22 @@ public struct DomainStore: Sendable {
     }
   }
 
+  /// Writes `records` in one transaction if domain `domid` still exists (its home has a
+  /// name), so that a late update never re-creates nodes of a destroyed domain. Returns
+  /// whether it wrote.
+  @discardableResult
+  public func update(domid: UInt32, _ records: [XenStoreRecord]) async throws(XenLightError) -> Bool {
+    do {
+      return try await xenstore.transaction(maxAttempts: 1000) { tx in
+        guard try await Self.readOptional(tx, "/local/domain/\(domid)/name") != nil else { return false }
+        try await Self.write(records, tx)
+        return true
+      }
+    } catch {
+      throw XenStoreConnector.failure("cannot update domain \(domid)'s records", error)
+    }
+  }
+
   /// Writes `records` in one transaction.
   public func write(_ records: [XenStoreRecord]) async throws(XenLightError) {
     do {

@@ -65,7 +65,7 @@ public struct DomainDestroyer: Sendable {
           ["device-model-identity", "qmp-path", "qmp-events-path", "monitor-identity"], under: "/libxl/\(domid)")
         notes["vm"] = try await DomainStore.readOptional(store.xenstore, "/local/domain/\(domid)/vm")
         // `xl list` shows it dying, and the monitor takes the device model's end for a destroy.
-        try? await store.xenstore.write("/libxl/\(domid)/run-state", RunState.dying.rawValue)
+        try? await store.update(domid: domid, [XenStoreRecord("/libxl/\(domid)/run-state", RunState.dying.rawValue)])
         return (notes, try await DomainStore.readOptional(store.xenstore, "/local/domain/\(domid)/name"))
       } catch {
         throw XenStoreConnector.failure("cannot read domain \(domid)'s records", error)

@@ -93,9 +93,7 @@ public struct DomainControl: Sendable {
     let qmp = try await qmp(target)
     defer { qmp.close() }
     try await qmp.execute(name)
-    do { try await store.xenstore.write(target.layout.runStatePath, state.rawValue) } catch {
-      throw XenStoreConnector.failure("cannot record domain \(target.domid) as \(state.rawValue)", error)
-    }
+    try await store.update(domid: target.domid, [XenStoreRecord(target.layout.runStatePath, state.rawValue)])
   }
 
   /// Asks the guest to power off or reboot, as libxl does: through `control/shutdown` when

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Spawn
+import Synchronization
 import XenStore
 
 /// Why a guest stopped, with Xen's shutdown reason codes (`SHUTDOWN_*` in xen/sched.h), as
@@ -26,6 +27,17 @@ public enum ShutdownReason: Int, Hashable, Sendable {
     case "GUEST_PANICKED": return .crash
     case "WATCHDOG": return .watchdog
     default: return nil
+    }
+  }
+
+  /// The reason a `query-status` answer stands for: a guest that stopped before the
+  /// monitor was listening.
+  public static func of(status: String) -> ShutdownReason? {
+    switch status {
+    case "shutdown": .poweroff
+    case "guest-panicked": .crash
+    case "watchdog": .watchdog
+    default: nil
     }
   }
 
@@ -99,6 +111,28 @@ public struct DomainMonitor: Sendable {
     }
   }
 
+  /// After xenstored died: waits, by inotify on its socket's directory, until a daemon
+  /// answers again (the next `xl` starts it on its saved state), then connects. The monitor
+  /// does not start one itself: who restarts the store, and when, stays the user's choice.
+  private func reconnect() async throws(XenLightError) -> XenStoreClient {
+    let socket = connector.socketPath
+    let directory = socket.lastIndex(of: "/").map { String(socket[..<$0]) } ?? "."
+    let fd = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
+    guard fd >= 0 else { throw XenLightError(.xenstore, "inotify_init1: \(String(cString: strerror(errno)))", errno: errno) }
+    defer { close(fd) }
+    guard inotify_add_watch(fd, directory, UInt32(IN_CREATE | IN_MOVED_TO | IN_ATTRIB)) >= 0 else {
+      throw XenLightError(.xenstore, "cannot watch \(directory): \(String(cString: strerror(errno)))", errno: errno)
+    }
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    while true {
+      if let client = try await connector.connectIfRunning() { return client }
+      do { _ = try await spawner.loop.wait(for: .readable, on: fd) } catch {
+        throw XenLightError(.interrupted, "interrupted while waiting for xenstored")
+      }
+      while read(fd, &buffer, buffer.count) > 0 {}
+    }
+  }
+
   private func connect() async throws(XenLightError) -> XenStoreClient {
     guard let client = try await connector.connectRestoringSavedState() else {
       return try await connector.connect()
@@ -111,19 +145,23 @@ public struct DomainMonitor: Sendable {
     var xenstore = try await connect()
     defer { xenstore.close() }
     let domain = try await WatchedDomain.read(domid, DomainStore(xenstore: xenstore), paths: paths)
-    let qmp: QMPClient?
-    do {
-      qmp = try await QMPClient.connect(path: domain.eventSocket, loop: spawner.loop, what: "domain \(domid) device model")
-    } catch {
-      qmp = nil  // the device model is gone: its exit decides below
-      log("domain \(domid): no QMP events (\(error.message))")
-    }
-    defer { qmp?.close() }
-
     let (events, sink) = AsyncStream.makeStream(of: Event.self)
     let spawner = self.spawner
+    // The QMP session comes up in the background: its socket exists and queues us from the
+    // moment QEMU was exec'd, and what happened before QEMU greets us is in `query-status`,
+    // which is answered first, as a synthetic "status" event.
+    let session = QMPSession()
+    let log = self.log
     let qmpTask = Task {
-      if let qmp { for await event in qmp.events { sink.yield(.qmp(event)) } }
+      do throws(XenLightError) {
+        let qmp = try await QMPClient.connect(path: domain.eventSocket, loop: spawner.loop, what: "domain \(domid) device model")
+        session.client.withLock { $0 = qmp }
+        let status = try await qmp.execute("query-status")["status"]?.stringValue ?? ""
+        sink.yield(.qmp(QMPClient.Event(name: "status", data: .string(status), timestampMicroseconds: 0)))
+        for await event in qmp.events { sink.yield(.qmp(event)) }
+      } catch {
+        if !Task.isCancelled { log("domain \(domid): no QMP events (\(error.message))") }
+      }
       sink.yield(.qmpClosed)
     }
     let exitTask = Task {
@@ -135,30 +173,14 @@ public struct DomainMonitor: Sendable {
       qmpTask.cancel()
       exitTask.cancel()
       watchTask.cancel()
-    }
-
-    // What happened before we subscribed is in the status.
-    var initial: ShutdownReason?
-    if let qmp, let status = try? await qmp.execute("query-status")["status"]?.stringValue {
-      switch status {
-      case "shutdown": initial = .poweroff
-      case "guest-panicked": initial = .crash
-      case "watchdog": initial = .watchdog
-      case "paused", "suspended": try? await DomainStore(xenstore: xenstore).write([domain.runState(.paused)])
-      default: break
-      }
+      session.client.withLock { $0 }?.close()
     }
     ready?()
     log("Waiting for domain \(domain.name) (domid \(domid)) to die [pid \(getpid())]")
 
     var preserved = false
-    var pending = initial.map { _ in [Event.qmp(QMPClient.Event(name: "status", data: .null, timestampMicroseconds: 0))] } ?? []
-    var iterator = events.makeAsyncIterator()
-    while true {
-      let event: Event
-      if !pending.isEmpty { event = pending.removeFirst() } else if let next = await iterator.next() { event = next } else {
-        return .destroyed
-      }
+    for await event in events {
+      let qmp = session.client.withLock { $0 }
       let store = DomainStore(xenstore: xenstore)
       switch event {
       case .qmp(let qmpEvent):
@@ -166,16 +188,16 @@ public struct DomainMonitor: Sendable {
           let t = qmpEvent.timestampMicroseconds
           log("QMP event \(qmpEvent) at \(t / 1_000_000).\(String(t % 1_000_000 + 1_000_000).dropFirst())")
         }
-        let reason = qmpEvent.name == "status" ? initial : ShutdownReason.of(qmpEvent)
+        let reason = qmpEvent.name == "status" ? ShutdownReason.of(status: qmpEvent.data.stringValue ?? "") : ShutdownReason.of(qmpEvent)
         if let reason, !preserved, try await !domain.isGoing(store) {
           switch try await act(on: reason, domain, store, qmp: qmp) {
           case .preserved: preserved = true
           case .ended(let outcome): return outcome
           }
-        } else if qmpEvent.name == "STOP" || qmpEvent.name == "RESUME" {
-          let state: RunState = qmpEvent.name == "STOP" ? .paused : .running
-          if !preserved, (try? await domain.currentRunState(store)) != .dying {
-            try? await store.write([domain.runState(state)])
+        } else if qmpEvent.name == "STOP" || qmpEvent.name == "RESUME" || qmpEvent.data.stringValue == "paused" {
+          let state: RunState = qmpEvent.name == "RESUME" ? .running : .paused
+          if !preserved, (try? await domain.isGoing(store)) == false {
+            try? await store.update(domid: domid, [domain.runState(state)])
           }
         }
       case .qmpClosed:
@@ -183,7 +205,7 @@ public struct DomainMonitor: Sendable {
       case .deviceModelExited:
         if try await domain.isGoing(store) { continue }  // `xl destroy` stopped it
         if preserved {
-          try? await store.write([domain.runState(.crashed)])
+          try? await store.update(domid: domid, [domain.runState(.crashed)])
           continue
         }
         log("domain \(domid): device model [\(domain.deviceModel?.pid ?? 0)] died unexpectedly")
@@ -197,14 +219,21 @@ public struct DomainMonitor: Sendable {
           return .destroyed
         }
       case .xenstoreLost:
-        log("xenstore connection lost; reconnecting")
+        log("xenstore connection lost; waiting for xenstored to come back")
         watchTask.cancel()
         xenstore.close()
-        xenstore = try await connect()
+        xenstore = try await reconnect()
+        log("xenstore connection restored")
         watchTask = try await Self.watchRecords(domid, xenstore, sink)
         sink.yield(.recordsChanged)
       }
     }
+    return .destroyed
+  }
+
+  /// The QMP session once it is up (for the core dump).
+  final class QMPSession: Sendable {
+    let client = Mutex<QMPClient?>(nil)
   }
 
   enum Action {
@@ -234,13 +263,13 @@ public struct DomainMonitor: Sendable {
     }
     switch action {
     case .preserve:
-      try? await store.write([domain.runState(reason == .crash || reason == .watchdog ? .crashed : .shutdown)])
+      try? await store.update(domid: domid, [domain.runState(reason == .crash || reason == .watchdog ? .crashed : .shutdown)])
       return .preserved
     case .renameRestart:
       let stamp = Self.utcStamp()
       let newName = "\(domain.name)-\(stamp)"
       log("Preserving domain \(domid) \(domain.name) with suffix \(stamp)")
-      try? await store.write([
+      try? await store.update(domid: domid, [
         XenStoreRecord(domain.layout.domainPath + "/name", newName), XenStoreRecord(domain.layout.vmPath + "/name", newName),
         domain.runState(reason == .crash ? .crashed : .shutdown),
       ])
