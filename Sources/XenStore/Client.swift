@@ -116,8 +116,10 @@ public final class XenStoreClient: XenStoreOperations {
   /// Runs `body` with this client's loop as its task executor: its requests, one after
   /// another, then cost no thread hop each (see `executor`). For short request/reply code:
   /// blocking in `body` blocks the client's event loop.
-  public func withLoopExecutor<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T {
-    try await withTaskExecutorPreference(executor, operation: body)
+  public func withLoopExecutor<T, Failure: Error>(
+    isolation: isolated (any Actor)? = #isolation, _ body: () async throws(Failure) -> T
+  ) async throws(Failure) -> T {
+    try await withTaskExecutorPreference(executor, isolation: isolation, operation: body)
   }
 
   /// A request whose payload is NUL-terminated strings.
