@@ -12,10 +12,16 @@ final class ClientConnection: @unchecked Sendable {
   /// A request sent and not yet answered.
   struct Pending {
     /// Resumed with the reply, or beforehand with CancellationError by the waiting task.
-    let reply: OnceResume<Message>
+    let reply: Waiter
     /// Runs on the loop when a reply comes for a request whose task stopped waiting, to undo
     /// what the daemon did anyway (a transaction started, a watch added).
     let orphaned: (@Sendable (Message, ClientConnection) -> Void)?
+  }
+
+  /// Who waits for a reply: one task, or one request of a pipelined batch.
+  enum Waiter {
+    case single(OnceResume<Message>)
+    case batch(ClientBatch, Int)
   }
 
   let loop: EventLoop
@@ -61,9 +67,30 @@ final class ClientConnection: @unchecked Sendable {
     nextRequestID &+= 1
     while pending[nextRequestID] != nil { nextRequestID &+= 1 }
     message.requestID = nextRequestID
-    pending[nextRequestID] = Pending(reply: reply, orphaned: orphaned)
+    pending[nextRequestID] = Pending(reply: .single(reply), orphaned: orphaned)
     message.encode(into: &outbox)
     flush()
+  }
+
+  /// Queues every request of `batch` at once, each under its own request id, and writes them
+  /// in one go: replies come back in order and are matched by id. A batch whose waiter gave
+  /// up before it reached the loop is not sent.
+  func send(_ batch: ClientBatch) {
+    if batch.isAbandoned { return }
+    for (index, message) in batch.messages.enumerated() {
+      guard var message else { continue }  // refused before sending: already completed
+      if let failure {
+        batch.complete(index, .failure(failure))
+        continue
+      }
+      nextRequestID &+= 1
+      while pending[nextRequestID] != nil { nextRequestID &+= 1 }
+      message.requestID = nextRequestID
+      pending[nextRequestID] = Pending(reply: .batch(batch, index), orphaned: nil)
+      message.encode(into: &outbox)
+    }
+    batch.messages = []
+    if failure == nil { flush() }
   }
 
   /// Sends `message` and ignores its reply: cleanup that must happen even when the task that
@@ -116,7 +143,12 @@ final class ClientConnection: @unchecked Sendable {
     outboxStart = 0
     let waiting = pending
     pending.removeAll()
-    for request in waiting.values { request.reply.resume(throwing: error) }
+    for request in waiting.values {
+      switch request.reply {
+      case .single(let reply): reply.resume(throwing: error)
+      case .batch(let batch, let index): batch.complete(index, .failure(error))
+      }
+    }
     let routes = watches
     watches.removeAll()
     for route in routes.values { route.events.finish(throwing: error) }
@@ -196,6 +228,11 @@ final class ClientConnection: @unchecked Sendable {
       fail(XenStoreError(.protocolViolation, "xenstored at \(path) answered request \(message.requestID), which was never sent: \(message)"))
       return
     }
-    if !request.reply.resume(returning: message) { request.orphaned?(message, self) }
+    switch request.reply {
+    case .single(let reply):
+      if !reply.resume(returning: message) { request.orphaned?(message, self) }
+    case .batch(let batch, let index):
+      batch.complete(index, .success(message))
+    }
   }
 }

@@ -3,7 +3,7 @@ import XenStore
 /// The live tree: every node by canonical path. Pure memory, no I/O; confined to one thread
 /// (the daemon's event loop), as C xenstored's database is to its main loop.
 final class Store: NodeTree {
-  private var nodes: [String: Node] = [:]
+  private var nodes = NodeTable()
   private var lastGeneration: UInt64 = 0
   private var owned: [UInt32: Int] = [:]
   /// Told of every change when the daemon keeps a state directory (Persistence/).
@@ -25,22 +25,22 @@ final class Store: NodeTree {
 
   /// Every node by path: a copy-on-write value, so taking it is O(1) (snapshots encode it on
   /// another thread).
-  var contents: [String: Node] { nodes }
+  var contents: NodeTable { nodes }
 
   func node(_ path: String) -> Node? { nodes[path] }
 
   /// The generation of the node at `path`, 0 if there is none.
-  func generation(_ path: String) -> UInt64 { nodes[path]?.generation ?? 0 }
+  func generation(_ path: String) -> UInt64 { nodes.generation(path) ?? 0 }
 
   func put(_ path: String, _ node: Node) {
     var node = node
     lastGeneration += 1
     node.generation = lastGeneration
     let replaced = nodes.updateValue(node, forKey: path)
-    recorder?.put(path, node, replacing: replaced)
+    recorder?.put(path, node, replacingChildren: replaced.map { $0.childList })
     if let old = replaced {
-      if old.permissions.owner != node.permissions.owner {
-        owned[old.permissions.owner, default: 0] -= 1
+      if old.owner != node.permissions.owner {
+        owned[old.owner, default: 0] -= 1
         owned[node.permissions.owner, default: 0] += 1
       }
     } else {
@@ -49,9 +49,19 @@ final class Store: NodeTree {
   }
 
   func remove(_ path: String) {
-    guard let old = nodes.removeValue(forKey: path) else { return }
+    guard let owner = nodes.removeValue(forKey: path) else { return }
     recorder?.remove(path)
-    owned[old.permissions.owner, default: 0] -= 1
+    owned[owner, default: 0] -= 1
+  }
+
+  /// Replaces the whole tree with `table` (a restored state), stamping every node anew.
+  func replaceAll(with table: NodeTable) {
+    let recorder = recorder
+    self.recorder = nil
+    defer { self.recorder = recorder }
+    nodes = NodeTable()
+    owned = [:]
+    for (path, node) in table { put(path, node) }
   }
 
   func ownedCount(_ domid: UInt32) -> Int { owned[domid] ?? 0 }
@@ -63,13 +73,15 @@ final class Store: NodeTree {
     var found: [String] = []
     var stack = ["/"]
     while let path = stack.popLast() {
-      guard let node = nodes[path] else { continue }
-      if path != "/" && node.permissions.owner == domid { found.append(path); continue }
-      for name in node.children { stack.append(XenStorePath.child(name, of: path)) }
+      guard let owner = nodes.owner(path), let childList = nodes.childList(path) else { continue }
+      if path != "/" && owner == domid { found.append(path); continue }
+      for name in Node(value: [], permissions: Permissions(owner: 0), childList: childList, generation: 0).children {
+        stack.append(XenStorePath.child(name, of: path))
+      }
     }
     return found
   }
 
   /// Every path in the tree, for consistency checks.
-  var paths: Dictionary<String, Node>.Keys { nodes.keys }
+  var paths: [String] { nodes.keys }
 }

@@ -11,9 +11,10 @@ final class ChangeRecorder {
   /// An access list of `@introduceDomain` or `@releaseDomain` changed; recorded likewise.
   var specialPermissionsChanged = false
 
-  func put(_ path: String, _ node: Node, replacing old: Node?) {
+  /// `oldChildren`: the child list of the node replaced (DIRECTORY bytes), nil if new.
+  func put(_ path: String, _ node: Node, replacingChildren oldChildren: [UInt8]?) {
     changes.append(.put(path: path, value: node.value, permissions: node.permissions,
-                        children: ChildrenChange(from: old?.children, to: node.children)))
+                        children: ChildrenChange(from: oldChildren, to: node)))
     paths.append(path)
   }
 

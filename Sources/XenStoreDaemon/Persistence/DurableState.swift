@@ -8,7 +8,7 @@ import XenStore
 /// A value: a snapshot takes one from the engine in O(1) (the node dictionary is shared
 /// copy-on-write) and encodes it on another thread.
 struct DurableState: Sendable {
-  var nodes: [String: Node]
+  var nodes: NodeTable
   var domains: [DomainEntry]
   var specialPermissions: [String: Permissions]
   /// The sequence number of the last change record this state includes.

@@ -14,11 +14,7 @@ extension XenStoreEngine {
 
   /// Replaces the durable state with `state`: at startup, before any connection.
   func restore(_ state: DurableState) {
-    let recorder = store.recorder
-    store.recorder = nil
-    defer { store.recorder = recorder }
-    for path in Array(store.paths) { store.remove(path) }
-    for (path, node) in state.nodes { store.put(path, node) }
+    store.replaceAll(with: state.nodes)
     // The loader refuses a table naming a domain twice; should one get here, never trap.
     domains = Dictionary(state.domains.map { ($0.domid, Domain(target: $0.target)) }, uniquingKeysWith: { first, _ in first })
     if domains[0] == nil { domains[0] = Domain() }
