@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian peers the tests run against, when any is missing:
-# xenstore-utils, test-xenstore (xen-utils-4.17), pyxs, libxenstore headers, QEMU.
+# xenstore-utils, test-xenstore (xen-utils-4.17), pyxs, libxenstore headers, QEMU; then the
+# Linux test guest (scripts/guest-image.sh, cached in /var/cache/xenlight-guest).
 set -euo pipefail
 need=()
 [[ -x /usr/bin/xenstore-read ]] || need+=(xenstore-utils)
@@ -18,3 +19,4 @@ if ((${#need[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
     xen-utils-4.17 xenstore-utils python3-pyxs libxen-dev qemu-system-x86 gcc pkg-config >/dev/null
 fi
+scripts/guest-image.sh >/dev/null

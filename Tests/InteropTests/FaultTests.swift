@@ -135,7 +135,9 @@ import XenStore
     let f = try FaultBed()
     defer { f.stop() }
     let descriptors = f.xenstoredDescriptors
-    let created = try f.bed.xl(["create", "-q", f.bed.tinyGuest()])
+    // -e: unmonitored, so the domain stays as it died (with a monitor, on_crash applies:
+    // GuestLifecycleTests).
+    let created = try f.bed.xl(["create", "-q", "-e", f.bed.tinyGuest()])
     #expect(created.status == 0, "\(created)")
     let text = try #require(try await f.bed.read("/libxl/1/device-model-identity"))
     let identity = try #require(ProcessIdentity(text))
@@ -204,7 +206,9 @@ import XenStore
     }
     #expect(f.waitForNoStrayProcesses() == [])
     try await expectCleanSlate(f, descriptors: descriptors)
-    #expect(files(in: f.bed.logDirectory) == (["qemu-dm-tiny.log"] + (1...10).map { "qemu-dm-tiny.log.\($0)" }).sorted())
+    #expect(files(in: f.bed.logDirectory) == ["qemu-dm-tiny", "xl-tiny"].flatMap { log in
+      ["\(log).log"] + (1...10).map { "\(log).log.\($0)" }
+    }.sorted())
   }
 
   /// QEMU's identity, once xl has recorded it and QEMU listens on its (hidden) QMP socket.

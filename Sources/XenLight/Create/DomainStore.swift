@@ -81,25 +81,23 @@ public struct DomainStore: Sendable {
     }
   }
 
-  /// Writes `records` (and the access lists `permissions` picks), a level of the tree at a
-  /// time: the requests of one level go out together (the client matches replies by id),
-  /// and a level starts only once its parents have their access lists, which new nodes
-  /// inherit.
+  /// Writes `records` (and the access lists `permissions` picks) pipelined: every request
+  /// goes out at once, in order (a parent before its children, so they inherit its access
+  /// list), matched to its reply by id; the first failure is thrown.
   static func write(
     _ records: [XenStoreRecord], _ ops: some XenStoreOperations,
     permissions: @escaping @Sendable (XenStoreRecord) -> Permissions? = { $0.permissions }
   ) async throws {
-    let levels = Dictionary(grouping: records) { $0.path.utf8.count(where: { $0 == UInt8(ascii: "/") }) }
-    for depth in levels.keys.sorted() {
-      try await withThrowingTaskGroup(of: Void.self) { group in
-        for record in levels[depth]! {
-          group.addTask {
-            try await ops.write(record.path, record.value)
-            if let access = permissions(record) { try await ops.setPermissions(record.path, access) }
-          }
-        }
-        try await group.waitForAll()
-      }
+    let ordered = records.sorted { $0.path.utf8.count(where: { $0 == UInt8(ascii: "/") }) < $1.path.utf8.count(where: { $0 == UInt8(ascii: "/") }) }
+    var requests: [XenStoreRequest] = []
+    for record in ordered {
+      requests.append(.write(record.path, record.value))
+      if let access = permissions(record) { requests.append(.setPermissions(record.path, access)) }
+    }
+    do {
+      try await ops.pipeline(requests)
+    } catch let error as XenStoreBatchError {
+      throw error.error
     }
   }
 

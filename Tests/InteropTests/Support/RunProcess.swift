@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Spawn
 import TestSupport
 
 /// What a finished peer program did.
@@ -63,4 +64,32 @@ func spawnBackground(_ argv: [String], environment: [String: String], output: St
   let rc = posix_spawnp(&pid, argv[0], &actions, nil, args, env)
   guard rc == 0 else { throw StartupError(description: "cannot run \(argv[0]): \(String(cString: strerror(rc)))") }
   return pid
+}
+
+/// Starts `argv` with the given descriptors as its stdin, stdout and stderr (e.g. a
+/// pseudo-terminal's slave); reap it with `waitpid`.
+func spawnWithStdio(_ argv: [String], environment: [String: String], stdin: Int32, stdout: Int32, stderr: Int32) throws -> pid_t {
+  var actions = posix_spawn_file_actions_t()
+  posix_spawn_file_actions_init(&actions)
+  defer { posix_spawn_file_actions_destroy(&actions) }
+  posix_spawn_file_actions_adddup2(&actions, stdin, 0)
+  posix_spawn_file_actions_adddup2(&actions, stdout, 1)
+  posix_spawn_file_actions_adddup2(&actions, stderr, 2)
+  let args = argv.map { strdup($0) } + [nil]
+  defer { args.forEach { free($0) } }
+  let env = environmentBlock(adding: environment)
+  defer { env.forEach { free($0) } }
+  var pid: pid_t = 0
+  let rc = posix_spawnp(&pid, argv[0], &actions, nil, args, env)
+  guard rc == 0 else { throw StartupError(description: "cannot run \(argv[0]): \(String(cString: strerror(rc)))") }
+  return pid
+}
+
+/// Waits (on a pidfd, not by polling) until `pid` — child or not — has exited, at most
+/// `seconds`. Returns whether it did.
+func awaitExit(_ pid: pid_t, seconds: Int32) -> Bool {
+  guard let pidfd = try? SystemCalls.live.pidfdOpen(pid) else { return !isAlive(pid) }
+  defer { close(pidfd) }
+  var fds = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
+  return poll(&fds, 1, seconds * 1000) == 1
 }

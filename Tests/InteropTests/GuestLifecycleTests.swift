@@ -1,0 +1,302 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Spawn
+import Testing
+import TestSupport
+import XenStore
+
+/// A guest's life through `xl` only: a real Linux guest (boot, console, pause, shutdown,
+/// reboot, panic) and the firmware-only tiny guest where the guest's own code does not matter
+/// (its device model killed, its monitor killed, xenstored killed, a guest that ignores the
+/// power button).
+@Suite(.serialized) struct GuestLifecycleTests {
+  static let linuxPeers: [Peer] = [.qemu, .linuxGuest, .xenstoreRead]
+
+  func linux(_ bed: XlTestbed, name: String = "linux", _ extra: String = "") -> String {
+    bed.config(
+      """
+      name = "\(name)"
+      type = "pvh"
+      kernel = "/var/cache/xenlight-guest/vmlinuz"
+      ramdisk = "/var/cache/xenlight-guest/initrd.cpio.gz"
+      extra = "console=ttyS0 panic=0 quiet"
+      memory = 128
+      serial = "pty"
+      device_model_accel = "tcg"
+      \(extra)
+      """, name: "\(name).cfg")
+  }
+
+  @Test(.enabled(if: TestEnvironment.shouldRun(linuxPeers)))
+  func bootConsolePauseAndShutdownLeaveNothing() async throws {
+    let bed = try XlTestbed()
+    defer { bed.stop() }
+    let created = try bed.xl(["create", "-q", linux(bed)])
+    try #require(created.status == 0, "\(created)")
+    let qemu = try #require(try await bed.read("/libxl/1/device-model-identity").flatMap(ProcessIdentity.init))
+    let monitor = try #require(try await bed.read("/libxl/1/monitor-identity").flatMap(ProcessIdentity.init))
+    #expect(try await bed.read("/local/domain/1/serial/0/tty")?.hasPrefix("/dev/pts/") == true)
+
+    // The console answers a command (through a pseudo-terminal, as a user's terminal).
+    let answer = try ConsoleSession.exchange(bed, domain: "linux", send: "echo hello-$((6*7))\r", until: "hello-42")
+    #expect(answer.contains("hello-42"), "\(answer)")
+    let log = try readFile(bed.logDirectory + "/console/guest-linux.log")
+    #expect(log.contains("xenlight-guest: booted"), "\(log)")
+
+    #expect(try bed.xl(["pause", "linux"]).status == 0)
+    #expect(try listedState(bed, "linux") == "--p---")
+    let paused = try bed.xl(["shutdown", "linux"])
+    #expect(paused.status == 1)
+    #expect(paused.stderr == "Shutting down domain 1\nxl: cannot shut down domain 1 (linux): it is paused; a paused guest cannot act on it: unpause it first (xl unpause linux)\n", "\(paused)")
+    #expect(try bed.xl(["unpause", "linux"]).status == 0)
+    #expect(["r-----", "-b----"].contains(try listedState(bed, "linux")))
+
+    let shutdown = try bed.xl(["shutdown", "-w", "linux"])
+    #expect(shutdown.status == 0, "\(shutdown)")
+    #expect(shutdown.stderr == "Shutting down domain 1\nWaiting for 1 domains\nDomain 1 has been destroyed\n")
+    #expect(!isAlive(qemu.pid))
+    #expect(awaitExit(monitor.pid, seconds: 10))
+    try await bed.expectNoLeftovers()
+    #expect(try listed(bed).isEmpty)
+    let monitorLog = try readFile(bed.logDirectory + "/xl-linux.log")
+    #expect(monitorLog.contains("Waiting for domain linux (domid 1) to die [pid \(monitor.pid)]"), "\(monitorLog)")
+    #expect(monitorLog.contains("Domain 1 has shut down, reason code 0 0x0\nAction for shutdown reason code 0 is destroy\n"))
+    #expect(files(in: bed.libDirectory).filter { $0.hasPrefix("userdata-") } == [])
+  }
+
+  @Test(.enabled(if: TestEnvironment.shouldRun(linuxPeers)))
+  func rebootBootsAgainUnderTheSameName() async throws {
+    let bed = try XlTestbed()
+    defer { bed.stop() }
+    try #require(try bed.xl(["create", "-q", linux(bed)]).status == 0)
+    _ = try ConsoleSession.exchange(bed, domain: "linux", send: "echo first-$((1+1))\r", until: "first-2")
+    let reboot = try bed.xl(["reboot", "linux"])
+    #expect(reboot.status == 0, "\(reboot)")
+    try await waitUntil(bed, "/local/domain/2/name", is: "linux")
+    _ = try ConsoleSession.exchange(bed, domain: "linux", send: "echo second-$((2+1))\r", until: "second-3")
+    let log = try readFile(bed.logDirectory + "/console/guest-linux.log")
+    #expect(log.components(separatedBy: "xenlight-guest: booted").count == 3, "two boots in \(log)")
+    #expect(try listed(bed).map(\.name) == ["linux"])
+    #expect(try bed.xl(["destroy", "linux"]).status == 0)
+    try await bed.expectNoLeftovers()
+  }
+
+  @Test(.enabled(if: TestEnvironment.shouldRun(linuxPeers)), arguments: ["destroy", "preserve", "restart"])
+  func guestPanicAppliesOnCrash(action: String) async throws {
+    let bed = try XlTestbed()
+    defer { bed.stop() }
+    try #require(try bed.xl(["create", "-q", linux(bed, "on_crash = \"\(action)\"")]).status == 0)
+    _ = try ConsoleSession.exchange(bed, domain: "linux", send: "echo c > /proc/sysrq-trigger\r", until: "Kernel panic")
+    switch action {
+    case "destroy":
+      try await waitUntil(bed, "/local/domain/1/name", is: nil)
+      try await bed.expectNoLeftovers()
+    case "preserve":
+      try await waitUntil(bed, "/libxl/1/run-state", is: "crashed")
+      #expect(try listedState(bed, "linux") == "----c-")
+      #expect(try bed.xl(["destroy", "linux"]).status == 0)
+      try await bed.expectNoLeftovers()
+    default:
+      try await waitUntil(bed, "/local/domain/2/name", is: "linux")
+      #expect(try await bed.read("/local/domain/1/name") == nil)
+      #expect(try bed.xl(["destroy", "linux"]).status == 0)
+      try await bed.expectNoLeftovers()
+    }
+    let monitorLog = try readFile(bed.logDirectory + "/xl-linux.log")
+    #expect(monitorLog.contains("Domain 1 has shut down, reason code 3 0x3\nAction for shutdown reason code 3 is \(action)\n"), "\(monitorLog)")
+  }
+
+  @Test(.enabled(if: TestEnvironment.shouldRun([.qemu])))
+  func deviceModelKilledAppliesOnCrash() async throws {
+    let bed = try XlTestbed()
+    defer { bed.stop() }
+    try #require(try bed.xl(["create", "-q", bed.tinyGuest()]).status == 0)
+    let qemu = try #require(try await bed.read("/libxl/1/device-model-identity").flatMap(ProcessIdentity.init))
+    kill(qemu.pid, SIGKILL)
+    try await waitUntil(bed, "/local/domain/1/name", is: nil)
+    try await bed.expectNoLeftovers()
+    let log = try readFile(bed.logDirectory + "/xl-tiny.log")
+    #expect(log.contains("domain 1: device model [\(qemu.pid)] died unexpectedly\nDomain 1 has shut down, reason code 3 0x3\nAction for shutdown reason code 3 is destroy\n"), "\(log)")
+  }
+
+  @Test(.enabled(if: TestEnvironment.shouldRun([.qemu])))
+  func aKilledMonitorLeavesTheDomainManageable() async throws {
+    let bed = try XlTestbed()
+    defer { bed.stop() }
+    try #require(try bed.xl(["create", "-q", bed.tinyGuest()]).status == 0)
+    let monitor = try #require(try await bed.read("/libxl/1/monitor-identity").flatMap(ProcessIdentity.init))
+    kill(monitor.pid, SIGKILL)
+    #expect(awaitExit(monitor.pid, seconds: 10))
+    let list = try bed.xl(["list"])
+    #expect(list.stdout.split(separator: "\n").last?.hasSuffix("(not monitored: its monitor is gone)") == true, "\(list)")
+    let destroyed = try bed.xl(["destroy", "tiny"])
+    #expect(destroyed.stdout == "Domain 1 (tiny) destroyed: device model stopped\n", "\(destroyed)")
+    try await bed.expectNoLeftovers()
+  }
+
+  @Test(.enabled(if: TestEnvironment.shouldRun([.qemu])))
+  func theMonitorSurvivesXenstoredKilledAndRestarted() async throws {
+    let bed = try XlTestbed(xenstored: false)
+    defer { bed.stop() }
+    try #require(try bed.xl(["create", "-q", bed.tinyGuest()]).status == 0)
+    let qemu = try #require(try await bed.read("/libxl/1/device-model-identity").flatMap(ProcessIdentity.init))
+    let xenstored = try #require(pidListening(on: bed.socketPath))
+    kill(xenstored, SIGKILL)
+    #expect(awaitExit(xenstored, seconds: 10))
+    // The next xl brings xenstored back on its saved state; the monitor finds it again.
+    #expect(try bed.xl(["list"]).status == 0)
+    kill(qemu.pid, SIGKILL)
+    try await waitUntil(bed, "/local/domain/1/name", is: nil)
+    let log = try readFile(bed.logDirectory + "/xl-tiny.log")
+    #expect(log.contains("xenstore connection restored"), "\(log)")
+    #expect(log.contains("Action for shutdown reason code 3 is destroy"), "\(log)")
+    try await bed.expectNoLeftovers()
+  }
+
+  @Test(.enabled(if: TestEnvironment.shouldRun([.qemu])))
+  func aGuestThatIgnoresThePowerButtonTimesOut() async throws {
+    let bed = try XlTestbed()
+    defer { bed.stop() }
+    // The firmware-only guest has no OS to act on the ACPI power button.
+    try #require(try bed.xl(["create", "-q", bed.tinyGuest()]).status == 0)
+    let shutdown = try bed.xl(["shutdown", "-w", "--timeout", "1", "tiny"])
+    #expect(shutdown.status == 9)
+    #expect(shutdown.stderr == """
+      Shutting down domain 1
+      Waiting for 1 domains
+      xl: domain 1 (tiny) did not shut down within 1 s: the guest ignored the request (for the ACPI power button, the guest needs acpid or equivalent)
+
+      """, "\(shutdown)")
+    #expect(try bed.xl(["destroy", "tiny"]).status == 0)
+    try await bed.expectNoLeftovers()
+  }
+
+  @Test(.enabled(if: TestEnvironment.shouldRun([.qemu])))
+  func badInputsGetTheirMessageAndExitCode() async throws {
+    let bed = try XlTestbed()
+    defer { bed.stop() }
+    for verb in [["destroy"], ["shutdown"], ["reboot"], ["pause"], ["unpause"], ["console"], ["list"], ["shutdown", "-w"]] {
+      let result = try bed.xl(verb + ["nosuch"])
+      #expect(result.status == 1, "\(verb): \(result)")
+      #expect(result.stderr.hasSuffix("xl: no domain \"nosuch\"\n"), "\(verb): \(result)")
+    }
+    let bogus = try bed.xl(["create", bed.tinyGuest("b", "on_crash = \"bogus\"")])
+    #expect(bogus.status == 1)
+    #expect(bogus.stderr.contains("b.cfg:8:"), "\(bogus)")
+    #expect(bogus.stderr.contains("invalid action \"bogus\""), "\(bogus)")
+    let slash = try bed.xl(["create", bed.config("name = \"x y/z\"\nmemory = 32\n", name: "slash.cfg")])
+    #expect(slash.status == 1)
+    #expect(slash.stderr.hasSuffix(#"slash.cfg:1:8: the domain name "x y/z" must not contain "/": it names the domain's log, console and dump files"# + "\n"), "\(slash)")
+
+    try #require(try bed.xl(["create", "-q", bed.tinyGuest()]).status == 0)
+    let console = try bed.xl(["console", "tiny"])
+    #expect(console.status == 1)
+    #expect(console.stderr == "xl: domain 1 (tiny) has no serial console 0 (/local/domain/1/serial/0/tty is not set; the config needs serial = \"pty\")\n")
+    #expect(try bed.xl(["destroy", "tiny"]).status == 0)
+  }
+
+  // MARK: helpers
+
+  private func listed(_ bed: XlTestbed) throws -> [(name: String, state: String)] {
+    let list = try bed.xl(["list"])
+    return list.stdout.split(separator: "\n").dropFirst().map { line in
+      let fields = line.split(separator: " ")
+      return (String(fields[0]), String(fields[4]))
+    }
+  }
+
+  private func listedState(_ bed: XlTestbed, _ name: String) throws -> String? {
+    try listed(bed).first { $0.name == name }?.state
+  }
+
+  /// Waits, by watch, until `path` reads `value` (nil: until it does not exist).
+  private func waitUntil(_ bed: XlTestbed, _ path: String, is value: String?, seconds: Int = 60) async throws {
+    let client = try await bed.client()
+    defer { client.close() }
+    let watch = try await client.watch(path)
+    let reached = try await withThrowingTaskGroup(of: Bool.self) { group in
+      group.addTask {
+        for try await _ in watch {
+          let now: String?
+          do { now = try await client.read(path) } catch let error as XenStoreError where error.code == .ENOENT { now = nil }
+          if now == value { return true }
+        }
+        return false
+      }
+      group.addTask {
+        try await Task.sleep(for: .seconds(seconds))
+        return false
+      }
+      defer { group.cancelAll() }
+      return try await group.next()!
+    }
+    #expect(reached, "\(path) never became \(value ?? "absent")")
+  }
+
+  /// The process listening on the Unix socket `path` (from /proc/net/unix and the fds).
+  private func pidListening(on path: String) -> Int32? {
+    guard let table = try? readFile("/proc/net/unix") else { return nil }
+    guard let line = table.split(separator: "\n").first(where: { $0.hasSuffix(" " + path) }) else { return nil }
+    let inode = line.split(separator: " ")[6]
+    guard let proc = opendir("/proc") else { return nil }
+    defer { closedir(proc) }
+    while let entry = readdir(proc) {
+      let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+      guard let pid = Int32(name), let fds = opendir("/proc/\(pid)/fd") else { continue }
+      defer { closedir(fds) }
+      while let fd = readdir(fds) {
+        let fdName = withUnsafeBytes(of: fd.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        var buffer = [CChar](repeating: 0, count: 256)
+        let n = readlink("/proc/\(pid)/fd/\(fdName)", &buffer, 255)
+        if n > 0, String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) == "socket:[\(inode)]" { return pid }
+      }
+    }
+    return nil
+  }
+}
+
+/// `xl console` on a pseudo-terminal the test holds, as a user's terminal would be.
+enum ConsoleSession {
+  /// Attaches, sends `text` once the guest's shell prompt is there, reads until `marker`
+  /// (or 90 s), then leaves with Ctrl-]. Returns what was read.
+  static func exchange(_ bed: XlTestbed, domain: String, send text: String, until marker: String) throws -> String {
+    let master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC)
+    var unlock: Int32 = 0
+    var number: UInt32 = 0
+    // TIOCSPTLCK (unlockpt) and TIOCGPTN (ptsname).
+    guard master >= 0, ioctl(master, 0x4004_5431, &unlock) == 0, ioctl(master, 0x8004_5430, &number) == 0 else {
+      throw StartupError(description: "no pseudo-terminal")
+    }
+    defer { close(master) }
+    let slave = open("/dev/pts/\(number)", O_RDWR | O_NOCTTY)
+    var environment = bed.environment
+    environment["PATH"] = "/usr/bin:/bin"
+    let pid = try spawnWithStdio(
+      [BuiltProducts.path("xl"), "console", domain], environment: environment, stdin: slave, stdout: slave, stderr: slave)
+    close(slave)
+    var seen = ""
+    var sent = false
+    let deadline = time(nil) + 90
+    while time(nil) < deadline, !(sent && seen.contains(marker)) {
+      if !sent && (seen.contains("xlguest# ") || marker == "xlguest# ") {
+        _ = text.withCString { write(master, $0, strlen($0)) }
+        sent = true
+      }
+      var fds = pollfd(fd: master, events: Int16(POLLIN), revents: 0)
+      // Until the prompt shows, a carriage return asks the shell for it again.
+      if poll(&fds, 1, sent ? 1000 : 2000) == 0 {
+        if !sent { _ = write(master, "\r", 1) }
+        continue
+      }
+      var buffer = [UInt8](repeating: 0, count: 4096)
+      let n = read(master, &buffer, buffer.count)
+      if n <= 0 { break }
+      seen += String(decoding: buffer[0..<n], as: UTF8.self)
+    }
+    _ = write(master, [UInt8(0x1d)], 1)
+    var status: Int32 = 0
+    waitpid(pid, &status, 0)
+    return seen
+  }
+}
