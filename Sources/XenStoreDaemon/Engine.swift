@@ -127,58 +127,6 @@ public final class XenStoreEngine {
     }
   }
 
-  private static let privilegedOnly: Set<MessageType> = [
-    .control, .introduce, .release, .isDomainIntroduced, .resume, .setTarget,
-  ]
-
-  private func dispatch(_ request: Message, _ conn: Connection) throws(WireError) -> [UInt8] {
-    let args = RequestArguments(payload: request.payload)
-    switch request.type {
-    case .read, .directory, .getPerms, .write, .mkdir, .rm, .setPerms, .directoryPart,
-         .watch, .unwatch, .transactionStart, .transactionEnd, .getDomainPath, .resetWatches,
-         .control, .introduce, .release, .isDomainIntroduced, .resume, .setTarget:
-      break
-    default:
-      throw WireError(.ENOSYS)
-    }
-    if Self.privilegedOnly.contains(request.type) && !conn.isPrivileged { throw WireError(.EACCES) }
-
-    // WATCH and UNWATCH ignore the transaction id; everything else must name an open one.
-    var transaction: Transaction?
-    if request.type != .watch && request.type != .unwatch && request.transactionID != 0 {
-      guard let t = conn.transactions[request.transactionID] else { throw WireError(.ENOENT) }
-      transaction = t
-      if !conn.isPrivileged && t.touchedCount >= quotas.transactionNodes && request.type != .transactionEnd {
-        throw WireError(.ENOSPC)
-      }
-    }
-    let ctx = Context(conn: conn, transaction: transaction, store: store)
-
-    switch request.type {
-    case .read: return try read(args, ctx)
-    case .directory: return try directory(args, ctx)
-    case .directoryPart: return try directoryPart(args, ctx)
-    case .getPerms: return try getPermissions(args, ctx)
-    case .write: return try write(args, ctx)
-    case .mkdir: return try mkdir(args, ctx)
-    case .rm: return try rm(args, ctx)
-    case .setPerms: return try setPermissions(args, ctx)
-    case .watch: return try watch(args, ctx)
-    case .unwatch: return try unwatch(args, ctx)
-    case .resetWatches: return resetWatches(ctx)
-    case .transactionStart: return try transactionStart(request, ctx)
-    case .transactionEnd: return try transactionEnd(args, ctx)
-    case .getDomainPath: return try domainPath(args)
-    case .isDomainIntroduced: return try isDomainIntroduced(args)
-    case .introduce: return try introduce(args)
-    case .release: return try release(args)
-    case .resume: return try resume(args)
-    case .setTarget: return try setTarget(args)
-    case .control: return try control(args)
-    default: throw WireError(.ENOSYS)
-    }
-  }
-
   static let ok = Array(nulTerminated: "OK")
 
   // MARK: Permission checks
