@@ -177,7 +177,8 @@ import XenStore
   func xlsXenstoredComesBackFromItsStateAndDestroyStillStopsTheDeviceModel() async throws {
     let bed = try XlTestbed(xenstored: false)
     defer { bed.stop() }
-    let created = try bed.xl(["create", bed.tinyGuest()])
+    // -e: no domain monitor, whose reconnection GuestLifecycleTests covers.
+    let created = try bed.xl(["create", "-e", bed.tinyGuest()])
     #expect(created.status == 0, "\(created)")
     let first = try #require(bracketedPID(created.stderr))
     let recorded = try #require(try await bed.read("/libxl/1/device-model-identity"))

@@ -154,8 +154,12 @@ func processes(mentioning text: String) -> [pid_t] {
   var found: [pid_t] = []
   while let entry = readdir(dir) {
     let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+    // The command line, or the environment (QEMU's QMP sockets are descriptors now, and a
+    // domain monitor's arguments are a domid: both inherit the testbed's XEN_* variables).
     guard let pid = pid_t(name), pid != getpid(),
-      let cmdline = try? readFile("/proc/\(pid)/cmdline"), cmdline.contains(text), isAlive(pid)
+      ((try? readFile("/proc/\(pid)/cmdline"))?.contains(text) == true
+        || (try? readFile("/proc/\(pid)/environ"))?.contains(text) == true),
+      isAlive(pid)
     else { continue }
     found.append(pid)
   }
