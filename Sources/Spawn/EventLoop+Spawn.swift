@@ -51,3 +51,19 @@ private final class LoopOnce: @unchecked Sendable {
     return true
   }
 }
+
+/// Whether `pid` is in the kernel's exit path (PF_EXITING, 0x4, in `/proc/<pid>/stat`'s
+/// flags, field 9): set before its descriptors are closed, so a readiness channel's EOF
+/// from a daemon that is exiting is seen as such, however loaded the machine.
+func isExiting(_ pid: Int32) -> Bool {
+  let fd = open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC)
+  guard fd >= 0 else { return false }
+  defer { close(fd) }
+  var buffer = [UInt8](repeating: 0, count: 1024)
+  let n = read(fd, &buffer, buffer.count)
+  guard n > 0, let paren = buffer[0..<n].lastIndex(of: UInt8(ascii: ")")) else { return false }
+  // After "(comm) ": state, ppid, pgrp, session, tty_nr, tpgid, flags.
+  let fields = buffer[(paren + 2)..<n].split(separator: UInt8(ascii: " "))
+  guard fields.count > 6, let flags = UInt64(String(decoding: fields[6], as: UTF8.self)) else { return false }
+  return flags & 0x4 != 0
+}

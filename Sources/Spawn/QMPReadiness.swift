@@ -26,10 +26,7 @@ public struct QMPReadiness: ReadinessSource, ReadinessWait {
   public var awaiting: String { "QMP on \(socketPath)" }
 
   public func wait(_ context: ReadinessContext) async throws -> String {
-    guard let address = UnixAddress(socketPath) else {
-      throw SpawnError(.protocolFailed, what: context.what, detail: "QMP socket path too long: \(socketPath)")
-    }
-    var connection = QMPConnection(fd: try await connect(address, context), loop: context.loop, what: context.what)
+    var connection = try await connect(context)
     defer { _ = Glibc.close(connection.fd) }
 
     let greeting = try await connection.next()
@@ -50,23 +47,16 @@ public struct QMPReadiness: ReadinessSource, ReadinessWait {
     return status
   }
 
-  private func connect(_ address: UnixAddress, _ context: ReadinessContext) async throws -> Int32 {
+  /// Connects, retrying on short timers (1 ms doubling to 10 ms) while the socket is not
+  /// there yet (ENOENT), not listening yet or stale (ECONNREFUSED), or its backlog is full
+  /// (EAGAIN). A socket opened before exec and passed to QEMU connects the first time.
+  private func connect(_ context: ReadinessContext) async throws -> QMPConnection {
     var delay: UInt64 = 1_000_000
     while true {
       try Task.checkCancellation()
-      let type = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue)
-      let fd = Glibc.socket(AF_UNIX, type, 0)
-      guard fd >= 0 else {
-        throw SpawnError(.protocolFailed, what: context.what, errno: .current, detail: "no socket for QMP")
-      }
-      let connected = address.withSockaddr { Glibc.connect(fd, $0, $1) } == 0
-      let error = Errno.current
-      if connected { return fd }
-      _ = Glibc.close(fd)
-      // Not there yet (ENOENT), not listening yet or a stale file (ECONNREFUSED), backlog full (EAGAIN).
-      guard error == .ENOENT || error == .ECONNREFUSED || error == .EAGAIN else {
-        throw SpawnError(.protocolFailed, what: context.what, errno: error, detail: "connecting to QMP at \(socketPath) failed")
-      }
+      let error: SpawnError
+      do { return try QMPConnection.connect(path: socketPath, loop: context.loop, what: context.what) } catch let e { error = e }
+      guard let errno = error.errno, errno == .ENOENT || errno == .ECONNREFUSED || errno == .EAGAIN else { throw error }
       try await context.loop.sleep(nanoseconds: delay)
       delay = min(delay * 2, 10_000_000)
     }

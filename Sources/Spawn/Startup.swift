@@ -403,9 +403,10 @@ final class Startup: @unchecked Sendable {
   private func settled() {
     settleTimer = nil
     guard let settling else { return }
-    // The daemon has exited but its monitor has not said how yet (a loaded machine): that
+    // The daemon has exited, or is exiting (its descriptors, the readiness one among them,
+    // close early in exit), but its monitor has not said how yet (a loaded machine): that
     // report is sure to come, and is the real reason. The deadline still bounds the wait.
-    if let fd = daemonPIDFD, isReadableNow(fd), !monitorEnded {
+    if let fd = daemonPIDFD, isReadableNow(fd) || identity.map({ isExiting($0.pid) }) == true, !monitorEnded {
       settleTimer = loop.schedule(afterNanoseconds: Startup.settleNanoseconds) { [self] in settled() }
       return
     }

@@ -22,14 +22,5 @@ struct Session {
   }
 
   /// The absolute path of this `xl` (the monitor is this program too).
-  static var executable: String {
-    var buffer = [CChar](repeating: 0, count: 4096)
-    let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-    guard n > 0 else { return CommandLine.arguments[0] }
-    return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-  }
+  static var executable: String { XenStoreConnector.currentExecutable ?? CommandLine.arguments[0] }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif

@@ -188,7 +188,7 @@ import XenStore
     while isAlive(first) { usleep(1000) }  // not our child: xl detached it
 
     let listed = try bed.xl(["list"])
-    #expect(listed.status == 0, "\(listed)")
+    #expect(listed.status == 0, "\(listed)\nxenstored.log:\n\((try? readFile(bed.logDirectory + "/xenstored.log")) ?? "none")")
     #expect(normalized(listed.stderr) == """
       xl: no xenstored answered at \(bed.socketPath); started \(BuiltProducts.path("xenstored")) [PID] \
       on its saved state in \(bed.xenstoredStateDirectory)

@@ -205,12 +205,13 @@ import XenStore
     let bed = try XlTestbed()
     defer { bed.stop() }
     let xl = BuiltProducts.path("xl")
-    let command = "\(xl) create --timeout 0.3 \(bed.tinyGuest()) 'device_model_override=\"\(bed.neverConfirmingDeviceModel())\"'"
-    // script(1) gives xl a pseudo-terminal as stdout and stderr.
+    let command = "\(xl) create --timeout 2 \(bed.tinyGuest()) 'device_model_override=\"\(bed.neverConfirmingDeviceModel())\"'"
+    // script(1) gives xl a pseudo-terminal as stdout and stderr. 2 s: long enough for the
+    // device model to be running under a loaded CI (0.3 s once ran out before its pid was known).
     let result = try run(["/usr/bin/script", "-qec", command, "/dev/null"], environment: bed.environment)
     let erase = "\r\u{1B}[K"
     #expect(result.stdout.contains("\(erase)waiting "))
-    #expect(result.stdout.contains(" of 0.3 s for domain 1 device model: QMP on"))
+    #expect(result.stdout.contains(" of 2 s for domain 1 device model: QMP on"))
     #expect(result.stdout.contains("\(erase)xl: domain \"tiny\" not created: domain 1 device model ["))
     #expect(result.status == 9)
   }

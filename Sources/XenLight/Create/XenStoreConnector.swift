@@ -39,12 +39,16 @@ public struct XenStoreConnector: Sendable {
 
   /// `xenstored` in the directory of the running executable (`/proc/self/exe`).
   public static func siblingXenstored() -> String {
+    guard let exe = currentExecutable, let slash = exe.lastIndex(of: "/") else { return "xenstored" }
+    return String(exe[..<slash]) + "/xenstored"
+  }
+
+  /// The running executable's absolute path (`/proc/self/exe`), if it can be read.
+  public static var currentExecutable: String? {
     var buffer = [CChar](repeating: 0, count: 4096)
     let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-    guard n > 0 else { return "xenstored" }
-    let exe = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    guard let slash = exe.lastIndex(of: "/") else { return "xenstored" }
-    return String(exe[..<slash]) + "/xenstored"
+    guard n > 0 else { return nil }
+    return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
   }
 
   /// A connection to the running daemon, or nil when none answers (no socket, nobody

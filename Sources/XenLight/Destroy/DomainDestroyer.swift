@@ -105,16 +105,8 @@ public struct DomainDestroyer: Sendable {
 
   /// The monitor sees the records go and exits; one that does not within 3 s is stopped.
   static func settle(monitor identity: ProcessIdentity, spawner: Spawner) async {
-    let exited = await withTaskGroup(of: Bool.self) { group in
-      group.addTask { (try? await spawner.waitForExit(identity, what: "domain monitor")) != nil }
-      group.addTask {
-        try? await Task.sleep(for: .seconds(3))
-        return false
-      }
-      defer { group.cancelAll() }
-      return await group.next() ?? false
-    }
-    if !exited { _ = try? await spawner.stop(identity, what: "domain monitor", grace: .seconds(2)) }
+    let exited = try? await first(within: .seconds(3)) { try await spawner.waitForExit(identity, what: "domain monitor") }
+    if exited == nil { _ = try? await spawner.stop(identity, what: "domain monitor", grace: .seconds(2)) }
   }
 
   /// Whether the recorded process is still the live process with its pid. A zombie (dead,

@@ -128,7 +128,7 @@ public struct DomainControl: Sendable {
       let watch = try await xenstore.watch(node)
       defer { Task { try? await watch.unwatch() } }
       try await xenstore.write(node, request.rawValue)
-      let acknowledged = try await Self.first(within: limit) {
+      let acknowledged = try await first(within: limit) {
         for try await _ in watch where (try? await DomainStore.readOptional(xenstore, node)) ?? "" == "" { return true }
         return false
       }
@@ -160,7 +160,7 @@ public struct DomainControl: Sendable {
     do {
       let watch = try await xenstore.watch([name, state])
       defer { Task { try? await watch.unwatch() } }
-      end = try await Self.first(within: limit) { () async throws -> End? in
+      end = try await first(within: limit) { () async throws -> End? in
         for try await _ in watch {
           if try await DomainStore.readOptional(xenstore, name) == nil { return .destroyed }
           if !deathOnly, let now = try await DomainStore.readOptional(xenstore, state).flatMap(RunState.init),
@@ -180,18 +180,5 @@ public struct DomainControl: Sendable {
       throw XenLightError(.timedOut, "domain \(domid) did not shut down within \(limit)")
     }
     return end
-  }
-
-  /// `body`'s result, or nil if `limit` passes first (then `body` is cancelled).
-  static func first<T: Sendable>(within limit: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T? {
-    try await withThrowingTaskGroup(of: T?.self) { group in
-      group.addTask { try await body() }
-      group.addTask {
-        try await Task.sleep(for: limit)
-        return nil
-      }
-      defer { group.cancelAll() }
-      return try await group.next()!
-    }
   }
 }

@@ -50,31 +50,31 @@ func run(_ argv: [String], environment: [String: String] = [:], stdin: String = 
 
 /// Starts a peer program in the background (stdout to `output`); stop it with `waitForExit`.
 func spawnBackground(_ argv: [String], environment: [String: String], output: String) throws -> pid_t {
-  var actions = posix_spawn_file_actions_t()
-  posix_spawn_file_actions_init(&actions)
-  defer { posix_spawn_file_actions_destroy(&actions) }
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-  posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-  posix_spawn_file_actions_addopen(&actions, 2, output + ".err", O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-  let args = argv.map { strdup($0) } + [nil]
-  defer { args.forEach { free($0) } }
-  let env = environmentBlock(adding: environment)
-  defer { env.forEach { free($0) } }
-  var pid: pid_t = 0
-  let rc = posix_spawnp(&pid, argv[0], &actions, nil, args, env)
-  guard rc == 0 else { throw StartupError(description: "cannot run \(argv[0]): \(String(cString: strerror(rc)))") }
-  return pid
+  try spawnProcess(argv, environment: environment) { actions in
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+    posix_spawn_file_actions_addopen(&actions, 2, output + ".err", O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+  }
 }
 
 /// Starts `argv` with the given descriptors as its stdin, stdout and stderr (e.g. a
 /// pseudo-terminal's slave); reap it with `waitpid`.
 func spawnWithStdio(_ argv: [String], environment: [String: String], stdin: Int32, stdout: Int32, stderr: Int32) throws -> pid_t {
+  try spawnProcess(argv, environment: environment) { actions in
+    posix_spawn_file_actions_adddup2(&actions, stdin, 0)
+    posix_spawn_file_actions_adddup2(&actions, stdout, 1)
+    posix_spawn_file_actions_adddup2(&actions, stderr, 2)
+  }
+}
+
+/// posix_spawnp with the file actions `setUp` adds and `environment` over the test's own.
+private func spawnProcess(
+  _ argv: [String], environment: [String: String], _ setUp: (inout posix_spawn_file_actions_t) -> Void
+) throws -> pid_t {
   var actions = posix_spawn_file_actions_t()
   posix_spawn_file_actions_init(&actions)
   defer { posix_spawn_file_actions_destroy(&actions) }
-  posix_spawn_file_actions_adddup2(&actions, stdin, 0)
-  posix_spawn_file_actions_adddup2(&actions, stdout, 1)
-  posix_spawn_file_actions_adddup2(&actions, stderr, 2)
+  setUp(&actions)
   let args = argv.map { strdup($0) } + [nil]
   defer { args.forEach { free($0) } }
   let env = environmentBlock(adding: environment)
