@@ -144,7 +144,7 @@ import XenStore
     let recorded = try #require(try await bed.read("/libxl/1/device-model-identity"))
     let deviceModel = try #require(ProcessIdentity(recorded))
     kill(deviceModel.pid, SIGKILL)
-    while isAlive(deviceModel.pid) { usleep(1000) }
+    #expect(awaitExit(deviceModel.pid, seconds: 30))
 
     // The process that now has "the device model's pid" in the new boot: a sleep of ours.
     let bystander = try spawnBackground(["/bin/sleep", "1000"], environment: [:], output: bed.directory.appending("sleep.out"))
@@ -185,7 +185,7 @@ import XenStore
     let deviceModel = try #require(ProcessIdentity(recorded))
     #expect(Self.names(in: bed.xenstoredStateDirectory).contains("lock"))
     kill(first, SIGKILL)
-    while isAlive(first) { usleep(1000) }  // not our child: xl detached it
+    #expect(awaitExit(first, seconds: 30))  // not our child: xl detached it
 
     let listed = try bed.xl(["list"])
     #expect(listed.status == 0, "\(listed)\nxenstored.log:\n\((try? readFile(bed.logDirectory + "/xenstored.log")) ?? "none")")
@@ -197,7 +197,7 @@ import XenStore
     let second = try #require(bracketedPID(listed.stderr))
     defer {
       kill(second, SIGTERM)
-      while isAlive(second) { usleep(1000) }
+      #expect(awaitExit(second, seconds: 30))
     }
     #expect(listed.stdout.split(separator: "\n").contains { $0.hasPrefix("tiny ") && $0.contains(" 1 ") }, "\(listed)")
 

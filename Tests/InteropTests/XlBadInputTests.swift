@@ -243,7 +243,7 @@ import XenStore
     let restarted = try #require(bracketedPID(listed.stderr), "\(listed)")
     defer {
       kill(restarted, SIGTERM)
-      while isAlive(restarted) { usleep(1000) }
+      #expect(awaitExit(restarted, seconds: 30))
     }
     #expect(listed.stdout.split(separator: "\n").contains { $0.hasPrefix("tiny ") && $0.contains(" ---sc- ") }, "\(listed)")
     let destroyed = try bed.xl(["destroy", "tiny"])

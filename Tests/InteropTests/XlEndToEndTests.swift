@@ -97,7 +97,7 @@ import XenStore
     #expect(try bed.xl(["create", "-q", "-e", bed.tinyGuest()]).status == 0)
     let identity = try await recordedIdentity(bed)
     kill(identity.pid, SIGKILL)
-    while isAlive(identity.pid) { usleep(1000) }
+    #expect(awaitExit(identity.pid, seconds: 30))
 
     let list = try bed.xl(["list"])
     #expect(list.stdout.split(separator: "\n").last?.hasPrefix("tiny                                         1    32     1     ---sc-       0.0") == true)
@@ -143,7 +143,7 @@ import XenStore
     let xenstored = try #require(bracketedPID(String(line)))
     defer {
       kill(xenstored, SIGTERM)
-      while isAlive(xenstored) { usleep(1000) }
+      #expect(awaitExit(xenstored, seconds: 30))
     }
 
     let second = try bed.xl(["create", bed.tinyGuest("two")])

@@ -86,7 +86,9 @@ private func spawnProcess(
 }
 
 /// Waits (on a pidfd, not by polling) until `pid` — child or not — has exited, at most
-/// `seconds`. Returns whether it did.
+/// `seconds`. Returns whether it did. Not `isAlive`: a killed multi-threaded process shows a
+/// zombie leader while its other threads still exit and its descriptors (a listening socket)
+/// stay open; the pidfd becomes readable only once every thread is gone.
 func awaitExit(_ pid: pid_t, seconds: Int32) -> Bool {
   guard let pidfd = try? SystemCalls.live.pidfdOpen(pid) else { return !isAlive(pid) }
   defer { close(pidfd) }
