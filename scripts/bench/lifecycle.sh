@@ -13,17 +13,30 @@ swift build -c release --product xl >/dev/null && swift build -c release --produ
 bin=$(swift build -c release --show-bin-path)
 dir=$(mktemp -d /tmp/xl-bench.XXXXXX)
 export XENSTORED_PATH=$dir/xs.sock XEN_RUN_DIR=$dir/run XEN_LOG_DIR=$dir/log XEN_LIB_DIR=$dir/lib
-cleanup() { pkill -f -- "--socket $XENSTORED_PATH" 2>/dev/null || true; rm -rf "$dir"; }
+cleanup() { rm -rf /tmp/bench-log; cp -r "$dir/log" /tmp/bench-log 2>/dev/null;  pkill -f -- "--socket $XENSTORED_PATH" 2>/dev/null || true; rm -rf "$dir"; }
 trap cleanup EXIT
-now() { date +%s.%N; }
 median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2) }'; }
+
+# Until `file` holds `text` (outside every measured interval; 60 s at most).
+wait_for() {
+  python3 - "$1" "$2" <<'PY'
+import sys, time
+text, path = sys.argv[1], sys.argv[2]
+for _ in range(6000):
+    try:
+        if text in open(path, errors="replace").read(): sys.exit(0)
+    except FileNotFoundError: pass
+    time.sleep(0.01)
+sys.exit("the guest never showed %r in %s" % (text, path))
+PY
+}
 
 shutdowns=()
 for ((i = 0; i < n; i++)); do
   "$bin/xl" create -q examples/linux.cfg
-  timeout 60 sh -c 'tail -n +1 -F "$0" 2>/dev/null | grep -m1 -q "xlguest# "' "$XEN_LOG_DIR/console/guest-linux.log"
+  wait_for "xlguest# " "$XEN_LOG_DIR/console/guest-linux.log"
   "$bin/xl" shutdown -w linux 2>/dev/null
-  done_at=$(now)
+  done_at=$EPOCHREALTIME
   event=$(grep -o 'QMP event SHUTDOWN .* at [0-9.]*' "$XEN_LOG_DIR/xl-linux.log" | tail -1 | awk '{ print $NF }')
   shutdowns+=("$(awk -v a="$event" -v b="$done_at" 'BEGIN { printf "%.3f", (b - a) * 1000 }')")
 done
@@ -34,10 +47,11 @@ for ((i = 0; i < n; i++)); do
   qemu=$(xenstore-read /libxl/1/device-model-identity | cut -d: -f1)
   coproc watcher { exec xenstore-watch -n 2 /local/domain/1/name; }
   read -r _ <&"${watcher[0]}"   # the watch's first firing: it is registered
-  start=$(now)
+  start=$EPOCHREALTIME
   kill -9 "$qemu"
   wait "$watcher_PID" || true
-  crashes+=("$(awk -v a="$start" -v b="$(now)" 'BEGIN { printf "%.3f", (b - a) * 1000 }')")
+  end=$EPOCHREALTIME
+  crashes+=("$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.3f", (b - a) * 1000 }')")
 done
 
 echo "guest poweroff (QMP SHUTDOWN) -> domain gone and 'xl shutdown -w' returned, ms: ${shutdowns[*]}"

@@ -156,28 +156,28 @@ public struct DomainStore: Sendable {
   }
 
   /// Releases domain `domid` (`xs_release_domain`, if it was introduced) and removes every
-  /// record of it in one transaction: its home, its `/vm/<uuid>` (found through
-  /// `/local/domain/<domid>/vm`), its device-model node and `/libxl/<domid>`.
-  /// Removing what is already gone is fine.
+  /// record of it: its home, its `/vm/<uuid>` (found through `/local/domain/<domid>/vm`), its
+  /// device-model node and `/libxl/<domid>`. The removals go out as one pipelined batch
+  /// beside the release (xenstored commits them together), the home last: its disappearance
+  /// is what waiters take for "destroyed". Removing what is already gone is fine; a removal
+  /// cut short leaves the domid in use, and a second one finishes it.
   public func remove(domid: UInt32) async throws(XenLightError) {
     do {
-      do {
-        try await xenstore.release(domain: domid)
-      } catch let error as XenStoreError where error.code == .ENOENT {
-        // never introduced
-      }
-      try await xenstore.transaction(maxAttempts: 1000) { tx in
-        let home = "/local/domain/\(domid)"
-        var subtrees = ["/local/domain/0/device-model/\(domid)", home, "/libxl/\(domid)"]
-        if let vm = try await Self.readOptional(tx, home + "/vm"), vm.hasPrefix("/vm/") { subtrees.append(vm) }
-        for path in subtrees {
-          do {
-            try await tx.rm(path)
-          } catch let error as XenStoreError where error.code == .ENOENT {
-            continue  // the parent is gone too
-          }
+      async let released: Void = {
+        do {
+          try await xenstore.release(domain: domid)
+        } catch let error as XenStoreError where error.code == .ENOENT {
+          // never introduced
         }
+      }()
+      let home = "/local/domain/\(domid)"
+      var subtrees = ["/local/domain/0/device-model/\(domid)", "/libxl/\(domid)"]
+      if let vm = try await Self.readOptional(xenstore, home + "/vm"), vm.hasPrefix("/vm/") { subtrees.append(vm) }
+      subtrees.append(home)
+      for result in try await xenstore.pipelineResults(subtrees.map { .rm($0) }) {
+        if case .failure(let error) = result, error.code != .ENOENT { throw error }  // ENOENT: gone already
       }
+      try await released
     } catch {
       throw XenStoreConnector.failure("cannot remove domain \(domid)'s records from xenstore", error)
     }
@@ -207,10 +207,16 @@ public struct DomainStore: Sendable {
   }
 
   /// The values under `path`'s direct children that `names` lists (missing ones absent).
+  /// Pipelined: one batch of reads.
   func read(_ names: [String], under path: String) async throws -> [String: String] {
+    let results = try await xenstore.pipelineResults(names.map { .read(path + "/" + $0) })
     var values: [String: String] = [:]
-    for name in names {
-      if let value = try await Self.readOptional(xenstore, path + "/" + name) { values[name] = value }
+    for (name, result) in zip(names, results) {
+      switch result {
+      case .success(let bytes): values[name] = String(decoding: bytes, as: UTF8.self)
+      case .failure(let error) where error.code == .ENOENT: continue
+      case .failure(let error): throw error
+      }
     }
     return values
   }

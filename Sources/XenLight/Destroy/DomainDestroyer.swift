@@ -64,8 +64,11 @@ public struct DomainDestroyer: Sendable {
         var notes = try await store.read(
           ["device-model-identity", "qmp-path", "qmp-events-path", "monitor-identity"], under: "/libxl/\(domid)")
         notes["vm"] = try await DomainStore.readOptional(store.xenstore, "/local/domain/\(domid)/vm")
-        // `xl list` shows it dying, and the monitor takes the device model's end for a destroy.
-        try? await store.update(domid: domid, [XenStoreRecord("/libxl/\(domid)/run-state", RunState.dying.rawValue)])
+        // `xl list` shows it dying, and the monitor takes the device model's end for a destroy
+        // (the monitor destroying needs no such note to itself).
+        if monitor == .waitForExit {
+          try? await store.update(domid: domid, [XenStoreRecord("/libxl/\(domid)/run-state", RunState.dying.rawValue)])
+        }
         return (notes, try await DomainStore.readOptional(store.xenstore, "/local/domain/\(domid)/name"))
       } catch {
         throw XenStoreConnector.failure("cannot read domain \(domid)'s records", error)
