@@ -93,9 +93,18 @@ struct Create: XLSubcommand {
       return
     }
 
-    let creator = DomainCreator(
+    var configured = DomainCreator(
       connector: XenStoreConnector(paths: paths, spawner: Spawner()), paths: paths,
       timeout: timeout.map { .milliseconds(Int64($0 * 1000)) }, xenstoreTimeout: .milliseconds(Int64(xenstoreTimeout * 1000)))
+    do { configured.configText = try SavedConfig.text(file: configFile, settings: settings) } catch { throw ExitStatus.fail(error) }
+    if !noMonitor && !foreground {
+      // Started beside the device model's confirmation: `xl create` returns once both are.
+      let (connector, name) = (configured.connector, domain.name)
+      configured.monitor = { domid, uuid throws(XenLightError) in
+        try await Monitor.start(domid: domid, uuid: uuid, name: name, paths: paths, connector: connector)
+      }
+    }
+    let creator = configured
     let events = CreateEvents(
       phase: { phase, detail in terminal.timeline("\(phase.rawValue): \(detail)") },
       xenstoredStarted: { started in
@@ -114,6 +123,7 @@ struct Create: XLSubcommand {
       terminal.timeline("confirmed by \(created.confirmedBy)")
       terminal.note(
         "Domain \(created.domid) (\(created.name)) created: device model [\(created.identity.pid)] confirmed (\(created.confirmedBy)) in \(created.confirmationTime.readable); log \(created.logPath)")
+      if let monitor = created.monitor { terminal.timeline("monitor [\(monitor.pid)] confirmed watching") }
       do {
         try await afterCreate(created, creator: creator, terminal: terminal)
       } catch {
@@ -124,25 +134,8 @@ struct Create: XLSubcommand {
     }
   }
 
-  /// The saved config (for restarts), then the monitor — confirmed, or the domain is
-  /// destroyed and create fails — then the console or the foreground monitor.
+  /// The console, or the monitor in the foreground (`-F`).
   private func afterCreate(_ created: CreatedDomain, creator: DomainCreator, terminal: Terminal) async throws(XenLightError) {
-    let session = Session(
-      paths: creator.paths, spawner: creator.connector.spawner, client: try await creator.connector.connect())
-    defer { session.client.close() }
-    do {
-      let text = try SavedConfig.text(file: configFile, settings: settings)
-      try SavedConfig.write(text, uuid: created.uuid, domid: created.domid, paths: creator.paths)
-      if !noMonitor && !foreground {
-        let monitor = try await Monitor.start(created, session: session)
-        terminal.timeline("monitor [\(monitor.pid)] confirmed watching")
-      }
-    } catch {
-      var destroyer = DomainDestroyer(spawner: creator.connector.spawner, lockPath: creator.paths.domainsLock)
-      destroyer.paths = creator.paths
-      _ = try? await destroyer.destroy(domid: created.domid, in: session.store)
-      throw XenLightError(error.code, error.message + "; domain \(created.domid) was destroyed")
-    }
     if console {
       guard let tty = created.consoleTTY else {
         throw XenLightError(.invalidState, "domain \(created.domid) (\(created.name)) has no serial console (the config needs serial = \"pty\")")
@@ -150,8 +143,10 @@ struct Create: XLSubcommand {
       try await Console.attach(tty)
     }
     if foreground {
+      let client = try await creator.connector.connect()
+      defer { client.close() }
       if let me = try? ProcessIdentity.of(pid: getpid()) {
-        try? await session.store.write([XenStoreRecord(DomainLayout(domid: created.domid, uuid: created.uuid).monitorIdentityPath, me.description)])
+        try? await DomainStore(xenstore: client).write([XenStoreRecord(DomainLayout(domid: created.domid, uuid: created.uuid).monitorIdentityPath, me.description)])
       }
       let monitor = DomainMonitor(
         connector: creator.connector, paths: creator.paths, log: { Terminal.error($0) })

@@ -36,22 +36,24 @@ struct Monitor: XLSubcommand {
 
   /// Starts `xl monitor <domid>` confirmed (its "ready" line) and records its identity in
   /// the domain's records, so that nothing but it is ever signalled as the monitor.
-  static func start(_ created: CreatedDomain, session: Session) async throws(XenLightError) -> SpawnConfirmation {
-    let log = try ToolstackPaths.rotated(session.paths.monitorLog(name: created.name))
+  static func start(domid: UInt32, uuid: DomainUUID, name: String, paths: ToolstackPaths, connector: XenStoreConnector)
+    async throws(XenLightError) -> ProcessIdentity
+  {
+    let log = try ToolstackPaths.rotated(paths.monitorLog(name: name))
     let command = SpawnCommand(
-      what: "domain \(created.domid) monitor", executable: Session.executable, arguments: ["monitor", "\(created.domid)"],
+      what: "domain \(domid) monitor", executable: Session.executable, arguments: ["monitor", "\(domid)"],
       logPath: log, timeout: .seconds(30))
-    let layout = DomainLayout(domid: created.domid, uuid: created.uuid)
-    let store = session.store
+    let layout = DomainLayout(domid: domid, uuid: uuid)
+    let client = try await connector.connect()
+    defer { client.close() }
+    let store = DomainStore(xenstore: client)
     do {
-      let daemon = try await session.spawner.start(command, readiness: .notificationPipe(descriptor: 3)) { identity in
+      let daemon = try await connector.spawner.start(command, readiness: .notificationPipe(descriptor: 3)) { identity in
         try await store.write([XenStoreRecord(layout.monitorIdentityPath, identity.description)])
       }
-      return try await daemon.confirm()
-    } catch let error as XenLightError {
-      throw error
+      return try await daemon.confirm().identity
     } catch {
-      throw XenLightError(.monitorFailed, "domain \(created.domid) (\(created.name)): its monitor did not start: \(error) (log: \(log))")
+      throw XenLightError(.monitorFailed, "domain \(domid) (\(name)): its monitor did not start: \(error) (log: \(log))")
     }
   }
 }

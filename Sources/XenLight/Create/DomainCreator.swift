@@ -49,6 +49,8 @@ public struct CreatedDomain: Sendable {
   public var logPath: String
   /// The first serial port's pseudo-terminal (`serial = "pty"`), as QEMU reported it.
   public var consoleTTY: String?
+  /// The domain monitor, confirmed watching (nil when none was asked for).
+  public var monitor: ProcessIdentity?
 }
 
 /// `xl create`: records, device model, confirmation — or, on any failure, nothing left.
@@ -75,6 +77,13 @@ public struct DomainCreator: Sendable {
   /// Rotate the device-model and console logs first (a restart by the domain monitor
   /// appends instead, so that the console log shows every boot).
   public var rotateLogs = true
+  /// The config's text, kept as libxl keeps xl's userdata (`SavedConfig`) once the domid is
+  /// known, so that a restart can re-create the domain.
+  public var configText: String?
+  /// Starts the domain's monitor and returns its identity once it is confirmed watching and
+  /// recorded. It runs beside the device model's confirmation (the monitor acts only once the
+  /// domain is recorded running); a create that fails removes the records, which ends it.
+  public var monitor: (@Sendable (_ domid: UInt32, _ uuid: DomainUUID) async throws(XenLightError) -> ProcessIdentity)?
 
   public init(
     connector: XenStoreConnector, paths: ToolstackPaths, host: HostCapabilities = .current, timeout: Duration? = nil,
@@ -105,13 +114,33 @@ public struct DomainCreator: Sendable {
     let run = Run(creator: self, domain: domain, store: DomainStore(xenstore: xenstore), startTime: Self.epochTime())
     let domid = try await run.claim()
     var identity: ProcessIdentity?
+    var monitor: ProcessIdentity?
     do {
-      try await run.fill(domid)
-      try checkInterrupt("after domain \(domid)'s records were written")
-      return try await run.launch(domid, events: events) { identity = $0 }
+      if let configText { try SavedConfig.write(configText, uuid: domain.uuid, domid: domid, paths: paths) }
+      guard run.command(domid).target == .local else {
+        // Under Xen, QEMU reads the domain's records as it starts: they come first.
+        try await run.fill(domid)
+        try checkInterrupt("after domain \(domid)'s records were written")
+        return try await run.launch(domid, events: events, started: { identity = $0 }, monitorStarted: { monitor = $0 })
+      }
+      // A local QEMU reads nothing from xenstore: the rest of the records are written while
+      // it starts, and both must succeed. The writes end before anything is cleaned up.
+      let fill = Task { () async -> Result<Void, XenLightError> in
+        do throws(XenLightError) { return .success(try await run.fill(domid)) } catch { return .failure(error) }
+      }
+      let launched: Result<CreatedDomain, XenLightError>
+      do throws(XenLightError) {
+        launched = .success(try await run.launch(domid, events: events, started: { identity = $0 }, monitorStarted: { monitor = $0 }))
+      } catch {
+        launched = .failure(error)
+      }
+      let filled = await fill.value
+      let created = try launched.get()
+      try filled.get()
+      return created
     } catch {
       events.phase(.cleanUp, "domain \(domid)")
-      throw await run.cleanUp(domid, after: error, running: identity)
+      throw await run.cleanUp(domid, after: error, running: identity, monitor: monitor)
     }
   }
 
@@ -173,7 +202,7 @@ public struct DomainCreator: Sendable {
     /// Spawns the device model, recording it, and waits for its confirmation. `started`
     /// learns the identity as soon as it is recorded.
     func launch(
-      _ domid: UInt32, events: CreateEvents, started: (ProcessIdentity) -> Void
+      _ domid: UInt32, events: CreateEvents, started: (ProcessIdentity) -> Void, monitorStarted: (ProcessIdentity) -> Void
     ) async throws(XenLightError) -> CreatedDomain {
       let layout = DomainLayout(domid: domid, uuid: domain.uuid)
       let command = command(domid)
@@ -206,12 +235,19 @@ public struct DomainCreator: Sendable {
         qmp: .qmp(socketPath: command.qmpSocketPath), statePath: layout.deviceModelStatePath, xenstore: xenstore)
       let (store, deadline, xenstore) = (self.store, self.deadline, self.xenstore)
       let confirmation: SpawnConfirmation
+      var monitorTask: Task<Result<ProcessIdentity, XenLightError>, Never>?
       do {
         let daemon = try await creator.spawner.start(spawnCommand, readiness: readiness) { identity in
           try await DomainCreator.uncancellable { () async throws(XenLightError) in
             try await deadline.run(xenstore, "recording the device model") { () async throws(XenLightError) in
               try await store.write(layout.deviceModelRecords(pid: identity.pid, identity: identity.description))
             }
+          }
+        }
+        if let start = creator.monitor {
+          let uuid = domain.uuid
+          monitorTask = Task { () async -> Result<ProcessIdentity, XenLightError> in
+            do throws(XenLightError) { return .success(try await start(domid, uuid)) } catch { return .failure(error) }
           }
         }
         events.phase(.confirm, readiness.awaiting)
@@ -222,7 +258,9 @@ public struct DomainCreator: Sendable {
         }
         started(confirmation.identity)
       } catch {
-        // The spawn library has stopped the device model.
+        // The spawn library has stopped the device model; a monitor that started sees the
+        // records go and ends (cleanUp waits for it).
+        if case .success(let monitor)? = await monitorTask?.value { monitorStarted(monitor) }
         throw DomainCreator.describe(
           error, domain: domain.name, log: log, xenstoreLost: readiness.xenstoreFailed.happened.load(ordering: .relaxed))
       }
@@ -243,9 +281,14 @@ public struct DomainCreator: Sendable {
           }
         }
       }
-      return CreatedDomain(
+      var created = CreatedDomain(
         domid: domid, name: domain.name, uuid: domain.uuid, deviceModel: command, identity: confirmation.identity,
         confirmedBy: confirmation.value, confirmationTime: confirmation.elapsed, logPath: log, consoleTTY: tty)
+      if let monitorTask {
+        created.monitor = try await monitorTask.value.get()
+        monitorStarted(created.monitor!)
+      }
+      return created
     }
 
     /// The pty QEMU opened for serial port 0 (`query-chardev`, label `serial0`).
@@ -261,7 +304,7 @@ public struct DomainCreator: Sendable {
     /// After `error`: stops the device model if it is still `running` (confirmed, then
     /// something else failed), removes every record and the QMP socket file. Returns the
     /// error to report, with any cleanup failure appended.
-    func cleanUp(_ domid: UInt32, after error: any Error, running: ProcessIdentity?) async -> XenLightError {
+    func cleanUp(_ domid: UInt32, after error: any Error, running: ProcessIdentity?, monitor: ProcessIdentity?) async -> XenLightError {
       let failure = (error as? XenLightError) ?? XenLightError(.xenstore, "\(error)")
       let (creator, store, paths, deadline, xenstore) = (creator, store, paths, deadline, xenstore)
       let sockets = [command(domid).qmpSocketPath, command(domid).eventSocketPath]
@@ -282,6 +325,8 @@ public struct DomainCreator: Sendable {
           problems.append(error.message)
         }
         for socket in sockets { unlink(socket) }
+        unlink(paths.savedConfig(domid: domid, uuid: domain.uuid))
+        if let monitor { await DomainDestroyer.settle(monitor: monitor, spawner: creator.spawner) }
         return problems
       }
       guard let problems, !problems.isEmpty else { return failure }

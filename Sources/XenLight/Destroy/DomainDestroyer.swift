@@ -94,9 +94,13 @@ public struct DomainDestroyer: Sendable {
     try await deadline.run(store.xenstore, "removing the records") { () async throws(XenLightError) in
       try await store.remove(domid: domid)
     }
-    for socket in [notes["qmp-path"], notes["qmp-events-path"]] {
-      if let socket, socket.hasPrefix("/") { unlink(socket) }
+    // Recorded, and where create makes them (a create killed early may not have recorded them).
+    var sockets = [notes["qmp-path"], notes["qmp-events-path"]].compactMap { $0 }.filter { $0.hasPrefix("/") }
+    if let paths {
+      let conventional = DeviceModelCommand.socketPaths(runDirectory: paths.runDirectory, domid: domid)
+      sockets += [conventional.commands, conventional.events]
     }
+    for socket in Set(sockets) { unlink(socket) }
     if let paths, let vm = notes["vm"], let uuid = DomainUUID(String(vm.dropFirst(4))) {
       unlink(paths.savedConfig(domid: domid, uuid: uuid))
     }

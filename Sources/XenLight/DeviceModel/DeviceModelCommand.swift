@@ -57,13 +57,17 @@ public struct DeviceModelCommand: Hashable, Sendable {
   ///
   /// The target comes from `device_model_target` resolved against `host`; the binary is
   /// `device_model_override` when set, else the target's default.
+  /// Domain `domid`'s QMP sockets under `runDirectory`: for commands, and for the monitor's events.
+  public static func socketPaths(runDirectory: String, domid: UInt32) -> (commands: String, events: String) {
+    (runDirectory + "/qmp-libxl-\(domid)", runDirectory + "/qmp-events-\(domid)")
+  }
+
   /// `consoleLog` is where the first serial port's output is kept (local target, `serial = "pty"`).
   public static func build(
     for domain: DomainConfiguration, domid: UInt32, runDirectory: String, host: HostCapabilities = .current,
     consoleLog: String? = nil
   ) -> DeviceModelCommand {
-    let qmp = runDirectory + "/qmp-libxl-\(domid)"
-    let events = runDirectory + "/qmp-events-\(domid)"
+    let (qmp, events) = socketPaths(runDirectory: runDirectory, domid: domid)
     switch DeviceModelTarget.resolve(domain.deviceModel.target, host: host) {
     case .xen:
       return DeviceModelCommand(

@@ -178,57 +178,101 @@ public struct DomainMonitor: Sendable {
     ready?()
     log("Waiting for domain \(domain.name) (domid \(domid)) to die [pid \(getpid())]")
 
+    // Until create records the domain running, the domain is create's: what happens is held,
+    // and a create that fails removes the records, which ends the monitor.
+    var live = try await domain.isRecordedRunning(DomainStore(xenstore: xenstore))
+    var held: [Event] = []
+    var queue: [Event] = []
     var preserved = false
-    for await event in events {
-      let qmp = session.client.withLock { $0 }
-      let store = DomainStore(xenstore: xenstore)
-      switch event {
-      case .qmp(let qmpEvent):
-        if qmpEvent.timestampMicroseconds > 0 {
-          let t = qmpEvent.timestampMicroseconds
-          log("QMP event \(qmpEvent) at \(t / 1_000_000).\(String(t % 1_000_000 + 1_000_000).dropFirst())")
+    var iterator = events.makeAsyncIterator()
+    while true {
+      let event: Event
+      if !queue.isEmpty {
+        event = queue.removeFirst()
+      } else if let next = await iterator.next() {
+        event = next
+      } else {
+        return .destroyed
+      }
+      // xenstored may die while an event is handled: wait for it, then handle the event again.
+      do throws(XenLightError) {
+        let qmp = session.client.withLock { $0 }
+        let store = DomainStore(xenstore: xenstore)
+        if !live {
+          switch event {
+          case .recordsChanged:
+            guard try await domain.exists(store) else {
+              log("Domain \(domid) has been destroyed.")
+              return .destroyed
+            }
+            if try await domain.isRecordedRunning(store) {
+              live = true
+              queue = held
+              held = []
+            }
+            continue
+          case .xenstoreLost:
+            break
+          case .deviceModelExited:
+            // Create failed (or was killed) before the domain ran: nothing to watch. Its
+            // records, if any are left, are `xl destroy`'s.
+            log("domain \(domid): device model [\(domain.deviceModel?.pid ?? 0)] ended before the domain was created; nothing to watch")
+            return .destroyed
+          default:
+            held.append(event)
+            continue
+          }
         }
-        let reason = qmpEvent.name == "status" ? ShutdownReason.of(status: qmpEvent.data.stringValue ?? "") : ShutdownReason.of(qmpEvent)
-        if let reason, !preserved, try await !domain.isGoing(store) {
-          switch try await act(on: reason, domain, store, qmp: qmp) {
+        switch event {
+        case .qmp(let qmpEvent):
+          if qmpEvent.timestampMicroseconds > 0 {
+            let t = qmpEvent.timestampMicroseconds
+            log("QMP event \(qmpEvent) at \(t / 1_000_000).\(String(t % 1_000_000 + 1_000_000).dropFirst())")
+          }
+          let reason = qmpEvent.name == "status" ? ShutdownReason.of(status: qmpEvent.data.stringValue ?? "") : ShutdownReason.of(qmpEvent)
+          if let reason, !preserved, try await !domain.isGoing(store) {
+            switch try await act(on: reason, domain, store, qmp: qmp) {
+            case .preserved: preserved = true
+            case .ended(let outcome): return outcome
+            }
+          } else if qmpEvent.name == "STOP" || qmpEvent.name == "RESUME" || qmpEvent.data.stringValue == "paused" {
+            let state: RunState = qmpEvent.name == "RESUME" ? .running : .paused
+            if !preserved, (try? await domain.isGoing(store)) == false {
+              try? await store.update(domid: domid, [domain.runState(state)])
+            }
+          }
+        case .qmpClosed:
+          break  // the exit decides
+        case .deviceModelExited:
+          if try await domain.isGoing(store) { continue }  // `xl destroy` stopped it
+          if preserved {
+            try? await store.update(domid: domid, [domain.runState(.crashed)])
+            continue
+          }
+          log("domain \(domid): device model [\(domain.deviceModel?.pid ?? 0)] died unexpectedly")
+          switch try await act(on: .crash, domain, store, qmp: nil) {
           case .preserved: preserved = true
           case .ended(let outcome): return outcome
           }
-        } else if qmpEvent.name == "STOP" || qmpEvent.name == "RESUME" || qmpEvent.data.stringValue == "paused" {
-          let state: RunState = qmpEvent.name == "RESUME" ? .running : .paused
-          if !preserved, (try? await domain.isGoing(store)) == false {
-            try? await store.update(domid: domid, [domain.runState(state)])
+        case .recordsChanged:
+          if try await !domain.exists(store) {
+            log("Domain \(domid) has been destroyed.")
+            return .destroyed
           }
+        case .xenstoreLost:
+          log("xenstore connection lost; waiting for xenstored to come back")
+          watchTask.cancel()
+          xenstore.close()
+          xenstore = try await reconnect()
+          log("xenstore connection restored")
+          watchTask = try await Self.watchRecords(domid, xenstore, sink)
+          sink.yield(.recordsChanged)
         }
-      case .qmpClosed:
-        break  // the exit decides
-      case .deviceModelExited:
-        if try await domain.isGoing(store) { continue }  // `xl destroy` stopped it
-        if preserved {
-          try? await store.update(domid: domid, [domain.runState(.crashed)])
-          continue
-        }
-        log("domain \(domid): device model [\(domain.deviceModel?.pid ?? 0)] died unexpectedly")
-        switch try await act(on: .crash, domain, store, qmp: nil) {
-        case .preserved: preserved = true
-        case .ended(let outcome): return outcome
-        }
-      case .recordsChanged:
-        if try await !domain.exists(store) {
-          log("Domain \(domid) has been destroyed.")
-          return .destroyed
-        }
-      case .xenstoreLost:
-        log("xenstore connection lost; waiting for xenstored to come back")
-        watchTask.cancel()
-        xenstore.close()
-        xenstore = try await reconnect()
-        log("xenstore connection restored")
-        watchTask = try await Self.watchRecords(domid, xenstore, sink)
-        sink.yield(.recordsChanged)
+      } catch {
+        guard error.code == .xenstoreLost else { throw error }
+        queue.insert(contentsOf: [.xenstoreLost, event], at: 0)
       }
     }
-    return .destroyed
   }
 
   /// The QMP session once it is up (for the core dump).
@@ -247,7 +291,8 @@ public struct DomainMonitor: Sendable {
   {
     let domid = domain.domid
     log("Domain \(domid) has shut down, reason code \(reason.rawValue) 0x\(String(reason.rawValue, radix: 16))")
-    var action = domain.config.map { reason.action(in: $0) } ?? DomainAction.destroy
+    let saved = domain.savedConfig
+    var action = saved.map { reason.action(in: $0.config) } ?? DomainAction.destroy
     log("Action for shutdown reason code \(reason.rawValue) is \(action.rawValue)")
     if action == .coredumpDestroy || action == .coredumpRestart {
       let file = paths.dumpFile(name: domain.name)
@@ -274,11 +319,11 @@ public struct DomainMonitor: Sendable {
         domain.runState(reason == .crash ? .crashed : .shutdown),
       ])
       try? await store.xenstore.rm(domain.layout.monitorIdentityPath)
-      return .ended(try await restart(domain, store, newUUID: true))
+      return .ended(try await restart(domain, saved, store, newUUID: true))
     case .restart, .softReset:
       log("Domain \(domid) needs to be cleaned up: destroying the domain")
       try await destroy(domain, store, keepConfig: true)
-      return .ended(try await restart(domain, store, newUUID: false))
+      return .ended(try await restart(domain, saved, store, newUUID: false))
     default:
       log("Domain \(domid) needs to be cleaned up: destroying the domain")
       try await destroy(domain, store, keepConfig: false)
@@ -295,8 +340,10 @@ public struct DomainMonitor: Sendable {
   }
 
   /// Creates the domain again from its saved config; the monitor goes on with the new domid.
-  private func restart(_ old: WatchedDomain, _ store: DomainStore, newUUID: Bool) async throws(XenLightError) -> Outcome {
-    guard var config = old.config, let text = old.configText else {
+  private func restart(
+    _ old: WatchedDomain, _ saved: (text: String, config: DomainConfiguration)?, _ store: DomainStore, newUUID: Bool
+  ) async throws(XenLightError) -> Outcome {
+    guard var config = saved?.config, let text = saved?.text else {
       log("Domain \(old.domid): no saved config to restart from; exiting")
       return .destroyed
     }
@@ -304,6 +351,7 @@ public struct DomainMonitor: Sendable {
     log("Done. Rebooting now")
     var creator = DomainCreator(connector: connector, paths: paths, host: host)
     creator.rotateLogs = false
+    creator.configText = text
     let created: CreatedDomain
     do {
       created = try await creator.create(config)
@@ -312,7 +360,6 @@ public struct DomainMonitor: Sendable {
       unlink(paths.savedConfig(domid: old.domid, uuid: old.uuid))
       throw error
     }
-    try SavedConfig.write(text, uuid: config.uuid, domid: created.domid, paths: paths)
     unlink(paths.savedConfig(domid: old.domid, uuid: old.uuid))
     if let me = try? ProcessIdentity.of(pid: getpid()) {
       try? await store.write([XenStoreRecord(DomainLayout(domid: created.domid, uuid: config.uuid).monitorIdentityPath, me.description)])
@@ -358,8 +405,17 @@ struct WatchedDomain: Sendable {
   let layout: DomainLayout
   let deviceModel: ProcessIdentity?
   let eventSocket: String
-  let config: DomainConfiguration?
-  let configText: String?
+  /// Where `xl create` saved the config (read when an action needs it: the monitor may
+  /// start before create has written it).
+  let configPath: String
+
+  /// The saved config's text and what it parses to (nil if missing or no longer valid).
+  var savedConfig: (text: String, config: DomainConfiguration)? {
+    guard let text = try? FileIO.readText(configPath), let file = try? ConfigFile.parse(text, file: configPath),
+      let config = try? DomainConfiguration(file, source: configPath)
+    else { return nil }
+    return (text, config)
+  }
 
   static func read(_ domid: UInt32, _ store: DomainStore, paths: ToolstackPaths) async throws(XenLightError) -> WatchedDomain {
     do {
@@ -369,15 +425,10 @@ struct WatchedDomain: Sendable {
       }
       let layout = DomainLayout(domid: domid, uuid: uuid)
       let notes = try await store.read(["device-model-identity", "qmp-events-path"], under: layout.libxlPath)
-      let text = try? FileIO.readText(paths.savedConfig(domid: domid, uuid: uuid))
-      var config: DomainConfiguration?
-      if let text, let file = try? ConfigFile.parse(text, file: paths.savedConfig(domid: domid, uuid: uuid)) {
-        config = try? DomainConfiguration(file, source: paths.savedConfig(domid: domid, uuid: uuid))
-      }
       return WatchedDomain(
         domid: domid, uuid: uuid, name: name, layout: layout,
         deviceModel: notes["device-model-identity"].flatMap(ProcessIdentity.init),
-        eventSocket: notes["qmp-events-path"] ?? "", config: config, configText: text)
+        eventSocket: notes["qmp-events-path"] ?? "", configPath: paths.savedConfig(domid: domid, uuid: uuid))
     } catch let error as XenLightError {
       throw error
     } catch {
@@ -389,6 +440,13 @@ struct WatchedDomain: Sendable {
 
   func currentRunState(_ store: DomainStore) async throws -> RunState? {
     try await DomainStore.readOptional(store.xenstore, layout.runStatePath).flatMap(RunState.init)
+  }
+
+  /// Create has recorded the domain running (or a later state): it is the monitor's now.
+  func isRecordedRunning(_ store: DomainStore) async throws(XenLightError) -> Bool {
+    do { return try await currentRunState(store) != nil } catch {
+      throw XenStoreConnector.failure("cannot read domain \(domid)'s records", error)
+    }
   }
 
   func exists(_ store: DomainStore) async throws(XenLightError) -> Bool {
