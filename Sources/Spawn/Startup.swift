@@ -153,6 +153,15 @@ final class Startup: @unchecked Sendable {
       readinessTask?.cancel()
     case .closeReadiness:
       readiness.close()
+    case .closePIDFDs:
+      if let fd = daemonPIDFD { system.close(fd) }
+      daemonPIDFD = nil
+      if let fd = monitorPIDFD {
+        if watchingMonitorPIDFD { loop.deregister(fd) }
+        watchingMonitorPIDFD = false
+        system.close(fd)
+      }
+      monitorPIDFD = nil
     case .sendDetach:
       // A send that fails means the monitor is gone: its end of stream follows.
       try? system.sendControl(control, Int32(CSPAWN_CONTROL_DETACH), 0)
@@ -178,7 +187,12 @@ final class Startup: @unchecked Sendable {
     case .deadline:
       handle(.deadlineFired)
     case .settle:
-      handle(.settleTimerFired(daemonExited: daemonPIDFD.map(isReadableNow) ?? false))
+      // Exiting (PF_EXITING): asked only while its pidfd is held and does not yet show the
+      // exit. A pid already reaped and reused could only lengthen the wait, which the
+      // deadline bounds.
+      let exited = daemonPIDFD.map(isReadableNow) ?? false
+      let exiting = daemonPIDFD != nil && !exited && machine.identity.map { isExiting($0.pid) } == true
+      handle(.settleTimerFired(daemonExited: exited, daemonExiting: exiting))
     case .monitorLate:
       handle(.monitorLate)
     }
@@ -344,14 +358,8 @@ final class Startup: @unchecked Sendable {
     abortCheck = nil
     if let tickTimer { loop.cancel(tickTimer) }
     tickTimer = nil
-    if let fd = daemonPIDFD { system.close(fd) }
-    daemonPIDFD = nil
-    if let fd = monitorPIDFD {
-      if watchingMonitorPIDFD { loop.deregister(fd) }
-      system.close(fd)
-    }
-    monitorPIDFD = nil
-    // Start waiters were resumed just before (`deliverStart`).
+    // Every descriptor is closed (`closeControl`, `closeReadiness`, `closePIDFDs`), and start
+    // waiters were resumed just before (`deliverStart`).
     let waiters = outcomeWaiters
     outcomeWaiters = []
     for waiter in waiters { waiter.resume(returning: outcome) }

@@ -9,9 +9,9 @@
 /// | --- | --- |
 /// | `starting`: the monitor is forked; its STARTED report (the daemon's pid) is awaited | STARTED → `waiting`; any end → `decided` |
 /// | `waiting`: the readiness wait runs, the deadline is armed | a value → `decided(confirmed)`; a readiness failure → `settling`; a death, the deadline, an abort → `decided(failed)` |
-/// | `settling(failure)`: the readiness wait failed; a death report within the settle time wins (a dying daemon closes its sockets first) | a death → `decided`; the settle timer (while the daemon's pidfd does not show it exited) → `decided(failure)` |
-/// | `decided(decision)`: the outcome is fixed; the monitor is told (DETACH once the pid is recorded, else STOP) and must end and be reaped | the monitor both closed and reaped → `finished` |
-/// | `finished(result)`: delivered; later events change nothing | — |
+/// | `settling(failure)`: the readiness wait failed; a death report within the settle time wins (a dying daemon closes its sockets first) | a death → `decided`; the settle timer (while the daemon neither shows as exited on its pidfd nor is exiting) → `decided(failure)` |
+/// | `decided(decision)`: the outcome is fixed; the monitor is told (DETACH once the pid is recorded, else STOP) and must end and be reaped; the readiness task, cancelled, must return | the monitor both closed and reaped, and the readiness task returned → `finished` |
+/// | `finished(result)`: every descriptor of the spawn closed, then delivered; later events change nothing | — |
 ///
 /// Beside it, the monitor's own life (`MonitorPhase`): `running` → `detaching` (DETACH
 /// sent) or `stopping` (STOP sent) or `exiting` (it reported the daemon's end) → `closed`
@@ -95,8 +95,11 @@ struct StartupMachine: Sendable {
     case readinessFailed(SpawnError)
     /// The readiness task has returned (after either of the two above, or after a cancel).
     case readinessEnded
-    /// `daemonExited`: the daemon's pidfd shows it has exited (its report is on its way).
-    case settleTimerFired(daemonExited: Bool)
+    /// The settle time is up. `daemonExited`: the daemon's pidfd shows it has exited;
+    /// `daemonExiting`: it is in the kernel's exit path (PF_EXITING: its descriptors, the
+    /// readiness one among them, close early in exit, before the pidfd shows it). Either way
+    /// its death report is on its way.
+    case settleTimerFired(daemonExited: Bool, daemonExiting: Bool)
     case deadlineFired
     case deadlineExtended(to: UInt64)
     case monitorLate
@@ -123,6 +126,8 @@ struct StartupMachine: Sendable {
     case cancelReadiness
     /// Releases what the readiness source made (once: the spawn ended and its task returned).
     case closeReadiness
+    /// Closes the daemon's and the monitor's pidfds (once, at the end, before any delivery).
+    case closePIDFDs
     case sendDetach
     case sendStop(graceMilliseconds: Int32)
     /// The monitor died without reporting the daemon's end: SIGKILL the daemon, through its
@@ -134,7 +139,7 @@ struct StartupMachine: Sendable {
     case closeControl
     /// Reap the monitor (it may take a moment to become a zombie) and report `monitorReaped`.
     case reapMonitor
-    /// Close the pidfds and resume those waiting in `confirm` (once).
+    /// Resumes those waiting in `confirm` (once). Every descriptor is closed by then.
     case finish(Result<SpawnConfirmation, SpawnError>)
   }
 
@@ -204,12 +209,14 @@ struct StartupMachine: Sendable {
       actions.append(.arm(.settle, at: now.saturatingAdd(Self.settleNanoseconds)))
     case .readinessEnded:
       if readiness == .running { readiness = .ended }
-      closeReadinessIfDone(into: &actions)
-    case .settleTimerFired(let daemonExited):
+      // A decided spawn waited for this: its readiness descriptors close now, then it finishes.
+      finishIfDone(into: &actions)
+    case .settleTimerFired(let daemonExited, let daemonExiting):
       guard case .settling(let failure) = state else { break }
-      // The daemon has exited but its monitor has not said how yet (a loaded machine): that
-      // report is sure to come, and is the real reason. The deadline still bounds the wait.
-      if daemonExited && !monitorEnded {
+      // The daemon has exited, or is exiting, but its monitor has not said how yet (a loaded
+      // machine): that report is sure to come, and is the real reason. The deadline still
+      // bounds the wait.
+      if (daemonExited || daemonExiting) && !monitorEnded {
         actions.append(.arm(.settle, at: now.saturatingAdd(Self.settleNanoseconds)))
       } else {
         decide(.failed(failure), now: now, into: &actions)
@@ -353,8 +360,16 @@ struct StartupMachine: Sendable {
     finishIfDone(into: &actions)
   }
 
+  /// Finishes once the outcome is decided, the monitor has ended and been reaped, and the
+  /// readiness task (cancelled at the decision) has returned: every descriptor of the spawn is
+  /// then closed — the control socket at the end of stream, the readiness source here, the
+  /// pidfds by `finish` — before the outcome is delivered, so a caller counting descriptors
+  /// after `confirm` sees none left. (Closing the readiness source earlier is not safe: its
+  /// task may still read the descriptor, and the number be reused.)
   private mutating func finishIfDone(into actions: inout [Action]) {
-    guard case .decided(let decision) = state, monitorEnded, let reaped = monitorStatus else { return }
+    guard case .decided(let decision) = state, monitorEnded, let reaped = monitorStatus, readiness != .running else {
+      return
+    }
     let result: Result<SpawnConfirmation, SpawnError>
     switch decision {
     case .confirmed(let value, let at):
@@ -374,17 +389,16 @@ struct StartupMachine: Sendable {
     }
     state = .finished(result)
     actions.append(.cancel(.monitorLate))
+    // Every descriptor first (the control socket closed at the end of stream): a waiter resumed
+    // runs at once on another thread. The readiness source was prepared (and maybe never
+    // started: a failure before STARTED), or its task has returned.
+    readiness = .closed
+    actions.append(.closeReadiness)
+    actions.append(.closePIDFDs)
     if !startDelivered {
       startDelivered = true
       actions.append(.deliverStart(result.map(\.identity)))
     }
-    closeReadinessIfDone(into: &actions)
     actions.append(.finish(result))
-  }
-
-  private mutating func closeReadinessIfDone(into actions: inout [Action]) {
-    guard case .finished = state, readiness != .running, readiness != .closed else { return }
-    readiness = .closed
-    actions.append(.closeReadiness)
   }
 }

@@ -52,7 +52,7 @@ import Testing
     #expect(m.result == nil, "not reaped yet")
     #expect(
       describe(m.handle(.monitorReaped(WaitStatus(rawValue: 0)), now: at(0.71)))
-        == ["cancel monitorLate", "close readiness", "finish ok up 0.5"])
+        == ["cancel monitorLate", "close readiness", "close pidfds", "finish ok up 0.5"])
     let confirmation = try #require(try m.result?.get())
     #expect(confirmation.identity == Self.daemon)
     #expect(confirmation.elapsed == .milliseconds(500))
@@ -67,15 +67,55 @@ import Testing
     #expect(m.monitor == .detaching)
   }
 
-  /// The readiness task ends after the outcome: its source is closed only then, once.
-  @Test func theReadinessSourceIsClosedOnceAfterBothTheOutcomeAndItsTask() {
+  /// The readiness task returns after the monitor is reaped: the outcome waits for it, and
+  /// its source is closed once, before the outcome is delivered.
+  @Test func theOutcomeWaitsForTheReadinessTaskAndItsSourceIsClosedOnceBeforeIt() {
     var m = waiting()
     _ = m.handle(.recorded, now: at(0.02))
     _ = m.handle(.readinessSucceeded("up"), now: at(1))
     _ = m.handle(.endOfStream, now: at(1.1))
-    #expect(describe(m.handle(.monitorReaped(nil), now: at(1.1))) == ["cancel monitorLate", "finish ok up 1.0"])
-    #expect(describe(m.handle(.readinessEnded, now: at(1.2))) == ["close readiness"])
+    #expect(describe(m.handle(.monitorReaped(nil), now: at(1.1))) == [], "the readiness task has not returned")
+    #expect(m.result == nil)
+    #expect(
+      describe(m.handle(.readinessEnded, now: at(1.2)))
+        == ["cancel monitorLate", "close readiness", "close pidfds", "finish ok up 1.0"])
     #expect(describe(m.handle(.readinessEnded, now: at(1.3))) == [])
+  }
+
+  /// The stress test's leak (fds 9 -> 12): a spawn aborted, or timed out, at once cancels a
+  /// readiness task that has not even run yet; the monitor stops the daemon, ends and is
+  /// reaped before the task returns. The outcome used to be delivered then, and the source
+  /// closed only when the task's late return came, after `confirm` had returned. Now nothing
+  /// is delivered until then, and every close comes before every delivery.
+  @Test func anAbortedOrTimedOutSpawnClosesEveryDescriptorBeforeItsOutcome() {
+    for ending in ["abort", "deadline"] {
+      var m = waiting()
+      _ = m.handle(.recorded, now: at(0.02))
+      let decided = ending == "abort" ? m.handle(.abort(detail: "aborted by the caller"), now: at(0.03)) : m.handle(.deadlineFired, now: at(10))
+      #expect(describe(decided).contains("cancel readiness"), "\(ending)")
+      var all = decided
+      for (event, time) in [
+        (StartupMachine.Event.report(.exited(Self.killedByTERM)), 10.1), (.endOfStream, 10.2),
+        (.monitorReaped(WaitStatus(rawValue: 0)), 10.3),
+      ] {
+        let actions = m.handle(event, now: at(time))
+        #expect(!describe(actions).contains { $0.hasPrefix("finish") || $0 == "close readiness" }, "\(ending) \(event)")
+        all += actions
+      }
+      #expect(m.result == nil, "\(ending): delivered before the readiness task returned")
+      let last = m.handle(.readinessEnded, now: at(10.4))
+      #expect(
+        describe(last) == ["cancel monitorLate", "close readiness", "close pidfds", "finish fail \(ending == "abort" ? "aborted" : "timed-out")"],
+        "\(ending)")
+      all += last
+      // Each descriptor closed exactly once, all of them before the outcome.
+      let steps = describe(all)
+      for close in ["close control", "close readiness", "close pidfds"] {
+        #expect(steps.filter { $0 == close }.count == 1, "\(ending): \(close)")
+        #expect(steps.firstIndex(of: close)! < steps.firstIndex { $0.hasPrefix("finish") }!, "\(ending): \(close)")
+      }
+      #expect(describe(m.handle(.readinessEnded, now: at(10.5))) == [])
+    }
   }
 
   // MARK: Finding 8: a caller that reaps
@@ -84,21 +124,23 @@ import Testing
   @Test func callerReapsBeforeTheEndOfStream() {
     var m = waiting(callerReaps: true)
     _ = m.handle(.report(.exited(Self.exited2)), now: at(0.2))
+    _ = m.handle(.readinessEnded, now: at(0.2))
     #expect(describe(m.handle(.monitorReaped(WaitStatus(rawValue: 0)), now: at(0.3))) == [])
     #expect(m.result == nil)
     #expect(
       describe(m.handle(.endOfStream, now: at(0.4)))
-        == ["close control", "cancel monitorLate", "finish fail exited"])
+        == ["close control", "cancel monitorLate", "close readiness", "close pidfds", "finish fail exited"])
     #expect(m.result.map { if case .failure(let e) = $0 { e.status == Self.exited2 } else { false } } == true)
   }
 
   @Test func callerReapsAfterTheEndOfStream() {
     var m = waiting(callerReaps: true)
     _ = m.handle(.report(.exited(Self.exited2)), now: at(0.2))
+    _ = m.handle(.readinessEnded, now: at(0.2))
     #expect(describe(m.handle(.endOfStream, now: at(0.3))) == ["close control"], "the caller reaps: no reap here")
     #expect(
       describe(m.handle(.monitorReaped(WaitStatus(rawValue: 0)), now: at(0.4)))
-        == ["cancel monitorLate", "finish fail exited"])
+        == ["cancel monitorLate", "close readiness", "close pidfds", "finish fail exited"])
     #expect(describe(m.handle(.monitorReaped(WaitStatus(rawValue: 0)), now: at(0.5))) == [])
   }
 
@@ -110,10 +152,11 @@ import Testing
     var m = waiting()
     _ = m.handle(.recorded, now: at(0.02))
     _ = m.handle(.readinessSucceeded("up"), now: at(1))
+    _ = m.handle(.readinessEnded, now: at(1))
     #expect(describe(m.handle(.report(.exited(Self.exited2)), now: at(1.01))) == ["arm monitorLate @6.01"])
     #expect(m.monitor == .exiting)
     #expect(describe(m.handle(.endOfStream, now: at(1.02))) == ["close control", "reap"])
-    #expect(describe(m.handle(.monitorReaped(WaitStatus(rawValue: 0)), now: at(1.03))) == ["cancel monitorLate", "finish ok up 1.0"])
+    #expect(describe(m.handle(.monitorReaped(WaitStatus(rawValue: 0)), now: at(1.03))) == ["cancel monitorLate", "close readiness", "close pidfds", "finish ok up 1.0"])
   }
 
   /// Confirmed while the pid is being recorded, then the monitor dies: the daemon was not let
@@ -121,8 +164,11 @@ import Testing
   @Test func confirmedButNotRecordedWhenTheMonitorDies() {
     var m = waiting()
     _ = m.handle(.readinessSucceeded("up"), now: at(1))
+    _ = m.handle(.readinessEnded, now: at(1))
     #expect(describe(m.handle(.endOfStream, now: at(1.1))) == ["close control", "kill daemon", "reap"])
-    #expect(describe(m.handle(.monitorReaped(Self.monitorKilled), now: at(1.2))) == ["cancel monitorLate", "finish fail monitor-failed"])
+    #expect(
+      describe(m.handle(.monitorReaped(Self.monitorKilled), now: at(1.2)))
+        == ["cancel monitorLate", "close readiness", "close pidfds", "finish fail monitor-failed"])
     guard case .failure(let error)? = m.result else { Issue.record("not failed"); return }
     #expect(error.code == .monitorFailed)
     #expect(error.status == Self.monitorKilled)
@@ -165,7 +211,7 @@ import Testing
     #expect(describe(m.handle(.readinessFailed(SpawnError(.protocolFailed, what: "", detail: "closed")), now: at(0.31))) == [])
     _ = m.handle(.readinessEnded, now: at(0.31))
     _ = m.handle(.endOfStream, now: at(0.32))
-    #expect(describe(m.handle(.monitorReaped(WaitStatus(rawValue: 0)), now: at(0.33))) == ["cancel monitorLate", "close readiness", "finish fail exited"])
+    #expect(describe(m.handle(.monitorReaped(WaitStatus(rawValue: 0)), now: at(0.33))) == ["cancel monitorLate", "close readiness", "close pidfds", "finish fail exited"])
     guard case .failure(let error)? = m.result else { return }
     #expect(error.status == Self.exited2)
     #expect(error.elapsed == .milliseconds(300))
@@ -176,6 +222,7 @@ import Testing
     for (status, code) in [(0, SpawnError.Code.exitedZero), (3 << 8, .exited), (9, .killedBySignal)] {
       var m = waiting()
       _ = m.handle(.report(.exited(WaitStatus(rawValue: Int32(status)))), now: at(0.1))
+      _ = m.handle(.readinessEnded, now: at(0.1))
       _ = m.handle(.endOfStream, now: at(0.1))
       _ = m.handle(.monitorReaped(WaitStatus(rawValue: 0)), now: at(0.1))
       guard case .failure(let error)? = m.result else { Issue.record("no failure"); continue }
@@ -186,6 +233,7 @@ import Testing
   @Test func execFailedNamesTheExecutable() {
     var m = waiting()
     _ = m.handle(.report(.execFailed(.ENOENT)), now: at(0.1))
+    _ = m.handle(.readinessEnded, now: at(0.1))
     _ = m.handle(.endOfStream, now: at(0.1))
     _ = m.handle(.monitorReaped(WaitStatus(rawValue: 0)), now: at(0.1))
     guard case .failure(let error)? = m.result else { Issue.record("no failure"); return }
@@ -204,7 +252,7 @@ import Testing
     _ = m.handle(.endOfStream, now: at(0.02))
     #expect(
       describe(m.handle(.monitorReaped(WaitStatus(rawValue: 1 << 8)), now: at(0.02)))
-        == ["cancel monitorLate", "start fail spawn-failed", "close readiness", "finish fail spawn-failed"])
+        == ["cancel monitorLate", "close readiness", "close pidfds", "start fail spawn-failed", "finish fail spawn-failed"])
     guard case .failure(let error)? = m.result else { return }
     #expect(error.detail == "fork")
     #expect(error.pid == nil)
@@ -243,18 +291,48 @@ import Testing
     var m = waiting()
     _ = m.handle(.readinessFailed(SpawnError(.protocolFailed, what: "", detail: "closed")), now: at(0.5))
     _ = m.handle(.readinessEnded, now: at(0.5))
-    #expect(describe(m.handle(.settleTimerFired(daemonExited: true), now: at(0.75))) == ["arm settle @1.0"])
+    #expect(describe(m.handle(.settleTimerFired(daemonExited: true, daemonExiting: false), now: at(0.75))) == ["arm settle @1.0"])
     #expect(
-      describe(m.handle(.settleTimerFired(daemonExited: false), now: at(1.0)))
+      describe(m.handle(.settleTimerFired(daemonExited: false, daemonExiting: false), now: at(1.0)))
         == ["cancel deadline", "cancel settle", "stop 2000", "arm monitorLate @33.0"])
     guard case .decided(.failed(let error)) = m.state else { Issue.record("not decided"); return }
     #expect(error.code == .protocolFailed)
     #expect(error.detail == "closed")
   }
 
+  /// Main's fix, ported: the readiness EOF came from a daemon in its exit path (PF_EXITING:
+  /// its descriptors close early in exit, before its pidfd shows the exit). The settle time
+  /// is over before the monitor's report, under load; the wait goes on for it, and the death,
+  /// not a protocol failure, is the outcome.
+  @Test func settlingWaitsWhileTheDaemonIsExiting() {
+    var m = waiting()
+    _ = m.handle(.readinessFailed(SpawnError(.protocolFailed, what: "", detail: "closed")), now: at(0.5))
+    _ = m.handle(.readinessEnded, now: at(0.5))
+    #expect(describe(m.handle(.settleTimerFired(daemonExited: false, daemonExiting: true), now: at(0.75))) == ["arm settle @1.0"])
+    guard case .settling = m.state else { Issue.record("left settling: \(m.state)"); return }
+    #expect(describe(m.handle(.settleTimerFired(daemonExited: true, daemonExiting: false), now: at(1.0))) == ["arm settle @1.25"])
+    _ = m.handle(.report(.exited(Self.exited2)), now: at(1.1))
+    guard case .decided(.failed(let error)) = m.state else { Issue.record("not decided"); return }
+    #expect(error.code == .exited)
+    #expect(error.status == Self.exited2)
+    // Its monitor gone, an exiting daemon no longer holds the decision back.
+    var n = waiting()
+    _ = n.handle(.readinessFailed(SpawnError(.protocolFailed, what: "", detail: "closed")), now: at(0.5))
+    _ = n.handle(.endOfStream, now: at(0.6))
+    guard case .decided(.failed(let monitorError)) = n.state else { Issue.record("not decided"); return }
+    #expect(monitorError.code == .monitorFailed)
+    // And the deadline still bounds the wait.
+    var o = waiting()
+    _ = o.handle(.readinessFailed(SpawnError(.protocolFailed, what: "", detail: "closed")), now: at(9.5))
+    _ = o.handle(.settleTimerFired(daemonExited: false, daemonExiting: true), now: at(9.75))
+    _ = o.handle(.deadlineFired, now: at(10))
+    guard case .decided(.failed(let timeout)) = o.state else { Issue.record("not decided"); return }
+    #expect(timeout.code == .timedOut)
+  }
+
   @Test func aStaleSettleTimerDoesNothing() {
     var m = waiting()
-    #expect(describe(m.handle(.settleTimerFired(daemonExited: false), now: at(0.5))) == [])
+    #expect(describe(m.handle(.settleTimerFired(daemonExited: false, daemonExiting: true), now: at(0.5))) == [])
     guard case .waiting = m.state else { Issue.record("left waiting"); return }
   }
 
@@ -304,7 +382,7 @@ import Testing
     _ = m.handle(.endOfStream, now: at(0.01))
     #expect(
       describe(m.handle(.monitorReaped(WaitStatus(rawValue: 0)), now: at(0.01)))
-        == ["cancel monitorLate", "start fail aborted", "close readiness", "finish fail aborted"])
+        == ["cancel monitorLate", "close readiness", "close pidfds", "start fail aborted", "finish fail aborted"])
     guard case .failure(let error)? = m.result else { return }
     #expect(error.detail == "the task was cancelled")
   }
@@ -322,6 +400,7 @@ import Testing
     var m = waiting()
     _ = m.handle(.recorded, now: at(0.02))
     _ = m.handle(.readinessSucceeded("up"), now: at(1))
+    _ = m.handle(.readinessEnded, now: at(1))
     #expect(describe(m.handle(.monitorLate, now: at(6))) == ["kill monitor"])
     _ = m.handle(.monitorKilled, now: at(6))
     #expect(describe(m.handle(.endOfStream, now: at(6.01))) == ["close control", "reap"], "DETACH was sent: no kill of the daemon")
@@ -332,6 +411,7 @@ import Testing
   @Test func aMonitorLateAfterStopIsKilledAndItsStatusIsNotTheDaemons() {
     var m = waiting()
     _ = m.handle(.abort(detail: "aborted by the caller"), now: at(0.1))
+    _ = m.handle(.readinessEnded, now: at(0.1))
     #expect(describe(m.handle(.monitorLate, now: at(32.1))) == ["kill monitor"])
     _ = m.handle(.monitorKilled, now: at(32.1))
     #expect(describe(m.handle(.endOfStream, now: at(32.2))) == ["close control", "kill daemon", "reap"])
@@ -364,7 +444,7 @@ import Testing
     _ = m.handle(.readinessEnded, now: at(0.1))
     for event: StartupMachine.Event in [
       .abort(detail: "x"), .recordFailed(detail: "x"), .recorded, .deadlineFired, .monitorLate,
-      .settleTimerFired(daemonExited: false), .readinessSucceeded("x"), .readinessEnded, .endOfStream,
+      .settleTimerFired(daemonExited: true, daemonExiting: true), .readinessSucceeded("x"), .readinessEnded, .endOfStream,
       .monitorReaped(nil), .report(.exited(Self.exited2)),
     ] {
       #expect(describe(m.handle(event, now: at(1))) == [], "\(event)")
@@ -392,6 +472,7 @@ private func describe(_ actions: [StartupMachine.Action]) -> [String] {
     case .startReadiness: "start readiness"
     case .cancelReadiness: "cancel readiness"
     case .closeReadiness: "close readiness"
+    case .closePIDFDs: "close pidfds"
     case .sendDetach: "detach"
     case .sendStop(let grace): "stop \(grace)"
     case .killDaemon: "kill daemon"
