@@ -5,6 +5,9 @@ let package = Package(
   name: "XenLight",
   platforms: [.macOS(.v15)],
   products: [
+    // The event loop every library runs on: `EventLoop` appears in the public API of Spawn,
+    // XenStore and XenLight (a loop to run on, `ReadinessContext.loop`), so it is a product too.
+    .library(name: "Reactor", targets: ["Reactor"]),
     .library(name: "XenStore", targets: ["XenStore"]),
     .library(name: "XenStoreDaemon", targets: ["XenStoreDaemon"]),
     .library(name: "Spawn", targets: ["Spawn"]),
@@ -22,18 +25,21 @@ let package = Package(
     // Everything between fork and exec: C, async-signal-safe only.
     .target(name: "CSpawn"),
     // One epoll thread per loop: fds, timers and cross-thread work, never the cooperative pool.
+    // CReactor: the Linux calls Glibc does not export (thread names, accept4).
     .target(name: "CReactor"),
     .target(name: "Reactor", dependencies: ["CReactor", .product(name: "HeapModule", package: "swift-collections")]),
     .target(name: "XenStore", dependencies: [
       "Reactor", .product(name: "Logging", package: "swift-log"),
     ]),
     .target(name: "XenStoreDaemon", dependencies: [
-      "XenStore", "Reactor", "CSpawn",
+      "XenStore", "Reactor", "CReactor", "CSpawn",
       .product(name: "Logging", package: "swift-log"),
       .product(name: "HashTreeCollections", package: "swift-collections"),
     ]),
+    // libxl's log rotation (log → log.1 … log.10), shared by Spawn's users and xenstored.
+    .target(name: "RotatingLogs"),
     .target(name: "Spawn", dependencies: [
-      "CSpawn", "Reactor", .product(name: "Logging", package: "swift-log"),
+      "CSpawn", "Reactor", "RotatingLogs", .product(name: "Logging", package: "swift-log"),
     ]),
     .target(name: "XenLight", dependencies: [
       "XenStore", "Spawn", "Reactor", .product(name: "Logging", package: "swift-log"),
@@ -44,7 +50,7 @@ let package = Package(
       .product(name: "Logging", package: "swift-log"),
     ]),
     .executableTarget(name: "xenstored", dependencies: [
-      "XenStoreDaemon", "XenStore", "CSpawn", "Spawn",
+      "XenStoreDaemon", "XenStore", "RotatingLogs",
       .product(name: "ArgumentParser", package: "swift-argument-parser"),
       .product(name: "Logging", package: "swift-log"),
     ]),

@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <string.h>
+#include <sys/socket.h>
 #include "CReactor.h"
 
 int creactor_set_thread_name(pthread_t thread, const char *name) {
@@ -9,3 +10,5 @@ int creactor_set_thread_name(pthread_t thread, const char *name) {
   short_name[15] = 0;
   return pthread_setname_np(thread, short_name);
 }
+
+int creactor_accept_nonblocking(int fd) { return accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC); }

@@ -99,7 +99,13 @@ public final class EventLoop: @unchecked Sendable {
     precondition(inLoop, "EventLoop.register off the loop thread")
     var event = epoll_event(events: events.rawValue, data: epoll_data_t(fd: fd))
     let op = handlers[fd] == nil ? EPOLL_CTL_ADD : EPOLL_CTL_MOD
-    if epoll_ctl(epollFD, op, fd, &event) != 0 {
+    var rc = epoll_ctl(epollFD, op, fd, &event)
+    if rc != 0 && op == EPOLL_CTL_MOD && errno == ENOENT {
+      // Closed without `deregister` (the kernel dropped it), and the number reused: add it anew.
+      rc = epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, &event)
+    }
+    if rc != 0 {
+      handlers.removeValue(forKey: fd)
       // A regular file or a closed fd cannot be watched: report it at once as readable+error.
       let err = Events.error
       execute { handler(err.union(.readable)) }
@@ -114,6 +120,12 @@ public final class EventLoop: @unchecked Sendable {
     guard handlers[fd] != nil else { return }
     var event = epoll_event(events: events.rawValue, data: epoll_data_t(fd: fd))
     epoll_ctl(epollFD, EPOLL_CTL_MOD, fd, &event)
+  }
+
+  /// Whether `fd` has a handler. Loop thread only.
+  func isRegistered(_ fd: Int32) -> Bool {
+    precondition(inLoop)
+    return handlers[fd] != nil
   }
 
   /// Stops watching `fd` (call before closing it). Loop thread only.

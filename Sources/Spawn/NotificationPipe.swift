@@ -20,12 +20,13 @@ public struct NotificationPipeReadiness: ReadinessSource {
     }
     _ = fcntl(ends.read, F_SETFL, fcntl(ends.read, F_GETFL) | O_NONBLOCK)
     plan.pass(ends.write, as: descriptor, closeAfterStart: true)
-    return Wait(descriptor: descriptor, fd: ends.read)
+    return Wait(descriptor: descriptor, fd: ends.read, system: plan.system)
   }
 
   struct Wait: ReadinessWait {
     let descriptor: Int32
     let fd: Int32
+    let system: SystemCalls
 
     func wait(_ context: ReadinessContext) async throws -> String {
       var line: [UInt8] = []
@@ -51,7 +52,7 @@ public struct NotificationPipeReadiness: ReadinessSource {
       }
     }
 
-    func close() { _ = Glibc.close(fd) }
+    func close() { system.close(fd) }
   }
 }
 

@@ -36,8 +36,11 @@ public protocol ReadinessWait: Sendable {
   /// outcome (death, timeout, abort). Throw `SpawnError` (code `.protocolFailed`, `detail`
   /// saying what was received) when confirmation can no longer come; other errors count as
   /// protocol failures too. A daemon death reported shortly after takes precedence.
+  /// Return promptly once cancelled (the loop's waits and sleeps throw then): the outcome is
+  /// delivered only after this returns and `close` has run.
   func wait(_ context: ReadinessContext) async throws -> String
-  /// Releases what `prepare` made. Called once, when the spawn ends.
+  /// Releases what `prepare` made. Called once, when the spawn ends, after `wait` has
+  /// returned and before the outcome is delivered.
   func close()
 }
 

@@ -43,7 +43,7 @@ extension Spawner {
     } catch {
       throw failed("pidfd_open", error)
     }
-    defer { close(pidfd) }
+    defer { system.close(pidfd) }
     // The pid named this process when the pidfd was opened iff it names it now.
     guard isLive(identity) else { return .alreadyExited }
     if isReadableNow(pidfd) { return .alreadyExited }  // a zombie: it has exited, nothing to signal

@@ -48,8 +48,8 @@ public struct SpawnCommand: Sendable {
 public struct LaunchPlan: Sendable {
   /// The daemon's name in messages.
   public let what: String
-  /// The system calls to use (injectable in tests).
-  public let system: SystemCalls
+  /// The system calls to use (injectable in this package's tests).
+  package let system: SystemCalls
   /// The daemon's environment; a source adds e.g. `NOTIFY_SOCKET`.
   public var environment: [String: String]
 
@@ -75,7 +75,7 @@ public struct LaunchPlan: Sendable {
 
   /// Closes what the spawner was to close after the start: for a spawn that never started.
   func closeOwned() {
-    for fd in passed where fd.closeAfterStart { close(fd.source) }
+    for fd in passed where fd.closeAfterStart { system.close(fd.source) }
   }
 
   /// What a daemon inherits of `environment` (by default the caller's, `environ`): all of

@@ -25,11 +25,16 @@ public final class Spawner: Sendable {
 
   public let loop: EventLoop
   public let reaping: Reaping
-  public let system: SystemCalls
+  package let system: SystemCalls
   /// byCaller: the monitors not yet reaped, by pid.
   private let monitors = Mutex<[Int32: Startup]>([:])
 
-  public init(loop: EventLoop = .shared, reaping: Reaping = .selective, system: SystemCalls = .live) {
+  public convenience init(loop: EventLoop = .shared, reaping: Reaping = .selective) {
+    self.init(loop: loop, reaping: reaping, system: .live)
+  }
+
+  /// With replaced system calls: this package's tests inject failures through them.
+  package init(loop: EventLoop = .shared, reaping: Reaping = .selective, system: SystemCalls) {
     self.loop = loop
     self.reaping = reaping
     self.system = system
@@ -111,17 +116,17 @@ public final class Spawner: Sendable {
     do {
       if let path = command.logPath {
         output = try system.open(path, O_WRONLY | O_APPEND | O_CREAT, 0o644)
-        log = LogFile(path: path, offset: Int64(lseek(output, 0, SEEK_END)))
+        log = LogFile(path: path, offset: (try? system.seekEnd(output)) ?? 0)
       } else {
         output = try system.open("/dev/null", O_WRONLY, 0)
       }
     } catch {
-      close(input)
+      system.close(input)
       throw failed("open \(command.logPath ?? "/dev/null")", error)
     }
     defer {
-      close(input)
-      close(output)
+      system.close(input)
+      system.close(output)
     }
 
     let wait: any ReadinessWait
@@ -143,7 +148,7 @@ public final class Spawner: Sendable {
       throw failed("socketpair", error)
     }
     let (control, monitorEnd) = ends
-    defer { close(monitorEnd) }
+    defer { system.close(monitorEnd) }
 
     var fds = [
       cspawn_fd_mapping(source: input, target: 0), cspawn_fd_mapping(source: output, target: 1),
@@ -178,7 +183,7 @@ public final class Spawner: Sendable {
     case .success(let value): startup = value
     case .failure(let error):
       wait.close()
-      close(control)
+      system.close(control)
       throw failed("fork", error)
     }
     loop.execute { startup.begin() }

@@ -7,9 +7,11 @@ import CSpawn
 /// tests use to inject failures (fork EAGAIN, pipe EMFILE, clone3/pidfd_open/P_PIDFD ENOSYS)
 /// and so exercise every fallback. Each retries EINTR and throws the errno.
 /// The child side (everything between fork and exec) stays in C and is not injectable.
-public struct SystemCalls: Sendable {
+///
+/// `package`, not public: for this package's tests (`Spawner(reaping:system:)`), not an API.
+package struct SystemCalls: Sendable {
   /// How `startMonitor` forks.
-  public enum ForkMethod: Sendable, Hashable {
+  package enum ForkMethod: Sendable, Hashable {
     /// `clone3(CLONE_PIDFD)`: the monitor's pidfd comes with the fork.
     case clone3
     /// `clone(SIGCHLD)`, i.e. fork(2); a pidfd, if wanted, comes from `pidfdOpen` afterwards.
@@ -17,7 +19,7 @@ public struct SystemCalls: Sendable {
   }
 
   /// Whom `waitid` waits for.
-  public enum WaitTarget: Sendable, Hashable {
+  package enum WaitTarget: Sendable, Hashable {
     /// `waitid(P_PIDFD)`; EINVAL or ENOSYS before Linux 5.4.
     case pidfd(Int32)
     /// `waitid(P_PID)`.
@@ -25,31 +27,40 @@ public struct SystemCalls: Sendable {
   }
 
   /// An opaque request for `cspawn_start_monitor`, valid while `startMonitor` runs.
-  public struct MonitorRequest: @unchecked Sendable {
+  package struct MonitorRequest: @unchecked Sendable {
     let pointer: UnsafePointer<cspawn_monitor_request>
   }
 
   /// `pipe2(O_CLOEXEC)`: (read end, write end).
-  public var pipe: @Sendable () throws(Errno) -> (read: Int32, write: Int32)
+  package var pipe: @Sendable () throws(Errno) -> (read: Int32, write: Int32)
   /// `socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC)`: the monitor's control channel.
-  public var socketPair: @Sendable () throws(Errno) -> (Int32, Int32)
+  package var socketPair: @Sendable () throws(Errno) -> (Int32, Int32)
   /// `socket(2)` with SOCK_CLOEXEC and SOCK_NONBLOCK added.
-  public var socket: @Sendable (_ domain: Int32, _ type: Int32) throws(Errno) -> Int32
+  package var socket: @Sendable (_ domain: Int32, _ type: Int32) throws(Errno) -> Int32
   /// `open(2)` with O_CLOEXEC added.
-  public var open: @Sendable (_ path: String, _ flags: Int32, _ mode: mode_t) throws(Errno) -> Int32
+  package var open: @Sendable (_ path: String, _ flags: Int32, _ mode: mode_t) throws(Errno) -> Int32
   /// `cspawn_start_monitor`: forks the startup monitor. Returns its pid and, for clone3, its pidfd.
-  public var startMonitor: @Sendable (MonitorRequest, ForkMethod) throws(Errno) -> (pid: Int32, pidfd: Int32?)
+  package var startMonitor: @Sendable (MonitorRequest, ForkMethod) throws(Errno) -> (pid: Int32, pidfd: Int32?)
   /// `pidfd_open(2)`.
-  public var pidfdOpen: @Sendable (_ pid: Int32) throws(Errno) -> Int32
+  package var pidfdOpen: @Sendable (_ pid: Int32) throws(Errno) -> Int32
   /// `pidfd_send_signal(2)`.
-  public var pidfdSendSignal: @Sendable (_ pidfd: Int32, _ signal: Int32) throws(Errno) -> Void
+  package var pidfdSendSignal: @Sendable (_ pidfd: Int32, _ signal: Int32) throws(Errno) -> Void
   /// `kill(2)`, only where no pidfd can be had (and after an identity check).
-  public var kill: @Sendable (_ pid: Int32, _ signal: Int32) throws(Errno) -> Void
+  package var kill: @Sendable (_ pid: Int32, _ signal: Int32) throws(Errno) -> Void
   /// `waitid(WEXITED)`, with WNOHANG if `nohang`: the reaped pid and status, or nil if none yet.
-  public var waitid: @Sendable (_ target: WaitTarget, _ nohang: Bool) throws(Errno) -> (pid: Int32, status: WaitStatus)?
+  package var waitid: @Sendable (_ target: WaitTarget, _ nohang: Bool) throws(Errno) -> (pid: Int32, status: WaitStatus)?
+  /// `cspawn_send_control`: one DETACH or STOP to the monitor, never blocking, never SIGPIPE.
+  package var sendControl: @Sendable (_ fd: Int32, _ command: Int32, _ graceMilliseconds: Int32) throws(Errno) -> Void
+  /// `cspawn_receive_report`: one report from the monitor, with the pidfd it carried; nil at
+  /// the end of the stream; throws EAGAIN when none is there yet.
+  package var receiveReport: @Sendable (_ fd: Int32) throws(Errno) -> (report: cspawn_report, pidfd: Int32?)?
+  /// `lseek(fd, 0, SEEK_END)`: where a log ends before this spawn appends to it.
+  package var seekEnd: @Sendable (_ fd: Int32) throws(Errno) -> Int64
+  /// `close(2)`, once (never retried: on Linux the descriptor is gone even after EINTR).
+  package var close: @Sendable (_ fd: Int32) -> Void
 
   /// The real calls.
-  public static let live = SystemCalls(
+  package static let live = SystemCalls(
     pipe: { () throws(Errno) in
       var fds: [Int32] = [-1, -1]
       guard cspawn_pipe_cloexec(&fds) == 0 else { throw .current }
@@ -100,6 +111,28 @@ public struct SystemCalls: Sendable {
       }
       if pid < 0 { throw .current }
       return pid == 0 ? nil : (pid, WaitStatus(rawValue: status))
-    }
+    },
+    sendControl: { (fd, command, grace) throws(Errno) in
+      guard cspawn_send_control(fd, command, grace) == 0 else { throw .current }
+    },
+    receiveReport: { fd throws(Errno) in
+      var report = cspawn_report()
+      var pidfd: Int32 = -1
+      let n = cspawn_receive_report(fd, &report, &pidfd)
+      if n < 0 { throw .current }
+      if n == 0 { return nil }
+      if n != MemoryLayout<cspawn_report>.size {
+        // A torn message cannot happen on SOCK_SEQPACKET: an unknown report, ignored.
+        if pidfd >= 0 { Glibc.close(pidfd) }
+        return (cspawn_report(), nil)
+      }
+      return (report, pidfd >= 0 ? pidfd : nil)
+    },
+    seekEnd: { fd throws(Errno) in
+      let offset = lseek(fd, 0, SEEK_END)
+      guard offset >= 0 else { throw .current }
+      return Int64(offset)
+    },
+    close: { fd in _ = Glibc.close(fd) }
   )
 }

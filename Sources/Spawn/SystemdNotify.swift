@@ -33,16 +33,17 @@ public struct SystemdNotifyReadiness: ReadinessSource {
     let bound = address.withSockaddr { bind(fd, $0, $1) }
     guard bound == 0 else {
       let error = Errno.current
-      close(fd)
+      plan.system.close(fd)
       throw SpawnError(.spawnFailed, what: plan.what, errno: error, detail: "bind \(name)")
     }
     plan.environment["NOTIFY_SOCKET"] = name
-    return Wait(fd: fd, path: socketPath)
+    return Wait(fd: fd, path: socketPath, system: plan.system)
   }
 
   struct Wait: ReadinessWait {
     let fd: Int32
     let path: String?
+    let system: SystemCalls
 
     func wait(_ context: ReadinessContext) async throws -> String {
       var datagram = [UInt8](repeating: 0, count: 4096)
@@ -84,7 +85,7 @@ public struct SystemdNotifyReadiness: ReadinessSource {
     }
 
     func close() {
-      _ = Glibc.close(fd)
+      system.close(fd)
       if let path { unlink(path) }
     }
   }

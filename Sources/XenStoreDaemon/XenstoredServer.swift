@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CReactor
 import Logging
 import Reactor
 import Synchronization
@@ -176,7 +177,8 @@ public final class XenstoredServer: @unchecked Sendable {
   private func acceptAll(_ listenFD: Int32) {
     guard let domid = listeners[listenFD] else { return }
     while true {
-      let fd = accept(listenFD, nil, nil)
+      // Non-blocking and close-on-exec from the start (accept4), not set by fcntl after.
+      let fd = creactor_accept_nonblocking(listenFD)
       if fd < 0 {
         if errno == EINTR || errno == ECONNABORTED { continue }
         if errno == EMFILE || errno == ENFILE {
@@ -197,9 +199,6 @@ public final class XenstoredServer: @unchecked Sendable {
         close(fd)
         continue
       }
-      // accept4 is not exported to Swift: set the flags right after.
-      _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-      _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
       let client = ClientConnection(fd: fd, id: engine.connect(domain: domid), domid: domid)
       clients[client.id] = client
       tracer?.note("CREATE \(client.id) domain \(domid)")

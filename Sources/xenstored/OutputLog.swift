@@ -1,7 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Spawn
+import RotatingLogs
 
 /// `--log-file`: the daemon's stdout and stderr (its log) go to a file it keeps bounded.
 /// Once the file outgrows the limit it is rotated as libxl rotates device-model logs

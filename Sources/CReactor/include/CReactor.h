@@ -1,4 +1,4 @@
-// CReactor: the Linux event facilities the Glibc module does not export.
+// CReactor: the Linux calls the Glibc module does not export (they need _GNU_SOURCE).
 #ifndef CREACTOR_H
 #define CREACTOR_H
 #include <sys/epoll.h>
@@ -6,4 +6,8 @@
 #include <pthread.h>
 /// pthread_setname_np, which Glibc hides behind _GNU_SOURCE.
 int creactor_set_thread_name(pthread_t thread, const char *name);
+/// accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC): a connection that is non-blocking
+/// and close-on-exec from the start (no window for a concurrent fork to inherit it, and no
+/// two fcntl calls after). The new descriptor, or -1 with errno as accept(2) sets it.
+int creactor_accept_nonblocking(int fd);
 #endif
