@@ -62,9 +62,26 @@ let package = Package(
     .testTarget(name: "XenStoreDaemonTests", dependencies: ["TestSupport", "XenStoreDaemon", "XenStore"]),
     .testTarget(name: "SpawnTests", dependencies: ["TestSupport", "Spawn", "CSpawn", "spawn-fixture"]),
     .testTarget(name: "XenLightTests", dependencies: ["TestSupport", "XenLight", "XenStore", "Spawn"]),
-    // Against the real peers: xenstore-utils, test-xenstore, pyxs, libxenstore, QEMU.
+    // Shared by the process-level test targets below: daemons under test, raw clients, the xl
+    // testbed, fault and stress helpers.
+    .target(name: "InteropSupport", dependencies: [
+      "TestSupport", "XenStore", "XenStoreDaemon", "Spawn", .product(name: "Logging", package: "swift-log"),
+    ], path: "Tests/InteropSupport"),
+    // Against the real peers: xenstore-utils, test-xenstore, pyxs, libxenstore, Xen's C xenstored, QEMU.
     .testTarget(name: "InteropTests", dependencies: [
-      "TestSupport", "XenStore", "XenStoreDaemon", "Spawn", "XenLight", "xenstored", "xl", "xenstore",
+      "InteropSupport", "TestSupport", "XenStore", "Spawn", "XenLight", "xenstored", "xenstore",
+    ]),
+    // The executables end to end: xl create/list/destroy, a Linux guest's whole life, xenstored's options.
+    .testTarget(name: "EndToEndTests", dependencies: [
+      "InteropSupport", "TestSupport", "XenStore", "Spawn", "xenstored", "xl",
+    ]),
+    // Real faults at the worst moment: killed daemons, crashes and restarts, hostile input.
+    .testTarget(name: "FaultInjectionTests", dependencies: [
+      "InteropSupport", "TestSupport", "XenStore", "Spawn", "xenstored", "xl",
+    ]),
+    // Load, protocol fuzzing, domain limits, socket ownership and state files (RELIABILITY.md).
+    .testTarget(name: "ReliabilityTests", dependencies: [
+      "InteropSupport", "TestSupport", "XenStore", "XenStoreDaemon", "xenstored",
     ]),
   ],
   swiftLanguageModes: [.v6]
