@@ -58,7 +58,10 @@ let package = Package(
     // Shared by the test targets: peers, temporary directories, built executables.
     .target(name: "TestSupport", path: "Tests/TestSupport"),
     .testTarget(name: "ReactorTests", dependencies: ["Reactor"]),
-    .testTarget(name: "XenStoreTests", dependencies: ["TestSupport", "XenStore"]),
+    .testTarget(name: "XenStoreTests", dependencies: [
+      // XenStoreDaemon: the documentation examples run against the daemon, in process.
+      "TestSupport", "XenStore", "XenStoreDaemon", .product(name: "Logging", package: "swift-log"),
+    ]),
     .testTarget(name: "XenStoreDaemonTests", dependencies: ["TestSupport", "XenStoreDaemon", "XenStore"]),
     .testTarget(name: "SpawnTests", dependencies: ["TestSupport", "Spawn", "CSpawn", "spawn-fixture"]),
     .testTarget(name: "XenLightTests", dependencies: ["TestSupport", "XenLight", "XenStore", "Spawn"]),
@@ -73,7 +76,7 @@ let package = Package(
     ]),
     // The executables end to end: xl create/list/destroy, a Linux guest's whole life, xenstored's options.
     .testTarget(name: "EndToEndTests", dependencies: [
-      "InteropSupport", "TestSupport", "XenStore", "Spawn", "xenstored", "xl",
+      "InteropSupport", "TestSupport", "XenStore", "Spawn", "XenLight", "xenstored", "xl",
     ]),
     // Real faults at the worst moment: killed daemons, crashes and restarts, hostile input.
     .testTarget(name: "FaultInjectionTests", dependencies: [
