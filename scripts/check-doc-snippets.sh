@@ -3,7 +3,8 @@
 # (Sources/*/*.docc) and of README.md must be, word for word, a region of a test file between
 # `// doc-snippet: NAME` and `// end-doc-snippet` (those tests compile it and mostly run it),
 # and every such region must appear in a catalog. scripts/test.sh runs this before the build.
-# A block whose fence reads ```swift excerpt need only be contained, line for line, in one region.
+# A block whose fence reads ```swift excerpt (README.md) need only be consecutive lines of one
+# region, indentation aside.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 - <<'PYTHON'
@@ -11,6 +12,15 @@ import glob, re, sys
 
 def normal(text):
     return "\n".join(line.rstrip() for line in text.strip("\n").split("\n"))
+
+def dedent(lines):
+    indent = min((len(l) - len(l.lstrip(" ")) for l in lines if l.strip()), default=0)
+    return [l[indent:] for l in lines]
+
+def contains(code, excerpt):
+    """Whether `excerpt`'s lines are consecutive lines of `code`, both dedented."""
+    want, lines = dedent(excerpt.split("\n")), code.split("\n")
+    return any(dedent(lines[i : i + len(want)]) == want for i in range(len(lines) - len(want) + 1))
 
 regions = {}
 for path in sorted(glob.glob("Tests/**/*.swift", recursive=True)):
@@ -30,7 +40,7 @@ for path in documents:
         blocks += 1
         block, excerpt = normal(match.group(2)), bool(match.group(1))
         line = text[: match.start()].count("\n") + 1
-        found = [name for name, (_, code) in regions.items() if (block in code if excerpt else block == code)]
+        found = [name for name, (_, code) in regions.items() if (contains(code, block) if excerpt else block == code)]
         if not found:
             failures.append(f"{path}:{line}: this ```swift block is no test's doc-snippet region"
                             + (" (an excerpt must be contained in one)" if excerpt else " (copy it from the test, or mark it excerpt)"))
