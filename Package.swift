@@ -20,6 +20,8 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+    // `swift package generate-documentation`: the DocC catalogs, built by scripts/test.sh.
+    .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
   ],
   targets: [
     // Everything between fork and exec: C, async-signal-safe only.
@@ -64,13 +66,33 @@ let package = Package(
     // Shared by the test targets: peers, temporary directories, built executables.
     .target(name: "TestSupport", path: "Tests/TestSupport"),
     .testTarget(name: "ReactorTests", dependencies: ["Reactor"]),
-    .testTarget(name: "XenStoreTests", dependencies: ["TestSupport", "XenStore"]),
+    .testTarget(name: "XenStoreTests", dependencies: [
+      // XenStoreDaemon: the documentation examples run against the daemon, in process.
+      "TestSupport", "XenStore", "XenStoreDaemon", .product(name: "Logging", package: "swift-log"),
+    ]),
     .testTarget(name: "XenStoreDaemonTests", dependencies: ["TestSupport", "XenStoreDaemon", "XenStore"]),
     .testTarget(name: "SpawnTests", dependencies: ["TestSupport", "Spawn", "CSpawn", "spawn-fixture"]),
     .testTarget(name: "XenLightTests", dependencies: ["TestSupport", "XenLight", "XenStore", "Spawn"]),
-    // Against the real peers: xenstore-utils, test-xenstore, pyxs, libxenstore, QEMU.
+    // Shared by the process-level test targets below: daemons under test, raw clients, the xl
+    // testbed, fault and stress helpers.
+    .target(name: "InteropSupport", dependencies: [
+      "TestSupport", "XenStore", "XenStoreDaemon", "Spawn", .product(name: "Logging", package: "swift-log"),
+    ], path: "Tests/InteropSupport"),
+    // Against the real peers: xenstore-utils, test-xenstore, pyxs, libxenstore, Xen's C xenstored, QEMU.
     .testTarget(name: "InteropTests", dependencies: [
-      "TestSupport", "XenStore", "XenStoreDaemon", "Spawn", "XenLight", "xenstored", "xl", "xenstore",
+      "InteropSupport", "TestSupport", "XenStore", "Spawn", "XenLight", "xenstored", "xenstore",
+    ]),
+    // The executables end to end: xl create/list/destroy, a Linux guest's whole life, xenstored's options.
+    .testTarget(name: "EndToEndTests", dependencies: [
+      "InteropSupport", "TestSupport", "XenStore", "Spawn", "XenLight", "xenstored", "xl",
+    ]),
+    // Real faults at the worst moment: killed daemons, crashes and restarts, hostile input.
+    .testTarget(name: "FaultInjectionTests", dependencies: [
+      "InteropSupport", "TestSupport", "XenStore", "Spawn", "xenstored", "xl",
+    ]),
+    // Load, protocol fuzzing, domain limits, socket ownership and state files (RELIABILITY.md).
+    .testTarget(name: "ReliabilityTests", dependencies: [
+      "InteropSupport", "TestSupport", "XenStore", "XenStoreDaemon", "xenstored",
     ]),
   ],
   swiftLanguageModes: [.v6]

@@ -1,5 +1,6 @@
 import Testing
 @testable import XenStore
+import InteropSupport
 
 /// Pipelined batches (`pipeline`, `pipelineResults`, `transaction(pipelining:)`) and the loop
 /// executor, against a real daemon as the other client tests.

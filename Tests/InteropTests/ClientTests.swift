@@ -4,6 +4,7 @@ import Glibc
 import Testing
 @testable import XenStore
 import Synchronization
+import InteropSupport
 import TestSupport
 
 /// The async client against a real daemon (the project's xenstored; see `ClientTestDaemon` for

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Spawn
 import Testing
+import InteropSupport
 import TestSupport
 
 /// Confirmation by QMP against the real QEMU, and QEMU's early failures as spawn errors.

@@ -1,5 +1,6 @@
 import Testing
 @testable import xenstore
+import InteropSupport
 
 /// The tool's formatting as pure functions: the expected bytes are what xenstore-utils 4.17
 /// prints (the interop cases in XenstoreToolTests compare the whole tool with it).

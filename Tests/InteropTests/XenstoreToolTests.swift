@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Testing
+import InteropSupport
 import TestSupport
 import XenStore
 

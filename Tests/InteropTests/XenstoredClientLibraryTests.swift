@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Testing
+import InteropSupport
 import TestSupport
 
 /// pyxs (Debian's python3-pyxs) and a C program linked with libxenstore against our daemon.

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Testing
+import InteropSupport
 import TestSupport
 
 /// Xen's own clients against our daemon: test-xenstore and xenstore-utils. Expected outputs

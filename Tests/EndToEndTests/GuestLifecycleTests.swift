@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Spawn
 import Testing
+import InteropSupport
 import TestSupport
 import XenStore
 

@@ -10,24 +10,24 @@ import XenStore
 /// log directory and lib directory (`XENSTORED_PATH`, `XEN_RUN_DIR`, `XEN_LOG_DIR`,
 /// `XEN_LIB_DIR`: the state of a xenstored that `xl` starts), an optional
 /// in-process xenstored, and the checks that nothing was left behind.
-final class XlTestbed: @unchecked Sendable {
-  let directory: TemporaryDirectory
-  let socketPath: String
-  let xenstored: XenstoredUnderTest?
+package final class XlTestbed: @unchecked Sendable {
+  package let directory: TemporaryDirectory
+  package let socketPath: String
+  package let xenstored: XenstoredUnderTest?
 
-  var runDirectory: String { directory.appending("run") }
-  var logDirectory: String { directory.appending("log") }
-  var libDirectory: String { directory.appending("lib") }
-  var xenstoredStateDirectory: String { libDirectory + "/xenstored" }
+  package var runDirectory: String { directory.appending("run") }
+  package var logDirectory: String { directory.appending("log") }
+  package var libDirectory: String { directory.appending("lib") }
+  package var xenstoredStateDirectory: String { libDirectory + "/xenstored" }
 
-  var environment: [String: String] {
+  package var environment: [String: String] {
     [
       "XENSTORED_PATH": socketPath, "XEN_RUN_DIR": runDirectory, "XEN_LOG_DIR": logDirectory, "XEN_LIB_DIR": libDirectory,
     ]
   }
 
   /// With `xenstored`, a daemon runs in this process; without, `xl` has to start its own.
-  init(xenstored: Bool = true) throws {
+  package init(xenstored: Bool = true) throws {
     directory = TemporaryDirectory("xl")
     if xenstored {
       let daemon = try XenstoredUnderTest.start()
@@ -39,13 +39,13 @@ final class XlTestbed: @unchecked Sendable {
     }
   }
 
-  func stop() {
+  package func stop() {
     xenstored?.stop()
     directory.remove()
   }
 
   /// Writes `text` as a config file in the test's directory and returns its path.
-  func config(_ text: String, name: String = "guest.cfg") -> String {
+  package func config(_ text: String, name: String = "guest.cfg") -> String {
     let path = directory.appending(name)
     let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
     var bytes = text
@@ -55,7 +55,7 @@ final class XlTestbed: @unchecked Sendable {
   }
 
   /// A tiny local guest named `name`, plus `extra` lines.
-  func tinyGuest(_ name: String = "tiny", _ extra: String = "") -> String {
+  package func tinyGuest(_ name: String = "tiny", _ extra: String = "") -> String {
     config(
       """
       name = "\(name)"
@@ -69,7 +69,7 @@ final class XlTestbed: @unchecked Sendable {
   }
 
   /// A device model that never confirms: a script that sleeps (its pid is the sleep's).
-  func neverConfirmingDeviceModel() -> String {
+  package func neverConfirmingDeviceModel() -> String {
     let path = directory.appending("never-ready")
     _ = config("#!/bin/sh\nexec sleep 600\n", name: "never-ready")
     chmod(path, 0o755)
@@ -77,20 +77,20 @@ final class XlTestbed: @unchecked Sendable {
   }
 
   /// Runs the built `xl` with this testbed's environment.
-  func xl(_ arguments: [String], environment extra: [String: String] = [:], timeout: Int = 120) throws -> ProcessResult {
+  package func xl(_ arguments: [String], environment extra: [String: String] = [:], timeout: Int = 120) throws -> ProcessResult {
     try run([BuiltProducts.path("xl")] + arguments, environment: environment.merging(extra) { $1 }, timeout: timeout)
   }
 
-  func client() async throws -> XenStoreClient { try await XenStoreClient.connect(to: socketPath) }
+  package func client() async throws -> XenStoreClient { try await XenStoreClient.connect(to: socketPath) }
 
   /// The children of `path`, or [] if it does not exist.
-  func children(_ path: String) async throws -> [String] {
+  package func children(_ path: String) async throws -> [String] {
     let client = try await client()
     defer { client.close() }
     do { return try await client.directory(path) } catch let error as XenStoreError where error.code == .ENOENT { return [] }
   }
 
-  func read(_ path: String) async throws -> String? {
+  package func read(_ path: String) async throws -> String? {
     let client = try await client()
     defer { client.close() }
     do { return try await client.read(path) } catch let error as XenStoreError where error.code == .ENOENT { return nil }
@@ -98,7 +98,7 @@ final class XlTestbed: @unchecked Sendable {
 
   /// No domain records, no domain sockets, no QMP sockets: what a failed create and a
   /// destroy must leave.
-  func expectNoLeftovers(sourceLocation: SourceLocation = #_sourceLocation) async throws {
+  package func expectNoLeftovers(sourceLocation: SourceLocation = #_sourceLocation) async throws {
     #expect(try await children("/local/domain").filter { $0 != "0" } == [], sourceLocation: sourceLocation)
     #expect(try await children("/local/domain/0/device-model") == [], sourceLocation: sourceLocation)
     #expect(try await children("/libxl") == [], sourceLocation: sourceLocation)
@@ -108,7 +108,7 @@ final class XlTestbed: @unchecked Sendable {
   }
 
   /// The Unix sockets in `directory`.
-  func sockets(in directory: String) -> [String] {
+  package func sockets(in directory: String) -> [String] {
     guard let dir = opendir(directory) else { return [] }
     defer { closedir(dir) }
     var found: [String] = []
@@ -122,19 +122,19 @@ final class XlTestbed: @unchecked Sendable {
 }
 
 /// Whether `pid` is a live process (not gone, not a zombie awaiting its reaper).
-func isAlive(_ pid: Int32) -> Bool {
+package func isAlive(_ pid: Int32) -> Bool {
   guard let stat = try? readFile("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return false }
   return stat[stat.index(after: close)...].split(separator: " ").first != "Z"
 }
 
 /// The pid in the first "[1234]" of `text`.
-func bracketedPID(_ text: String) -> Int32? {
+package func bracketedPID(_ text: String) -> Int32? {
   guard let open = text.firstIndex(of: "["), let close = text[open...].firstIndex(of: "]") else { return nil }
   return Int32(text[text.index(after: open)..<close])
 }
 
 /// `text` with pids ("[1234]") and times ("after 23 ms", "within 500 ms") made stable.
-func normalized(_ text: String) -> String {
+package func normalized(_ text: String) -> String {
   var out = ""
   var rest = Substring(text)
   while let open = rest.firstIndex(of: "[") {

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Synchronization
 import Testing
+import InteropSupport
 import TestSupport
 import XenStore
 

@@ -9,10 +9,10 @@ import TestSupport
 /// `XENSTORE_TEST_DAEMON=<script>` runs the client tests against another daemon instead:
 /// `<script> <socket>` must start it and print its pid once it listens (Xen's C xenstored under
 /// a shim, for example), so the same tests check the client against the reference daemon.
-final class ClientTestDaemon: @unchecked Sendable {
-  let socketPath: String
+package final class ClientTestDaemon: @unchecked Sendable {
+  package let socketPath: String
   /// The daemon's pid, when it is a process of its own.
-  let pid: pid_t?
+  package let pid: pid_t?
   private let underTest: XenstoredUnderTest?
   private let directory: TemporaryDirectory?
 
@@ -24,7 +24,7 @@ final class ClientTestDaemon: @unchecked Sendable {
   }
 
   /// Starts a daemon; `asProcess` when the test needs to signal it.
-  static func start(asProcess: Bool = false) throws -> ClientTestDaemon {
+  package static func start(asProcess: Bool = false) throws -> ClientTestDaemon {
     if let script = getenv("XENSTORE_TEST_DAEMON").map({ String(cString: $0) }) {
       let directory = TemporaryDirectory("xsc")
       let socketPath = directory.appending("socket")
@@ -47,7 +47,7 @@ final class ClientTestDaemon: @unchecked Sendable {
 
   /// Stops the daemon process (SIGSTOP) and waits until every thread of it has stopped, so
   /// requests sent from now on stay unanswered until `thaw()`.
-  func freeze() async throws {
+  package func freeze() async throws {
     guard let pid else { throw StartupError(description: "freeze needs a daemon process") }
     Glibc.kill(pid, SIGSTOP)
     try await withTimeout(.seconds(30), "stopping xenstored") {
@@ -56,12 +56,12 @@ final class ClientTestDaemon: @unchecked Sendable {
   }
 
   /// Lets a frozen daemon run again.
-  func thaw() {
+  package func thaw() {
     if let pid { Glibc.kill(pid, SIGCONT) }
   }
 
   /// Kills the daemon process outright: its clients lose their connections.
-  func kill() {
+  package func kill() {
     if let pid { Glibc.kill(pid, SIGKILL) }
   }
 
@@ -81,7 +81,7 @@ final class ClientTestDaemon: @unchecked Sendable {
   }
 
   /// Stops the daemon and removes its files.
-  func stop() {
+  package func stop() {
     underTest?.stop()
     if let pid {
       Glibc.kill(pid, SIGCONT)
@@ -95,7 +95,7 @@ final class ClientTestDaemon: @unchecked Sendable {
 
 /// Runs `body`, failing with a clear error if it takes longer than `limit`: a hang guard so a
 /// broken client fails the test instead of blocking CI, not a speed assertion.
-func withTimeout<T: Sendable>(_ limit: Duration, _ what: String,
+package func withTimeout<T: Sendable>(_ limit: Duration, _ what: String,
                               _ body: @escaping @Sendable () async throws -> T) async throws -> T {
   try await withThrowingTaskGroup(of: T?.self) { group in
     group.addTask { try await body() }

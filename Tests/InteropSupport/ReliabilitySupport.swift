@@ -10,13 +10,13 @@ import XenStore
 /// The built `xenstored` executable, started for one suite in a fresh directory and confirmed
 /// by its readiness newline; its pid is kept so the suites can check it is alive and read its
 /// memory.
-final class DaemonProcess: Sendable {
-  let directory: TemporaryDirectory
-  let socketPath: String
-  let pid: pid_t
+package final class DaemonProcess: Sendable {
+  package let directory: TemporaryDirectory
+  package let socketPath: String
+  package let pid: pid_t
 
   /// `durable`: with a state directory of its own (`--state-dir`).
-  init(durable: Bool = false) throws {
+  package init(durable: Bool = false) throws {
     directory = TemporaryDirectory("xsr")
     socketPath = directory.appending("socket")
     let state = durable ? ["--state-dir", directory.appending("state")] : []
@@ -25,45 +25,45 @@ final class DaemonProcess: Sendable {
   }
 
   /// The socket of introduced domain `domid`.
-  func domainSocketPath(_ domid: UInt32) -> String { socketPath + ".d/domain-\(domid)" }
+  package func domainSocketPath(_ domid: UInt32) -> String { socketPath + ".d/domain-\(domid)" }
 
   /// True while the process has not exited.
-  var isAlive: Bool {
+  package var isAlive: Bool {
     var status: Int32 = 0
     return waitpid(pid, &status, WNOHANG) == 0
   }
 
   /// Resident memory in KiB (`VmRSS` of /proc/<pid>/status).
-  var residentKiB: Int {
+  package var residentKiB: Int {
     let status = (try? readFile("/proc/\(pid)/status")) ?? ""
     let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") }
     return line.flatMap { Int($0.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") } ?? 0
   }
 
   /// Stops the daemon (SIGTERM, then SIGKILL after 10 s) and removes its directory.
-  func stop() {
+  package func stop() {
     kill(pid, SIGTERM)
     waitForExit(pid, seconds: 10)
     directory.remove()
   }
 
   /// What the daemon wrote to stderr.
-  var log: String { (try? readFile(directory.appending("stderr"))) ?? "" }
+  package var log: String { (try? readFile(directory.appending("stderr"))) ?? "" }
 }
 
 /// A blocking xenstore client for one thread: requests with ids of its own, replies matched
 /// by id, watch events queued apart. Every wait has a deadline (`timeout` seconds), so a
 /// daemon that stops answering fails the suite instead of hanging it.
-final class StressClient {
-  let fd: Int32
+package final class StressClient {
+  package let fd: Int32
   private var decoder = MessageDecoder()
   private var buffer = [UInt8](repeating: 0, count: 1 << 16)
-  private(set) var events: [Message] = []
+  package private(set) var events: [Message] = []
   /// Requests sent through `request`.
-  private(set) var requestCount = 0
+  package private(set) var requestCount = 0
   private var nextID: UInt32 = 0
 
-  init(_ path: String, timeout: Int = 10) throws {
+  package init(_ path: String, timeout: Int = 10) throws {
     // The descriptor becomes `self.fd` only once connected: a class whose init throws after
     // all its properties are set runs its deinit, which would close it a second time (and,
     // with other threads opening descriptors, close one of theirs).
@@ -80,7 +80,7 @@ final class StressClient {
 
   deinit { close(fd) }
 
-  func setTimeout(seconds: Int, microseconds: Int = 0) {
+  package func setTimeout(seconds: Int, microseconds: Int = 0) {
     var t = timeval(tv_sec: seconds, tv_usec: microseconds)
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &t, socklen_t(MemoryLayout<timeval>.size))
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &t, socklen_t(MemoryLayout<timeval>.size))
@@ -88,7 +88,7 @@ final class StressClient {
 
   /// Sends all of `bytes`; false if the daemon closed the connection.
   @discardableResult
-  func send(_ bytes: [UInt8]) -> Bool {
+  package func send(_ bytes: [UInt8]) -> Bool {
     var sent = 0
     while sent < bytes.count {
       let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + sent, bytes.count - sent, Int32(MSG_NOSIGNAL)) }
@@ -100,7 +100,7 @@ final class StressClient {
   }
 
   /// The next message, or nil on close, error or timeout.
-  func receive() -> Message? {
+  package func receive() -> Message? {
     while true {
       if let m = try? decoder.next() { return m }
       let n = recv(fd, &buffer, buffer.count, 0)
@@ -112,7 +112,7 @@ final class StressClient {
 
   /// Sends a request and waits for its reply (events meanwhile are queued); nil if the
   /// connection ended or the reply did not come in time.
-  func request(_ type: MessageType, _ payload: [UInt8], tx: UInt32 = 0) -> Message? {
+  package func request(_ type: MessageType, _ payload: [UInt8], tx: UInt32 = 0) -> Message? {
     nextID &+= 1
     requestCount += 1
     let id = nextID
@@ -125,35 +125,35 @@ final class StressClient {
   }
 
   /// The reply as text: an errno name, else the payload with NULs as `|`; "closed" if none.
-  func call(_ type: MessageType, _ strings: String..., tx: UInt32 = 0) -> String {
+  package func call(_ type: MessageType, _ strings: String..., tx: UInt32 = 0) -> String {
     text(request(type, Array(strings.map { Array($0.utf8) + [0] }.joined()), tx: tx))
   }
 
   /// WRITE with a raw value (not NUL-terminated, as on the wire).
-  func write(_ path: String, _ value: String, tx: UInt32 = 0) -> String {
+  package func write(_ path: String, _ value: String, tx: UInt32 = 0) -> String {
     text(request(.write, Array(path.utf8) + [0] + Array(value.utf8), tx: tx))
   }
 
   /// READ's value, or nil for an error.
-  func read(_ path: String, tx: UInt32 = 0) -> String? {
+  package func read(_ path: String, tx: UInt32 = 0) -> String? {
     guard let m = request(.read, Array(path.utf8) + [0], tx: tx), m.type == .read else { return nil }
     return String(decoding: m.payload, as: UTF8.self)
   }
 
   /// Takes the queued events.
-  func takeEvents() -> [Message] {
+  package func takeEvents() -> [Message] {
     defer { events.removeAll() }
     return events
   }
 
-  func text(_ m: Message?) -> String {
+  package func text(_ m: Message?) -> String {
     guard let m else { return "closed" }
     if m.type == .error { return String(decoding: m.payload.dropLast(), as: UTF8.self) }
     return m.payloadDescription
   }
 
   /// True once the daemon has closed the connection: reads (and discards) until EOF or reset.
-  func isClosedByDaemon() -> Bool {
+  package func isClosedByDaemon() -> Bool {
     while true {
       let n = recv(fd, &buffer, buffer.count, 0)
       if n == 0 { return true }
@@ -162,9 +162,9 @@ final class StressClient {
   }
 }
 
-enum UnixAddress {
+package enum UnixAddress {
   /// Calls `body` with a `sockaddr_un` for `path`.
-  static func withAddress<T>(_ path: String, _ body: (UnsafePointer<sockaddr>, socklen_t) -> T) -> T {
+  package static func withAddress<T>(_ path: String, _ body: (UnsafePointer<sockaddr>, socklen_t) -> T) -> T {
     var address = sockaddr_un()
     address.sun_family = sa_family_t(AF_UNIX)
     let bytes = Array(path.utf8.prefix(107))
@@ -177,7 +177,7 @@ enum UnixAddress {
 
 /// Runs `body(0..<count)` on `count` threads of their own (blocking sockets belong there, not
 /// on Swift's cooperative pool) and returns when all have finished.
-func onThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
+package func onThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
   final class Box: @unchecked Sendable {
     let run: () -> Void
     init(_ run: @escaping () -> Void) { self.run = run }
@@ -198,22 +198,22 @@ func onThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
 }
 
 /// Seconds since an arbitrary start (CLOCK_MONOTONIC).
-func monotonicSeconds() -> Double {
+package func monotonicSeconds() -> Double {
   var t = timespec()
   clock_gettime(CLOCK_MONOTONIC, &t)
   return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
 }
 
 /// A seconds setting from the environment (the scripts' long runs), else `fallback`.
-func secondsSetting(_ name: String, default fallback: Double) -> Double {
+package func secondsSetting(_ name: String, default fallback: Double) -> Double {
   getenv(name).flatMap { Double(String(cString: $0)) } ?? fallback
 }
 
 /// SplitMix64: small, fast, and reproducible from the seed a failing run prints.
-struct SeededRandom: RandomNumberGenerator {
+package struct SeededRandom: RandomNumberGenerator {
   private var state: UInt64
-  init(seed: UInt64) { state = seed }
-  mutating func next() -> UInt64 {
+  package init(seed: UInt64) { state = seed }
+  package mutating func next() -> UInt64 {
     state &+= 0x9E37_79B9_7F4A_7C15
     var z = state
     z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
@@ -223,7 +223,7 @@ struct SeededRandom: RandomNumberGenerator {
 }
 
 /// The seed of a run: `XS_STRESS_SEED` if set (to replay a failure), else a fresh one.
-func stressSeed() -> UInt64 {
+package func stressSeed() -> UInt64 {
   getenv("XS_STRESS_SEED").flatMap { UInt64(String(cString: $0)) } ?? UInt64.random(in: 1...UInt64.max)
 }
 
@@ -231,12 +231,12 @@ func stressSeed() -> UInt64 {
 ///
 /// Locked with a pthread mutex rather than `Synchronization.Mutex`: ThreadSanitizer does not
 /// see the futex-based `Mutex` of Swift 6.3 on Linux synchronise, and reports races under it.
-final class StressLedger: @unchecked Sendable {
+package final class StressLedger: @unchecked Sendable {
   private let lock: UnsafeMutablePointer<pthread_mutex_t>
   private var storedCounts: [String: Int] = [:]
   private var storedFailures: [String] = []
 
-  init() {
+  package init() {
     lock = .allocate(capacity: 1)
     pthread_mutex_init(lock, nil)
   }
@@ -252,16 +252,16 @@ final class StressLedger: @unchecked Sendable {
     return body()
   }
 
-  func add(_ name: String, _ n: Int = 1) { locked { storedCounts[name, default: 0] += n } }
-  func count(_ name: String) -> Int { locked { storedCounts[name] ?? 0 } }
-  var counts: [String: Int] { locked { storedCounts } }
+  package func add(_ name: String, _ n: Int = 1) { locked { storedCounts[name, default: 0] += n } }
+  package func count(_ name: String) -> Int { locked { storedCounts[name] ?? 0 } }
+  package var counts: [String: Int] { locked { storedCounts } }
 
   /// Records a failure (the first 20 are kept word for word).
-  func fail(_ note: String) {
+  package func fail(_ note: String) {
     locked {
       if storedFailures.count < 20 { storedFailures.append(note) }
       storedCounts["failures", default: 0] += 1
     }
   }
-  var failures: [String] { locked { storedFailures } }
+  package var failures: [String] { locked { storedFailures } }
 }

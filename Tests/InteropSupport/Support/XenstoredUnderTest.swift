@@ -15,24 +15,24 @@ import XenStoreDaemon
 /// defer { d.stop() }
 /// run(["/usr/bin/xenstore-read", "/a"], environment: d.environment)
 /// ```
-final class XenstoredUnderTest: @unchecked Sendable {
-  enum Mode: Sendable, CustomStringConvertible {
+package final class XenstoredUnderTest: @unchecked Sendable {
+  package enum Mode: Sendable, CustomStringConvertible {
     case inProcess, executable
-    var description: String { self == .inProcess ? "in-process" : "executable" }
+    package var description: String { self == .inProcess ? "in-process" : "executable" }
   }
 
-  let directory: TemporaryDirectory
-  let socketPath: String
+  package let directory: TemporaryDirectory
+  package let socketPath: String
   /// The trace file, if one was asked for.
-  let tracePath: String?
+  package let tracePath: String?
   private let server: XenstoredServer?
   private let pid: pid_t?
 
   /// Environment for Xen's clients (libxenstore, xenstore-utils, pyxs): `XENSTORED_PATH`.
-  var environment: [String: String] { ["XENSTORED_PATH": socketPath] }
+  package var environment: [String: String] { ["XENSTORED_PATH": socketPath] }
 
   /// The socket through which a process acts as introduced domain `domid`.
-  func domainSocketPath(_ domid: UInt32) -> String { socketPath + ".d/domain-\(domid)" }
+  package func domainSocketPath(_ domid: UInt32) -> String { socketPath + ".d/domain-\(domid)" }
 
   private init(directory: TemporaryDirectory, socketPath: String, tracePath: String?,
                server: XenstoredServer?, pid: pid_t?) {
@@ -43,7 +43,7 @@ final class XenstoredUnderTest: @unchecked Sendable {
     self.pid = pid
   }
 
-  static func start(_ mode: Mode = .inProcess, trace: Bool = false,
+  package static func start(_ mode: Mode = .inProcess, trace: Bool = false,
                     maxQueuedOutputBytes: Int = 1 << 20) throws -> XenstoredUnderTest {
     let directory = TemporaryDirectory("xsd")
     let socketPath = directory.appending("socket")
@@ -65,7 +65,7 @@ final class XenstoredUnderTest: @unchecked Sendable {
   }
 
   /// Stops the daemon (SIGTERM for the executable, waiting for it) and removes the directory.
-  func stop() {
+  package func stop() {
     server?.stop()
     if let pid {
       kill(pid, SIGTERM)
@@ -75,16 +75,18 @@ final class XenstoredUnderTest: @unchecked Sendable {
   }
 
   /// What the executable wrote to stderr.
-  var log: String { (try? readFile(directory.appending("stderr"))) ?? "" }
+  package var log: String { (try? readFile(directory.appending("stderr"))) ?? "" }
 }
 
-struct StartupError: Error, CustomStringConvertible {
-  let description: String
+package struct StartupError: Error, CustomStringConvertible {
+  package let description: String
+
+  package init(description: String) { self.description = description }
 }
 
 /// Spawns `path arguments` with fd 3 the write end of a pipe and waits (10 s at most) for the
 /// readiness newline on it; stderr goes to `log`.
-func spawnConfirmed(_ path: String, _ arguments: [String], log: String,
+package func spawnConfirmed(_ path: String, _ arguments: [String], log: String,
                     environment: [String: String] = [:]) throws -> pid_t {
   var fds: [Int32] = [0, 0]
   guard pipe(&fds) == 0 else { throw StartupError(description: "pipe failed") }
@@ -120,7 +122,7 @@ func spawnConfirmed(_ path: String, _ arguments: [String], log: String,
 }
 
 /// The current environment with `adding` applied, as a NULL-terminated `envp`.
-func environmentBlock(adding: [String: String]) -> [UnsafeMutablePointer<CChar>?] {
+package func environmentBlock(adding: [String: String]) -> [UnsafeMutablePointer<CChar>?] {
   var merged: [String: String] = [:]
   var p = environ
   while let entry = p.pointee {
@@ -134,7 +136,7 @@ func environmentBlock(adding: [String: String]) -> [UnsafeMutablePointer<CChar>?
 
 /// Waits for `pid` to exit (polling, `seconds` at most, then SIGKILL); its wait status.
 @discardableResult
-func waitForExit(_ pid: pid_t, seconds: Int) -> Int32? {
+package func waitForExit(_ pid: pid_t, seconds: Int) -> Int32? {
   var status: Int32 = 0
   for _ in 0..<(seconds * 100) {
     if waitpid(pid, &status, WNOHANG) == pid { return status }
@@ -145,7 +147,7 @@ func waitForExit(_ pid: pid_t, seconds: Int) -> Int32? {
   return nil
 }
 
-func readFile(_ path: String) throws -> String {
+package func readFile(_ path: String) throws -> String {
   let fd = open(path, O_RDONLY)
   guard fd >= 0 else { throw StartupError(description: "cannot open \(path)") }
   defer { close(fd) }

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Testing
+import InteropSupport
 import TestSupport
 
 /// The `xenstored` executable: socket choice, readiness, pid file, single instance, signals,

@@ -5,18 +5,24 @@ import Spawn
 import TestSupport
 
 /// What a finished peer program did.
-struct ProcessResult: CustomStringConvertible {
+package struct ProcessResult: CustomStringConvertible {
   /// Exit code, or 128 + signal.
-  let status: Int32
-  let stdout: String
-  let stderr: String
-  var description: String { "status \(status)\nstdout: \(stdout)\nstderr: \(stderr)" }
+  package let status: Int32
+  package let stdout: String
+  package let stderr: String
+  package var description: String { "status \(status)\nstdout: \(stdout)\nstderr: \(stderr)" }
+
+  package init(status: Int32, stdout: String, stderr: String) {
+    self.status = status
+    self.stdout = stdout
+    self.stderr = stderr
+  }
 }
 
 /// Runs a peer program to completion with `environment` added and `stdin` fed, killing it after
 /// `timeout` seconds (a hang fails the test instead of blocking CI). For tests only: it blocks
 /// the calling thread while the program runs.
-func run(_ argv: [String], environment: [String: String] = [:], stdin: String = "",
+package func run(_ argv: [String], environment: [String: String] = [:], stdin: String = "",
          timeout: Int = 60) throws -> ProcessResult {
   let directory = TemporaryDirectory("run")
   defer { directory.remove() }
@@ -49,7 +55,7 @@ func run(_ argv: [String], environment: [String: String] = [:], stdin: String = 
 }
 
 /// Starts a peer program in the background (stdout to `output`); stop it with `waitForExit`.
-func spawnBackground(_ argv: [String], environment: [String: String], output: String) throws -> pid_t {
+package func spawnBackground(_ argv: [String], environment: [String: String], output: String) throws -> pid_t {
   try spawnProcess(argv, environment: environment) { actions in
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
     posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
@@ -59,7 +65,7 @@ func spawnBackground(_ argv: [String], environment: [String: String], output: St
 
 /// Starts `argv` with the given descriptors as its stdin, stdout and stderr (e.g. a
 /// pseudo-terminal's slave); reap it with `waitpid`.
-func spawnWithStdio(_ argv: [String], environment: [String: String], stdin: Int32, stdout: Int32, stderr: Int32) throws -> pid_t {
+package func spawnWithStdio(_ argv: [String], environment: [String: String], stdin: Int32, stdout: Int32, stderr: Int32) throws -> pid_t {
   try spawnProcess(argv, environment: environment) { actions in
     posix_spawn_file_actions_adddup2(&actions, stdin, 0)
     posix_spawn_file_actions_adddup2(&actions, stdout, 1)
@@ -89,7 +95,7 @@ private func spawnProcess(
 /// `seconds`. Returns whether it did. Not `isAlive`: a killed multi-threaded process shows a
 /// zombie leader while its other threads still exit and its descriptors (a listening socket)
 /// stay open; the pidfd becomes readable only once every thread is gone.
-func awaitExit(_ pid: pid_t, seconds: Int32) -> Bool {
+package func awaitExit(_ pid: pid_t, seconds: Int32) -> Bool {
   guard let pidfd = try? SystemCalls.live.pidfdOpen(pid) else { return !isAlive(pid) }
   defer { close(pidfd) }
   var fds = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)

@@ -9,11 +9,11 @@ import XenStore
 /// One fault test's world: an `XlTestbed` whose xenstored is the built executable, started by
 /// the test (so its pid and descriptors can be watched), plus the device models and the
 /// process checks the fault tests share.
-final class FaultBed: @unchecked Sendable {
-  let bed: XlTestbed
-  private(set) var xenstored: pid_t
+package final class FaultBed: @unchecked Sendable {
+  package let bed: XlTestbed
+  package private(set) var xenstored: pid_t
 
-  init() throws {
+  package init() throws {
     bed = try XlTestbed(xenstored: false)
     xenstored = try Self.startXenstored(bed)
     try settle()
@@ -33,31 +33,31 @@ final class FaultBed: @unchecked Sendable {
     }
   }
 
-  static func startXenstored(_ bed: XlTestbed) throws -> pid_t {
+  package static func startXenstored(_ bed: XlTestbed) throws -> pid_t {
     try spawnConfirmed(
       BuiltProducts.path("xenstored"), ["-N", "--socket", bed.socketPath, "--ready-fd", "3"],
       log: bed.directory.appending("xenstored.err"))
   }
 
   /// Starts a fresh xenstored at the same socket (after the test killed the first).
-  func restartXenstored() throws {
+  package func restartXenstored() throws {
     waitForExit(xenstored, seconds: 10)
     xenstored = try Self.startXenstored(bed)
     try settle()
   }
 
-  func stop() {
+  package func stop() {
     kill(xenstored, SIGTERM)
     waitForExit(xenstored, seconds: 10)
     bed.stop()
   }
 
   /// The open descriptors of xenstored.
-  var xenstoredDescriptors: Int { descriptorCount(xenstored) }
+  package var xenstoredDescriptors: Int { descriptorCount(xenstored) }
 
   /// Real QEMU (`device_model_override`) whose QMP socket is moved where xl does not look, so
   /// it runs and never confirms: the create stays in its wait as long as the test needs.
-  func unconfirmedQEMU() -> String {
+  package func unconfirmedQEMU() -> String {
     let path = bed.directory.appending("hidden-qmp-qemu")
     _ = bed.config(
       """
@@ -76,11 +76,11 @@ final class FaultBed: @unchecked Sendable {
   }
 
   /// QEMU's QMP socket under `unconfirmedQEMU`: it exists once QEMU is really up.
-  var hiddenQMPSocket: String { bed.directory.appending("hidden-qmp") }
+  package var hiddenQMPSocket: String { bed.directory.appending("hidden-qmp") }
 
   /// A device model that confirms at once through xenstore (as QEMU does under Xen) and then
   /// sleeps, named after this test's directory so the process scan finds it.
-  func fastDeviceModel() -> String {
+  package func fastDeviceModel() -> String {
     let path = bed.directory.appending("fast-dm")
     _ = bed.config(
       """
@@ -100,7 +100,7 @@ final class FaultBed: @unchecked Sendable {
   }
 
   /// Starts `xl ARGUMENTS` in the background; its stderr goes to the returned path.
-  func startXL(_ arguments: [String]) throws -> (pid: pid_t, stderr: String) {
+  package func startXL(_ arguments: [String]) throws -> (pid: pid_t, stderr: String) {
     let output = bed.directory.appending("xl.out")
     let pid = try spawnBackground([BuiltProducts.path("xl")] + arguments, environment: bed.environment, output: output)
     return (pid, output + ".err")
@@ -109,13 +109,13 @@ final class FaultBed: @unchecked Sendable {
   /// Live processes (not zombies) other than xenstored whose command line mentions this
   /// test's directory: `xl` and its startup monitor (the config path), QEMU (its QMP path),
   /// the scripted device models.
-  func strayProcesses() -> [pid_t] {
+  package func strayProcesses() -> [pid_t] {
     processes(mentioning: bed.directory.path + "/").filter { $0 != xenstored }
   }
 
   /// Waits (60 s at most) until `strayProcesses()` is empty: killing a caller reaches its
   /// device model through the monitor, which takes a moment. Returns what is left.
-  func waitForNoStrayProcesses() -> [String] {
+  package func waitForNoStrayProcesses() -> [String] {
     for _ in 0..<6000 {
       if strayProcesses().isEmpty { return [] }
       usleep(10_000)
@@ -124,13 +124,13 @@ final class FaultBed: @unchecked Sendable {
   }
 
   /// The domids with records under /local/domain (dom0 aside).
-  func domains() async throws -> [String] {
+  package func domains() async throws -> [String] {
     try await bed.children("/local/domain").filter { $0 != "0" }.sorted()
   }
 }
 
 /// Waits (`seconds` at most) until `file` has a line containing `text`; whether it did.
-func waitForLine(in file: String, containing text: String, seconds: Int = 120) -> Bool {
+package func waitForLine(in file: String, containing text: String, seconds: Int = 120) -> Bool {
   for _ in 0..<(seconds * 1000) {
     if let content = try? readFile(file), content.contains(text) { return true }
     usleep(1000)
@@ -139,7 +139,7 @@ func waitForLine(in file: String, containing text: String, seconds: Int = 120) -
 }
 
 /// Polls `condition` every millisecond (`seconds` at most); whether it came true.
-func eventually(seconds: Int = 120, _ condition: () async throws -> Bool) async rethrows -> Bool {
+package func eventually(seconds: Int = 120, _ condition: () async throws -> Bool) async rethrows -> Bool {
   for _ in 0..<(seconds * 1000) {
     if try await condition() { return true }
     usleep(1000)
@@ -148,7 +148,7 @@ func eventually(seconds: Int = 120, _ condition: () async throws -> Bool) async 
 }
 
 /// Live (non-zombie) processes, this one excluded, whose `/proc/<pid>/cmdline` contains `text`.
-func processes(mentioning text: String) -> [pid_t] {
+package func processes(mentioning text: String) -> [pid_t] {
   guard let dir = opendir("/proc") else { return [] }
   defer { closedir(dir) }
   var found: [pid_t] = []
@@ -167,7 +167,7 @@ func processes(mentioning text: String) -> [pid_t] {
 }
 
 /// The entries of `/proc/<pid>/fd`.
-func descriptorCount(_ pid: pid_t) -> Int {
+package func descriptorCount(_ pid: pid_t) -> Int {
   guard let dir = opendir("/proc/\(pid)/fd") else { return -1 }
   defer { closedir(dir) }
   var count = 0
@@ -178,7 +178,7 @@ func descriptorCount(_ pid: pid_t) -> Int {
 }
 
 /// The files in `directory`, sorted.
-func files(in directory: String) -> [String] {
+package func files(in directory: String) -> [String] {
   guard let dir = opendir(directory) else { return [] }
   defer { closedir(dir) }
   var found: [String] = []

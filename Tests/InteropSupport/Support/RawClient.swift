@@ -5,13 +5,13 @@ import XenStore
 
 /// A blocking raw-protocol client for tests: sends any bytes, reads replies with a timeout
 /// (10 s), and keeps watch events apart from replies.
-final class RawClient {
-  let fd: Int32
+package final class RawClient {
+  package let fd: Int32
   private var decoder = MessageDecoder()
-  private(set) var events: [Message] = []
+  package private(set) var events: [Message] = []
   private var nextID: UInt32 = 1
 
-  init(_ path: String) throws {
+  package init(_ path: String) throws {
     // Stored only once connected: a throw after every property is set would run deinit and
     // close the descriptor twice (see StressClient).
     let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
@@ -35,7 +35,7 @@ final class RawClient {
 
   deinit { close(fd) }
 
-  func sendBytes(_ bytes: [UInt8]) {
+  package func sendBytes(_ bytes: [UInt8]) {
     var sent = 0
     while sent < bytes.count {
       let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + sent, bytes.count - sent, Int32(MSG_NOSIGNAL)) }
@@ -45,7 +45,7 @@ final class RawClient {
   }
 
   /// The next message, or nil once the daemon closed the connection (or on timeout).
-  func receive() -> Message? {
+  package func receive() -> Message? {
     var buffer = [UInt8](repeating: 0, count: 65536)
     while true {
       if let m = try? decoder.next() { return m }
@@ -56,11 +56,11 @@ final class RawClient {
   }
 
   /// Sends a request and returns its reply (events that come first are kept in `events`).
-  func request(_ type: MessageType, _ strings: String..., tx: UInt32 = 0) -> Message? {
+  package func request(_ type: MessageType, _ strings: String..., tx: UInt32 = 0) -> Message? {
     requestRaw(type, Array(strings.map { Array($0.utf8) + [0] }.joined()), tx: tx)
   }
 
-  func requestRaw(_ type: MessageType, _ payload: [UInt8], tx: UInt32 = 0) -> Message? {
+  package func requestRaw(_ type: MessageType, _ payload: [UInt8], tx: UInt32 = 0) -> Message? {
     nextID += 1
     sendBytes(Message(type: type, requestID: nextID, transactionID: tx, payload: payload).encoded())
     while let m = receive() {
@@ -71,29 +71,29 @@ final class RawClient {
   }
 
   /// The reply as text: an errno name, else the payload with NULs as `|`; "closed" if none.
-  func call(_ type: MessageType, _ strings: String..., tx: UInt32 = 0) -> String {
+  package func call(_ type: MessageType, _ strings: String..., tx: UInt32 = 0) -> String {
     text(requestRaw(type, Array(strings.map { Array($0.utf8) + [0] }.joined()), tx: tx))
   }
 
   /// WRITE with the value as raw bytes (not NUL-terminated, as libxenstore sends it).
-  func write(_ path: String, _ value: String, tx: UInt32 = 0) -> String {
+  package func write(_ path: String, _ value: String, tx: UInt32 = 0) -> String {
     text(requestRaw(.write, Array(path.utf8) + [0] + Array(value.utf8), tx: tx))
   }
 
-  func text(_ m: Message?) -> String {
+  package func text(_ m: Message?) -> String {
     guard let m else { return "closed" }
     if m.type == .error { return String(decoding: m.payload.dropLast(), as: UTF8.self) }
     return m.payloadDescription
   }
 
   /// Takes the events received so far, as `path|token|`.
-  func takeEvents() -> [String] {
+  package func takeEvents() -> [String] {
     defer { events.removeAll() }
     return events.map(\.payloadDescription)
   }
 
   /// True once the daemon has closed this connection: reads until EOF or reset (10 s at most).
-  func isClosedByDaemon() -> Bool {
+  package func isClosedByDaemon() -> Bool {
     var buffer = [UInt8](repeating: 0, count: 65536)
     while true {
       let n = recv(fd, &buffer, buffer.count, 0)
