@@ -218,7 +218,7 @@ public struct DomainCreator: Sendable {
           files.append(fd)
           passed[file.descriptor] = fd
         }
-        try Restriction.makeRoot(chroot)
+        try Restriction.makeRoot(chroot, user: user)
         confinement = Confinement(uid: user.uid, gid: user.gid, groups: user.groups)
       }
       events.phase(.spawn, command.shellCommand)

@@ -95,11 +95,13 @@ public struct DeviceModelUser: Hashable, Sendable {
   public func cannotRead(_ path: String) -> String? {
     var info = stat()
     guard stat(path, &info) == 0 else { return "cannot be read: \(FileIO.describe(errno: errno))" }
-    func allows(_ s: stat, _ bits: mode_t) -> Bool {
-      if s.st_uid == uid { return s.st_mode & (bits << 6) == bits << 6 }
-      if s.st_gid == gid || groups.contains(s.st_gid) { return s.st_mode & (bits << 3) == bits << 3 }
-      return s.st_mode & bits == bits
-    }
+    if let why = cannotSearch(parentsOf: path) { return why }
+    if !allows(info, mode_t(S_IROTH)) { return "is not readable by uid \(uid)" }
+    return nil
+  }
+
+  /// Why this user could not reach `path` (a directory on the way it may not search), or nil.
+  public func cannotSearch(parentsOf path: String) -> String? {
     var prefix = ""
     for component in path.hasPrefix("/") ? Array(path.split(separator: "/").dropLast()) : [] {
       prefix += "/" + component
@@ -108,7 +110,12 @@ public struct DeviceModelUser: Hashable, Sendable {
         return "is in \(prefix), which uid \(uid) may not search"
       }
     }
-    if !allows(info, mode_t(S_IROTH)) { return "is not readable by uid \(uid)" }
     return nil
+  }
+
+  private func allows(_ s: stat, _ bits: mode_t) -> Bool {
+    if s.st_uid == uid { return s.st_mode & (bits << 6) == bits << 6 }
+    if s.st_gid == gid || groups.contains(s.st_gid) { return s.st_mode & (bits << 3) == bits << 3 }
+    return s.st_mode & bits == bits
   }
 }

@@ -19,12 +19,17 @@ enum LocalCommandLine {
     passing: Bool = false, passed: inout [DeviceModelCommand.PassedFile]
   ) -> [String] {
     var fdsets: [String] = []
+    // QEMU takes from a set the descriptor whose access mode it asks for, and its block
+    // layer asks for O_RDONLY as well as O_RDWR: a writable disk's set holds one of each.
     func pass(_ path: String, _ flags: Int32, _ what: String) -> String {
       guard passing else { return path }
-      let fd = DeviceModelCommand.firstPassedDescriptor + Int32(passed.count)
-      passed.append(DeviceModelCommand.PassedFile(descriptor: fd, path: path, flags: flags, what: what))
-      fdsets += ["-add-fd", "fd=\(fd),set=\(fd)"]
-      return "/dev/fdset/\(fd)"
+      let set = DeviceModelCommand.firstPassedDescriptor + Int32(passed.count)
+      for mode in flags & O_ACCMODE == O_RDWR ? [flags, O_RDONLY] : [flags] {
+        let fd = DeviceModelCommand.firstPassedDescriptor + Int32(passed.count)
+        passed.append(DeviceModelCommand.PassedFile(descriptor: fd, path: path, flags: mode, what: what))
+        fdsets += ["-add-fd", "fd=\(fd),set=\(set)"]
+      }
+      return "/dev/fdset/\(set)"
     }
     var args = ["-name", d.name, "-uuid", d.uuid.description]
     args += ["-machine", "pc,accel=\(accelerator.rawValue)"]

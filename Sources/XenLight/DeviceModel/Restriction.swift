@@ -43,7 +43,12 @@ enum Restriction {
   /// `$XEN_RUN_DIR/qemu-root-<domid>`, made fresh: empty, owned by root, mode 0001 (the
   /// device model may enter it, which chroot needs without CAP_DAC_OVERRIDE, and nothing else:
   /// it can neither list nor write it).
-  static func makeRoot(_ path: String) throws(XenLightError) {
+  static func makeRoot(_ path: String, user: DeviceModelUser) throws(XenLightError) {
+    if let why = user.cannotSearch(parentsOf: path) {
+      throw XenLightError(
+        .invalidConfig,
+        "the device model's root directory \(path) \(why): a restricted device model (\(user.name)) must reach it to chroot; make the run directory searchable (chmod o+x)")
+    }
     removeRoot(path)
     guard mkdir(path, 0) == 0, chmod(path, 0o001) == 0 else {
       let e = errno
