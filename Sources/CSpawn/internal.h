@@ -16,4 +16,6 @@ void cspawn_monitor_main(const cspawn_monitor_request *request) __attribute__((n
 
 /// read(2)/write(2) of a whole small buffer, retrying EINTR.
 ssize_t cspawn_read_full(int fd, void *buffer, size_t size);
+/// Applies `confinement` to the calling (freshly forked) process. 0, or -1 with errno.
+int cspawn_confine(const cspawn_confinement *confinement);
 #endif

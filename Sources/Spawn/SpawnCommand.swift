@@ -26,6 +26,8 @@ public struct SpawnCommand: Sendable {
   public var timeout: Duration
   /// After SIGTERM, how long a daemon being stopped has before SIGKILL.
   public var stopGrace: Duration
+  /// Confines the daemon before exec (nil: none): see `Confinement`.
+  public var confinement: Confinement?
 
   public init(
     what: String, executable: String, arguments: [String] = [], environment: [String: String]? = nil,
@@ -41,6 +43,25 @@ public struct SpawnCommand: Sendable {
     self.passedDescriptors = passedDescriptors
     self.timeout = timeout
     self.stopGrace = stopGrace
+  }
+}
+
+/// A daemon that cannot hurt the host, set up in the child between fork and exec (C,
+/// `cspawn_confine`): new mount and IPC namespaces; libxl's rlimits for a restricted device
+/// model (FSIZE 256 KiB, CORE 0, MSGQUEUE 0, LOCKS 0, MEMLOCK 0); groups `groups` and gid
+/// `gid`; effective uid `uid` (every file it opens, it opens as `uid`) with only
+/// CAP_SYS_CHROOT, CAP_SETUID and CAP_SETGID left, so that it can chroot and then become
+/// `uid` for good, which drops them (QEMU's `-chroot` and `-runas uid:gid`).
+public struct Confinement: Hashable, Sendable {
+  public var uid: UInt32
+  public var gid: UInt32
+  /// Supplementary groups until the daemon drops them (e.g. `kvm`, for /dev/kvm).
+  public var groups: [UInt32]
+
+  public init(uid: UInt32, gid: UInt32, groups: [UInt32] = []) {
+    self.uid = uid
+    self.gid = gid
+    self.groups = groups
   }
 }
 

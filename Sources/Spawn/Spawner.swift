@@ -99,6 +99,14 @@ public final class Spawner: Sendable {
     func failed(_ call: String, _ error: Errno) -> SpawnError {
       SpawnError(.spawnFailed, what: command.what, elapsed: .nanoseconds(Int64(EventLoop.now() - began)), errno: error, detail: call)
     }
+    if let confinement = command.confinement {
+      guard confinement.uid != 0 else {
+        throw SpawnError(.invalidCommand, what: command.what, detail: "a confined daemon must not run as uid 0")
+      }
+      guard confinement.groups.count <= Int(CSPAWN_MAX_GROUPS) else {
+        throw SpawnError(.invalidCommand, what: command.what, detail: "more than \(CSPAWN_MAX_GROUPS) groups")
+      }
+    }
     guard !command.executable.isEmpty else {
       throw SpawnError(.invalidCommand, what: command.what, detail: "no executable")
     }
@@ -159,7 +167,7 @@ public final class Spawner: Sendable {
     let forked: Result<Startup, Errno> = withMonitorRequest(
       path: executable, argv: [command.executable] + command.arguments,
       environment: plan.environment.map { "\($0.key)=\($0.value)" }, workingDirectory: command.workingDirectory,
-      fds: fds, control: monitorEnd
+      fds: fds, confinement: command.confinement, control: monitorEnd
     ) { request in
       // Held across the fork, so a caller that reaps by itself cannot report the monitor
       // before it is known to be ours.
@@ -234,7 +242,7 @@ public final class Spawner: Sendable {
 /// Builds the C request (strings copied to C memory, freed after) and runs `body` with it.
 private func withMonitorRequest<T>(
   path: String, argv: [String], environment: [String], workingDirectory: String?, fds: [cspawn_fd_mapping],
-  control: Int32, _ body: (SystemCalls.MonitorRequest) -> T
+  confinement: Confinement?, control: Int32, _ body: (SystemCalls.MonitorRequest) -> T
 ) -> T {
   let path = strdup(path)
   let directory = workingDirectory.map { strdup($0) }
@@ -257,7 +265,19 @@ private func withMonitorRequest<T>(
         request.exec.fd_count = Int32(fds.count)
         request.exec.new_session = 1
         request.control_fd = control
-        return withUnsafePointer(to: &request) { body(SystemCalls.MonitorRequest(pointer: $0)) }
+        guard let confinement else {
+          return withUnsafePointer(to: &request) { body(SystemCalls.MonitorRequest(pointer: $0)) }
+        }
+        let groups = confinement.groups.map { gid_t($0) }
+        return groups.withUnsafeBufferPointer { groups in
+          var confine = cspawn_confinement(
+            uid: uid_t(confinement.uid), gid: gid_t(confinement.gid), groups: groups.baseAddress,
+            group_count: Int32(groups.count))
+          return withUnsafePointer(to: &confine) { confine in
+            request.exec.confinement = confine
+            return withUnsafePointer(to: &request) { body(SystemCalls.MonitorRequest(pointer: $0)) }
+          }
+        }
       }
     }
   }

@@ -22,6 +22,24 @@ typedef struct {
   int target;
 } cspawn_fd_mapping;
 
+/// A confined daemon (a restricted device model, as libxl's dm_restrict): applied in the
+/// child after the descriptors are arranged, right before exec, all by raw system calls.
+/// - new mount (private propagation) and IPC namespaces;
+/// - libxl's rlimits: FSIZE 256 KiB, CORE 0, MSGQUEUE 0, LOCKS 0, MEMLOCK 0;
+/// - the capability bounding set cut to CAP_SYS_CHROOT, CAP_SETUID and CAP_SETGID;
+/// - supplementary groups `groups`, real/effective/saved gid `gid`;
+/// - real uid 0, effective and saved uid `uid`, with the three capabilities above ambient:
+///   the daemon opens every file as `uid` from exec on, yet may still chroot and change to
+///   `uid` for good (QEMU's -chroot and -runas), which clears every capability.
+typedef struct {
+  uid_t uid;
+  gid_t gid;
+  const gid_t *groups;  // supplementary groups (at most CSPAWN_MAX_GROUPS)
+  int group_count;
+} cspawn_confinement;
+
+#define CSPAWN_MAX_GROUPS 16
+
 /// What the exec primitive does in the child. Pointers are read in the child's copy of the
 /// caller's memory, so they only need to stay valid until the fork call returns.
 typedef struct {
@@ -32,6 +50,7 @@ typedef struct {
   const cspawn_fd_mapping *fds;   // must include targets 0, 1 and 2; targets unique
   int fd_count;                   // at most CSPAWN_MAX_FDS
   int new_session;                // setsid() before exec
+  const cspawn_confinement *confinement;  // NULL: none
 } cspawn_exec_request;
 
 // ---- Fork and exec, apart ----
@@ -139,6 +158,16 @@ int cspawn_read_start_time(pid_t pid, uint64_t *start_time);
 
 /// The monotonic clock in nanoseconds.
 uint64_t cspawn_monotonic_ns(void);
+
+// ---- Kill by uid (libxl's device-model reaper) ----
+
+/// Forks a reaper (clone3 with a pidfd, else fork) that takes an exclusive flock on
+/// `lock_path` (created 0600 if missing; it serialises reapers), sets its uids to
+/// (`reaper_uid`, `uid`, 0) and sends SIGKILL to every process it may signal
+/// (`kill(-1, SIGKILL)`): those whose real or saved uid is `uid` (or `reaper_uid`), never
+/// itself. It exits 0, or 100 + errno of the step that failed.
+/// Returns its pid (and pidfd in *pidfd, or -1), or -1 with errno. The caller reaps it.
+pid_t cspawn_kill_uid(uid_t uid, uid_t reaper_uid, const char *lock_path, int *pidfd);
 
 // ---- wait status and names ----
 

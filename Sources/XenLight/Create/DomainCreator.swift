@@ -111,7 +111,9 @@ public struct DomainCreator: Sendable {
     try ToolstackPaths.makeDirectories(paths.runDirectory)
 
     events.phase(.register, domain.name)
-    let run = Run(creator: self, domain: domain, store: DomainStore(xenstore: xenstore), startTime: Self.epochTime())
+    let account = try DeviceModelUser.account(for: domain.deviceModel)
+    let run = Run(
+      creator: self, domain: domain, store: DomainStore(xenstore: xenstore), startTime: Self.epochTime(), account: account)
     let domid = try await run.claim()
     var identity: ProcessIdentity?
     var monitor: ProcessIdentity?
@@ -150,6 +152,8 @@ public struct DomainCreator: Sendable {
     let domain: DomainConfiguration
     let store: DomainStore
     let startTime: String
+    /// A restricted device model's account (nil: unrestricted).
+    let account: DeviceModelUser.Account?
 
     var paths: ToolstackPaths { creator.paths }
     var deadline: XenStoreDeadline { creator.xenstoreDeadline }
@@ -159,7 +163,8 @@ public struct DomainCreator: Sendable {
 
     func command(_ domid: UInt32) -> DeviceModelCommand {
       DeviceModelCommand.build(
-        for: domain, domid: domid, runDirectory: paths.runDirectory, host: creator.host, consoleLog: consoleLog)
+        for: domain, domid: domid, runDirectory: paths.runDirectory, host: creator.host, consoleLog: consoleLog,
+        user: account?.user(domid: domid))
     }
 
     func records(_ domid: UInt32) -> (DomainLayout, [XenStoreRecord]) {
@@ -177,8 +182,14 @@ public struct DomainCreator: Sendable {
       try await DomainCreator.uncancellable { () async throws(XenLightError) -> UInt32 in
         let lock = try await FileLock.acquire(paths.domainsLock)
         defer { lock.release() }
+        let killUID = account.map { account in
+          { @Sendable (domid: UInt32) -> (uid: UInt32, user: String) in
+            let user = account.user(domid: domid)
+            return (user.uid, user.name)
+          }
+        }
         return try await deadline.run(xenstore, "allocating a domid") { () async throws(XenLightError) in
-          try await store.claim(name: domain.name) { domid in
+          try await store.claim(name: domain.name, killUID: killUID) { domid in
             let (layout, all) = records(domid)
             return all.filter(layout.isRoot)
           }
@@ -223,14 +234,29 @@ public struct DomainCreator: Sendable {
         throw DomainCreator.describe(error, domain: domain.name, log: log, xenstoreLost: false)
       }
       defer { close(sockets.command); close(sockets.events) }
+      var passed = [
+        DeviceModelCommand.commandSocketDescriptor: sockets.command, DeviceModelCommand.eventSocketDescriptor: sockets.events,
+      ]
+      var confinement: Confinement?
+      var files: [Int32] = []
+      defer { for fd in files { close(fd) } }
+      if let user = command.user, let chroot = command.chrootPath {
+        try Restriction.check(domain, user: user)
+        for file in command.passedFiles {
+          let fd = try Restriction.open(file, user: user)
+          files.append(fd)
+          passed[file.descriptor] = fd
+        }
+        try Restriction.makeRoot(chroot, user: user)
+        confinement = Confinement(uid: user.uid, gid: user.gid, groups: user.groups)
+      }
       events.phase(.spawn, command.shellCommand)
-      let spawnCommand = SpawnCommand(
+      var spawnCommand = SpawnCommand(
         what: what, executable: command.executable, arguments: command.arguments,
         logPath: log,
-        passedDescriptors: [
-          DeviceModelCommand.commandSocketDescriptor: sockets.command, DeviceModelCommand.eventSocketDescriptor: sockets.events,
-        ],
+        passedDescriptors: passed,
         timeout: creator.timeout ?? .milliseconds(Int64(domain.deviceModel.startTimeoutSeconds * 1000)))
+      spawnCommand.confinement = confinement
       let readiness = DeviceModelReadiness(
         qmp: .qmp(socketPath: command.qmpSocketPath), statePath: layout.deviceModelStatePath, xenstore: xenstore)
       let (store, deadline, xenstore) = (self.store, self.deadline, self.xenstore)
@@ -313,6 +339,17 @@ public struct DomainCreator: Sendable {
         if let running {
           do { _ = try await creator.spawner.stop(running) } catch { problems.append("\(error)") }
         }
+        let command = command(domid)
+        if let user = command.user {
+          // Whatever the device model's uid still runs (a stray child, a half-started QEMU).
+          do throws(SpawnError) {
+            try await creator.spawner.killAll(
+              uid: user.uid, reaperUID: user.reaperUID, lockPath: paths.reaperLock, what: "domain \(domid) device model")
+          } catch {
+            problems.append("\(error)")
+          }
+        }
+        if let chroot = command.chrootPath { Restriction.removeRoot(chroot) }
         do throws(XenLightError) {
           let lock = try await FileLock.acquire(paths.domainsLock)
           defer { lock.release() }

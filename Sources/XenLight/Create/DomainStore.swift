@@ -15,7 +15,12 @@ public struct DomainStore: Sendable {
   /// `roots(domid)` — the roots of the domain's subtrees and its name (`DomainLayout.isRoot`).
   /// Concurrent creates conflict only here, where a retry is cheap; `fill` then writes the
   /// rest inside the domain's own subtrees, where nobody else writes.
-  public func claim(name: String, roots: @Sendable (UInt32) -> [XenStoreRecord]) async throws(XenLightError) -> UInt32 {
+  /// With `killUID`, the restricted device model's uid for the domid: refused if another
+  /// domain's device model already has it (its `image/device-model-kill-uid`).
+  public func claim(
+    name: String, killUID: (@Sendable (UInt32) -> (uid: UInt32, user: String))? = nil,
+    roots: @Sendable (UInt32) -> [XenStoreRecord]
+  ) async throws(XenLightError) -> UInt32 {
     do {
       return try await xenstore.transaction(maxAttempts: 1000) { tx in
         let used = try await Self.usedDomids(tx)
@@ -25,6 +30,18 @@ public struct DomainStore: Sendable {
         }
         guard let domid = Self.domids.first(where: { !used.contains($0) }) else {
           throw XenLightError(.xenstore, "no free domid: all of \(Self.domids) are in use")
+        }
+        if let killUID {
+          let (uid, user) = killUID(domid)
+          for other in used.sorted() where other != 0 {
+            if let value = try await Self.readOptional(tx, "/local/domain/\(other)/image/device-model-kill-uid"),
+              UInt32(value) == uid
+            {
+              throw XenLightError(
+                .invalidConfig,
+                "\(user): uid \(uid) already runs domain \(other)'s device model (\"\(names[other] ?? "?")\"); each domain's device model needs a uid of its own")
+            }
+          }
         }
         try await Self.write(roots(domid), tx)
         return domid

@@ -62,8 +62,11 @@ public struct DomainDestroyer: Sendable {
       () async throws(XenLightError) -> ([String: String], String?) in
       do {
         var notes = try await store.read(
-          ["device-model-identity", "qmp-path", "qmp-events-path", "monitor-identity"], under: "/libxl/\(domid)")
+          ["device-model-identity", "qmp-path", "qmp-events-path", "monitor-identity", "dm-reaper-uid", "dm-chroot"],
+          under: "/libxl/\(domid)")
         notes["vm"] = try await DomainStore.readOptional(store.xenstore, "/local/domain/\(domid)/vm")
+        notes["kill-uid"] = try await DomainStore.readOptional(
+          store.xenstore, "/local/domain/\(domid)/image/device-model-kill-uid")
         // `xl list` shows it dying, and the monitor takes the device model's end for a destroy
         // (the monitor destroying needs no such note to itself).
         if monitor == .waitForExit {
@@ -88,6 +91,20 @@ public struct DomainDestroyer: Sendable {
       case .replaced: outcome = .pidReused(identity.pid)
       case .none: break
       }
+    }
+    // A restricted device model: every process of its uid goes too (libxl's kill by uid),
+    // whatever it forked or however it escaped its recorded identity.
+    if let text = notes["kill-uid"], let uid = UInt32(text), uid != 0 {
+      let reaper = notes["dm-reaper-uid"].flatMap { UInt32($0) } ?? uid
+      let chroot = notes["dm-chroot"]
+      let runDirectory = chroot.flatMap { path in path.lastIndex(of: "/").map { String(path[..<$0]) } }
+      let lockPath = (runDirectory ?? ToolstackPaths.current().runDirectory) + "/dm-reaper-lock"
+      do {
+        try await spawner.killAll(uid: uid, reaperUID: reaper, lockPath: lockPath, what: "domain \(domid) device model")
+      } catch {
+        throw XenLightError(.deviceModelFailed, "domain \(domid): \(error); its records were kept")
+      }
+      if let chroot, chroot.hasPrefix("/") { rmdir(chroot) }
     }
     let lock = try await lockPath.asyncMap { path throws(XenLightError) in try await FileLock.acquire(path) }
     defer { lock?.release() }

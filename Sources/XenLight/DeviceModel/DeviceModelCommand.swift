@@ -16,6 +16,29 @@ public struct DeviceModelCommand: Hashable, Sendable {
   /// The local target's accelerator (nil for the xen target), and why it was chosen.
   public var accelerator: Accelerator?
   public var acceleratorReason: String?
+  /// The user a restricted device model runs as (nil: root, unconfined).
+  public var user: DeviceModelUser?
+  /// Its empty root directory (`$XEN_RUN_DIR/qemu-root-<domid>`), when restricted.
+  public var chrootPath: String?
+  /// Files xl opens and passes, which the restricted device model could not open itself.
+  public var passedFiles: [PassedFile] = []
+
+  /// A file opened by xl before exec and passed as descriptor `descriptor` (QEMU: `-add-fd
+  /// fd=N,set=N` and `/dev/fdset/N`).
+  public struct PassedFile: Hashable, Sendable {
+    public var descriptor: Int32
+    public var path: String
+    /// open(2) flags: O_RDONLY or O_RDWR, or O_WRONLY|O_APPEND|O_CREAT for a log.
+    public var flags: Int32
+    /// What it is, for messages: "disk xvda", "console log".
+    public var what: String
+  }
+
+  /// The descriptor of the first passed file; 3 and 4 are the QMP sockets.
+  public static let firstPassedDescriptor: Int32 = 5
+
+  /// QEMU's strictest seccomp filter that still lets `-runas` change the uid (libxl's).
+  public static let sandboxArgument = "on,obsolete=deny,elevateprivileges=allow,spawn=deny,resourcecontrol=deny"
 
   public init(target: DeviceModelTarget, executable: String, arguments: [String], qmpSocketPath: String, eventSocketPath: String) {
     self.target = target
@@ -65,23 +88,39 @@ public struct DeviceModelCommand: Hashable, Sendable {
   /// `consoleLog` is where the first serial port's output is kept (local target, `serial = "pty"`).
   public static func build(
     for domain: DomainConfiguration, domid: UInt32, runDirectory: String, host: HostCapabilities = .current,
-    consoleLog: String? = nil
+    consoleLog: String? = nil, user: DeviceModelUser? = nil
   ) -> DeviceModelCommand {
     let (qmp, events) = socketPaths(runDirectory: runDirectory, domid: domid)
+    let chroot = runDirectory + "/qemu-root-\(domid)"
+    var command: DeviceModelCommand
     switch DeviceModelTarget.resolve(domain.deviceModel.target, host: host) {
     case .xen:
-      return DeviceModelCommand(
+      command = DeviceModelCommand(
         target: .xen, executable: domain.deviceModel.override ?? XenCommandLine.defaultExecutable,
         arguments: XenCommandLine.arguments(for: domain, domid: domid), qmpSocketPath: qmp, eventSocketPath: events)
     case .local:
       let accelerator = Accelerator.resolve(domain.deviceModel.accelerator, host: host)
-      var command = DeviceModelCommand(
+      var passed: [PassedFile] = []
+      command = DeviceModelCommand(
         target: .local, executable: domain.deviceModel.override ?? LocalCommandLine.defaultExecutable,
-        arguments: LocalCommandLine.arguments(for: domain, accelerator: accelerator.0, consoleLog: consoleLog),
+        arguments: LocalCommandLine.arguments(
+          for: domain, accelerator: accelerator.0, consoleLog: consoleLog, passing: user != nil, passed: &passed),
         qmpSocketPath: qmp, eventSocketPath: events)
+      command.passedFiles = passed
       (command.accelerator, command.acceleratorReason) = accelerator
-      return command
     }
+    if let user {
+      // As libxl: QEMU chroots into an empty directory and becomes the user for good just
+      // before the guest runs; its seccomp filter is on from the start. The user's own
+      // device_model_args stay last.
+      command.user = user
+      command.chrootPath = chroot
+      let restriction = ["-chroot", chroot, "-runas", "\(user.uid):\(user.gid)", "-sandbox", sandboxArgument]
+      let userArguments = domain.deviceModel.args.count
+        + (domain.type == .hvm ? domain.deviceModel.argsHVM.count : domain.deviceModel.argsPV.count)
+      command.arguments.insert(contentsOf: restriction, at: command.arguments.count - userArguments)
+    }
+    return command
   }
 }
 

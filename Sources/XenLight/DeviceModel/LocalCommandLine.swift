@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The QEMU command line for a host without Xen: QEMU runs the guest itself, under KVM when
 /// `/dev/kvm` works and TCG otherwise, with the same display, console, boot, NIC (user-mode
 /// networking: there is no Xen bridge) and disk settings, a QMP monitor for confirmation and
@@ -8,7 +12,25 @@
 enum LocalCommandLine {
   static let defaultExecutable = "qemu-system-x86_64"
 
-  static func arguments(for d: DomainConfiguration, accelerator: Accelerator, consoleLog: String?) -> [String] {
+  /// With `passing` (a restricted device model), the files QEMU would open by path — disks
+  /// and the console log — are opened by xl instead and passed: `-add-fd` and `/dev/fdset/N`.
+  static func arguments(
+    for d: DomainConfiguration, accelerator: Accelerator, consoleLog: String?,
+    passing: Bool = false, passed: inout [DeviceModelCommand.PassedFile]
+  ) -> [String] {
+    var fdsets: [String] = []
+    // QEMU takes from a set the descriptor whose access mode it asks for, and its block
+    // layer asks for O_RDONLY as well as O_RDWR: a writable disk's set holds one of each.
+    func pass(_ path: String, _ flags: Int32, _ what: String) -> String {
+      guard passing else { return path }
+      let set = DeviceModelCommand.firstPassedDescriptor + Int32(passed.count)
+      for mode in flags & O_ACCMODE == O_RDWR ? [flags, O_RDONLY] : [flags] {
+        let fd = DeviceModelCommand.firstPassedDescriptor + Int32(passed.count)
+        passed.append(DeviceModelCommand.PassedFile(descriptor: fd, path: path, flags: mode, what: what))
+        fdsets += ["-add-fd", "fd=\(fd),set=\(set)"]
+      }
+      return "/dev/fdset/\(set)"
+    }
     var args = ["-name", d.name, "-uuid", d.uuid.description]
     args += ["-machine", "pc,accel=\(accelerator.rawValue)"]
     args += ["-m", "\(d.memoryMiB)"]
@@ -26,7 +48,9 @@ enum LocalCommandLine {
       if port == "pty" {
         // As xenconsoled with --log=guest: every byte the guest writes, kept.
         var chardev = "pty,id=serial\(index)"
-        if index == 0, let consoleLog { chardev += ",logfile=\(consoleLog),logappend=on" }
+        if index == 0, let consoleLog {
+          chardev += ",logfile=\(pass(consoleLog, O_WRONLY | O_APPEND | O_CREAT, "console log")),logappend=on"
+        }
         args += ["-chardev", chardev, "-serial", "chardev:serial\(index)"]
       } else {
         args += ["-serial", port]
@@ -55,7 +79,10 @@ enum LocalCommandLine {
 
     for disk in d.disks {
       var drive: [String] = []
-      if !disk.target.isEmpty { drive += ["file=\(disk.target)", "format=\(disk.format)"] }
+      if !disk.target.isEmpty {
+        let file = pass(disk.target, disk.readOnly || disk.isCDROM ? O_RDONLY : O_RDWR, "disk \(disk.vdev)")
+        drive += ["file=\(file)", "format=\(disk.format)"]
+      }
       if d.type == .hvm, let index = DiskIndex.of(disk.vdev), index < 4 {
         drive += ["if=ide", "index=\(index)"]
       } else {
@@ -66,6 +93,7 @@ enum LocalCommandLine {
       args += ["-drive", drive.joined(separator: ",")]
     }
 
+    args += fdsets
     args += d.deviceModel.args
     args += d.type == .hvm ? d.deviceModel.argsHVM : d.deviceModel.argsPV
     return args

@@ -10,7 +10,7 @@ extension DomainConfiguration {
     "max_maptrack_frames", "e820_host", "iomem", "ioports", "irqs", "dtdev", "vtpm", "p9", "vdispl",
     "vsnd", "device_tree", "gic_version", "vuart", "vnuma", "maxvcpus_hard",
     "on_soft_reset", "serial_port", "stdvga", "device_model_stubdomain_override",
-    "device_model_stubdomain_seclabel", "device_model_user", "dm_restrict", "firmware",
+    "device_model_stubdomain_seclabel", "firmware",
     "firmware_override", "bios", "bios_path_override", "smbios_firmware", "acpi_firmware",
     "kernel_args", "altp2m", "altp2mhvm", "mca_caps", "nomigrate", "cpuid", "rdm", "rdm_mem_boundary",
     "mmio_hole", "vga_memory", "vncpasswd", "vnc_password",
@@ -195,6 +195,13 @@ extension DomainConfiguration {
     }
     if let seconds = try r.integer("device_model_start_timeout", in: 1...3600, unit: "s") {
       deviceModel.startTimeoutSeconds = Double(seconds)
+    }
+    deviceModel.restrict = try r.bool("dm_restrict") ?? false
+    if let user = try r.string("device_model_user") {
+      guard !user.isEmpty, !user.contains(":"), !user.contains("/") else {
+        throw r.error(file["device_model_user"]!, "\(ConfigValue.quoted(user)) is not a user name")
+      }
+      deviceModel.user = user
     }
   }
 

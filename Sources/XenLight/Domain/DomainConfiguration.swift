@@ -49,6 +49,14 @@ public struct DeviceModelSettings: Hashable, Sendable {
   /// `device_model_start_timeout` (seconds): how long to wait for confirmation; libxl's
   /// LIBXL_DEVICE_MODEL_START_TIMEOUT is 60.
   public var startTimeoutSeconds: Double = 60
+  /// `dm_restrict`: confine the device model (see `DeviceModelUser` and README's
+  /// "Confined device model").
+  public var restrict = false
+  /// `device_model_user`: the user the device model runs as (confines it as dm_restrict does).
+  public var user: String?
+
+  /// Whether the device model runs confined: `dm_restrict`, or a `device_model_user`.
+  public var isRestricted: Bool { restrict || user != nil }
 }
 
 /// A warning about a config that is still usable, with where it applies.

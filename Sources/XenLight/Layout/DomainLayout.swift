@@ -51,6 +51,12 @@ public struct DomainLayout: Hashable, Sendable {
   public var deviceModelPIDPath: String { domainPath + "/image/device-model-pid" }
   /// Set to "running" when the device model is up (by QEMU under Xen; by xl after QMP here).
   public var deviceModelStatePath: String { deviceModelPath + "/state" }
+  /// The uid whose every process is killed when the domain goes (libxl's, for a restricted
+  /// device model).
+  public var deviceModelKillUIDPath: String { domainPath + "/image/device-model-kill-uid" }
+  /// The reaper's real uid for that kill, and the restricted device model's root directory.
+  public var reaperUIDPath: String { libxlPath + "/dm-reaper-uid" }
+  public var chrootPathPath: String { libxlPath + "/dm-chroot" }
   /// The device model's `ProcessIdentity` (pid:starttime:bootid), for a safe stop.
   public var deviceModelIdentityPath: String { libxlPath + "/device-model-identity" }
   public var qmpPathPath: String { libxlPath + "/qmp-path" }
@@ -135,15 +141,25 @@ public struct DomainLayout: Hashable, Sendable {
       XenStoreRecord(eventSocketPathPath, deviceModel.eventSocketPath),
       XenStoreRecord(logPathPath, logPath),
     ]
+    if let user = deviceModel.user, let chroot = deviceModel.chrootPath {
+      r += [
+        XenStoreRecord(deviceModelKillUIDPath, "\(user.uid)"),
+        XenStoreRecord(reaperUIDPath, "\(user.reaperUID)"),
+        XenStoreRecord(chrootPathPath, chroot),
+      ]
+    }
     return r
   }
 
   /// Whether `record` is one of those that claim the domid: the roots of the domain's
   /// subtrees (`subtrees`) and its name. Creating them changes shared parents (`/local/domain`,
   /// `/vm`…); every other record lies inside them. `<domain>/vm` goes with them: it is how
-  /// removal finds `/vm/<uuid>`, so a create killed after the claim leaves no orphan.
+  /// removal finds `/vm/<uuid>`, so a create killed after the claim leaves no orphan. So
+  /// does a restricted device model's kill uid: claiming it in the same transaction keeps
+  /// two concurrent creates from taking one uid.
   public func isRoot(_ record: XenStoreRecord) -> Bool {
     subtrees.contains(record.path) || record.path == domainPath + "/name" || record.path == domainPath + "/vm"
+      || record.path == deviceModelKillUIDPath
   }
 
   /// The records written once the device model runs: its pid where libxl keeps it, and its

@@ -73,6 +73,9 @@ public struct ToolstackPaths: Hashable, Sendable {
   /// concurrent `xl`s take turns instead of failing each other's xenstore transactions.
   public var domainsLock: String { runDirectory + "/domains.lock" }
 
+  /// Held by each kill-by-uid reaper (libxl's `dm-reaper-lock`).
+  public var reaperLock: String { runDirectory + "/dm-reaper-lock" }
+
   /// `qemu-dm-<name>.log` in the log directory (no rotation: see `rotatedDeviceModelLog`).
   public func deviceModelLog(name: String) -> String { "\(logDirectory)/qemu-dm-\(name).log" }
 
