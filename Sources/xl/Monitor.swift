@@ -44,7 +44,10 @@ struct Monitor: XLSubcommand {
       what: "domain \(domid) monitor", executable: Session.executable, arguments: ["monitor", "\(domid)"],
       logPath: log, timeout: .seconds(30))
     let layout = DomainLayout(domid: domid, uuid: uuid)
-    let client = try await connector.connect()
+    // The xenstored of this create: if it is gone, so is the create (never start another here).
+    guard let client = try await connector.connectIfRunning() else {
+      throw XenLightError(.xenstoreLost, "domain \(domid) (\(name)): xenstored went away before its monitor could start")
+    }
     defer { client.close() }
     let store = DomainStore(xenstore: client)
     do {

@@ -286,6 +286,7 @@ public struct DomainCreator: Sendable {
       } catch {
         // The spawn library has stopped the device model; a monitor that started sees the
         // records go and ends (cleanUp waits for it).
+        monitorTask?.cancel()  // a monitor still starting is stopped by the spawn library
         if case .success(let monitor)? = await monitorTask?.value { monitorStarted(monitor) }
         throw DomainCreator.describe(
           error, domain: domain.name, log: log, xenstoreLost: readiness.xenstoreFailed.happened.load(ordering: .relaxed))

@@ -133,11 +133,11 @@ public struct DomainMonitor: Sendable {
     }
   }
 
+  /// The running xenstored, or — if none answers — the next one to come up (the monitor
+  /// never starts one itself).
   private func connect() async throws(XenLightError) -> XenStoreClient {
-    guard let client = try await connector.connectRestoringSavedState() else {
-      return try await connector.connect()
-    }
-    return client
+    if let client = try await connector.connectIfRunning() { return client }
+    return try await reconnect()
   }
 
   /// One domid's watch: from subscribing to its end.
