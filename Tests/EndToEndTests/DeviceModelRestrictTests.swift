@@ -74,7 +74,7 @@ import XenStore
     defer { other.remove() }
     let bed = try testbed()
     defer { bed.stop() }
-    let created = try bed.xl(["create", "-q", bed.tinyGuest("tiny", "device_model_user = \"xldm-a\"")])
+    let created = try await bed.xlAwaiting(["create", "-q", bed.tinyGuest("tiny", "device_model_user = \"xldm-a\"")])
     try #require(created.status == 0, "\(created)")
     let qemu = try #require(try await bed.read("/libxl/1/device-model-identity").flatMap(ProcessIdentity.init))
     #expect(try await bed.read("/local/domain/1/image/device-model-kill-uid") == "231101")
@@ -110,7 +110,7 @@ import XenStore
       waitpid(bystander, &status, 0)
     }
     try await Task.sleep(for: .milliseconds(100))  // setpriv has exec'd sleep
-    let destroyed = try bed.xl(["destroy", "tiny"])
+    let destroyed = try await bed.xlAwaiting(["destroy", "tiny"])
     #expect(destroyed.status == 0, "\(destroyed)")
     var status: Int32 = 0
     #expect(waitpid(stray, &status, 0) == stray)
@@ -125,14 +125,14 @@ import XenStore
   func missingUsersAndRootRefused() async throws {
     let bed = try testbed()
     defer { bed.stop() }
-    let missing = try bed.xl(["create", "-q", bed.tinyGuest("tiny", "device_model_user = \"xldm-nobody-here\"")])
+    let missing = try await bed.xlAwaiting(["create", "-q", bed.tinyGuest("tiny", "device_model_user = \"xldm-nobody-here\"")])
     #expect(missing.status == 1)
     #expect(missing.stderr == "xl: device_model_user: no user \"xldm-nobody-here\" to run the device model as; create it with: adduser --system --group --no-create-home xldm-nobody-here\n", "\(missing)")
-    let root = try bed.xl(["create", "-q", bed.tinyGuest("tiny", "device_model_user = \"root\"")])
+    let root = try await bed.xlAwaiting(["create", "-q", bed.tinyGuest("tiny", "device_model_user = \"root\"")])
     #expect(root.status == 1)
     #expect(root.stderr == "xl: device_model_user: \"root\" has uid 0; the device model must not run as root\n", "\(root)")
     if (try? run(["/usr/bin/getent", "passwd", "xen-qemuuser-range-base"]))?.status != 0 {
-      let range = try bed.xl(["create", "-q", bed.tinyGuest("tiny", "dm_restrict = 1")])
+      let range = try await bed.xlAwaiting(["create", "-q", bed.tinyGuest("tiny", "dm_restrict = 1")])
       #expect(range.status == 1)
       #expect(range.stderr == "xl: dm_restrict: no user \"xen-qemuuser-range-base\" to run the device model as (domain N runs as its uid + N); create it with: adduser --system --uid 131072 --group --no-create-home xen-qemuuser-range-base\n", "\(range)")
     }
@@ -149,16 +149,16 @@ import XenStore
     defer { named.remove() }
     let bed = try testbed()
     defer { bed.stop() }
-    let first = try bed.xl(["create", "-q", bed.tinyGuest("one", "dm_restrict = 1")])
+    let first = try await bed.xlAwaiting(["create", "-q", bed.tinyGuest("one", "dm_restrict = 1")])
     try #require(first.status == 0, "\(first)")
     #expect(try await bed.read("/local/domain/1/image/device-model-kill-uid") == "231201")
     // Domain 2 would run as 231202 too: the named user's uid is taken by the range.
-    _ = try bed.xl(["create", "-q", bed.tinyGuest("two", "device_model_user = \"xldm-c\"")])
-    let clash = try bed.xl(["create", "-q", bed.tinyGuest("three", "dm_restrict = 1\ndevice_model_user = \"xldm-c\"")])
+    _ = try await bed.xlAwaiting(["create", "-q", bed.tinyGuest("two", "device_model_user = \"xldm-c\"")])
+    let clash = try await bed.xlAwaiting(["create", "-q", bed.tinyGuest("three", "dm_restrict = 1\ndevice_model_user = \"xldm-c\"")])
     #expect(clash.status == 1)
     #expect(clash.stderr == "xl: device_model_user \"xldm-c\": uid 231202 already runs domain 2's device model (\"two\"); each domain's device model needs a uid of its own\n", "\(clash)")
-    #expect(try bed.xl(["destroy", "two"]).status == 0)
-    #expect(try bed.xl(["destroy", "one"]).status == 0)
+    #expect(try await bed.xlAwaiting(["destroy", "two"]).status == 0)
+    #expect(try await bed.xlAwaiting(["destroy", "one"]).status == 0)
     try await bed.expectNoLeftovers()
   }
 
@@ -176,26 +176,26 @@ import XenStore
     ftruncate(fd, 128 * 1024)
     close(fd)
     let config = bed.tinyGuest("tiny", "device_model_user = \"xldm-d\"\ndisk = [ \"\(disk),raw,hda,w\" ]")
-    let created = try bed.xl(["create", "-q", config])
+    let created = try await bed.xlAwaiting(["create", "-q", config])
     try #require(created.status == 0, "\(created)")
     let qemu = try #require(try await bed.read("/libxl/1/device-model-identity").flatMap(ProcessIdentity.init))
     let arguments = try readFile("/proc/\(qemu.pid)/cmdline").split(separator: "\0")
     #expect(arguments.contains("file=/dev/fdset/5,format=raw,if=ide,index=0,media=disk"), "\(arguments)")
     let fds = (0..<64).map { link("/proc/\(qemu.pid)/fd/\($0)") }
     #expect(fds.contains(disk), "\(fds)")
-    #expect(try bed.xl(["destroy", "tiny"]).status == 0)
+    #expect(try await bed.xlAwaiting(["destroy", "tiny"]).status == 0)
 
     // A big writable disk is refused before QEMU runs: it could not write past 256 KiB.
     let big = secret + "/big.img"
     let bigFD = open(big, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
     ftruncate(bigFD, 1 << 20)
     close(bigFD)
-    let refused = try bed.xl(["create", "-q", bed.tinyGuest("tiny", "device_model_user = \"xldm-d\"\ndisk = [ \"\(big),raw,hda,w\" ]")])
+    let refused = try await bed.xlAwaiting(["create", "-q", bed.tinyGuest("tiny", "device_model_user = \"xldm-d\"\ndisk = [ \"\(big),raw,hda,w\" ]")])
     #expect(refused.status == 1)
     #expect(refused.stderr == "xl: disk hda: \(big) is writable and 1048576 bytes; a restricted device model may not write past 256 KiB of a file (RLIMIT_FSIZE, as libxl): make the disk read-only or use a block device\n", "\(refused)")
 
     // A host file named in device_model_args: QEMU opens it as its user, and says no.
-    let host = try bed.xl(["create", "-q", bed.tinyGuest("tiny", "device_model_user = \"xldm-d\"\ndevice_model_args = [ \"-drive\", \"file=\(disk),format=raw,if=virtio\" ]")])
+    let host = try await bed.xlAwaiting(["create", "-q", bed.tinyGuest("tiny", "device_model_user = \"xldm-d\"\ndevice_model_args = [ \"-drive\", \"file=\(disk),format=raw,if=virtio\" ]")])
     #expect(host.status == 3, "\(host)")
     #expect(host.stderr.contains("Could not open '\(disk)': Permission denied"), "\(host)")
     try await bed.expectNoLeftovers()
@@ -219,13 +219,13 @@ import XenStore
       device_model_accel = "tcg"
       device_model_user = "xldm-e"
       """, name: "linux.cfg")
-    let created = try bed.xl(["create", "-q", config])
+    let created = try await bed.xlAwaiting(["create", "-q", config])
     try #require(created.status == 0, "\(created)")
-    let answer = try ConsoleSession.exchange(bed, domain: "linux", send: "echo hello-$((6*7))\r", until: "hello-42")
+    let answer = try await ConsoleSession.exchangeAwaiting(bed, domain: "linux", send: "echo hello-$((6*7))\r", until: "hello-42")
     #expect(answer.contains("hello-42"), "\(answer)")
-    #expect(try bed.xl(["pause", "linux"]).status == 0)
-    #expect(try bed.xl(["unpause", "linux"]).status == 0)
-    let shutdown = try bed.xl(["shutdown", "-w", "linux"])
+    #expect(try await bed.xlAwaiting(["pause", "linux"]).status == 0)
+    #expect(try await bed.xlAwaiting(["unpause", "linux"]).status == 0)
+    let shutdown = try await bed.xlAwaiting(["shutdown", "-w", "linux"])
     #expect(shutdown.status == 0, "\(shutdown)")
     try await bed.expectNoLeftovers()
     #expect(access(bed.runDirectory + "/qemu-root-1", F_OK) != 0)

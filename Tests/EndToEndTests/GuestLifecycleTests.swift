@@ -33,33 +33,33 @@ import XenStore
   func bootConsolePauseAndShutdownLeaveNothing() async throws {
     let bed = try XlTestbed()
     defer { bed.stop() }
-    let created = try bed.xl(["create", "-q", linux(bed)])
+    let created = try await bed.xlAwaiting(["create", "-q", linux(bed)])
     try #require(created.status == 0, "\(created)")
     let qemu = try #require(try await bed.read("/libxl/1/device-model-identity").flatMap(ProcessIdentity.init))
     let monitor = try #require(try await bed.read("/libxl/1/monitor-identity").flatMap(ProcessIdentity.init))
     #expect(try await bed.read("/local/domain/1/serial/0/tty")?.hasPrefix("/dev/pts/") == true)
 
     // The console answers a command (through a pseudo-terminal, as a user's terminal).
-    let answer = try ConsoleSession.exchange(bed, domain: "linux", send: "echo hello-$((6*7))\r", until: "hello-42")
+    let answer = try await ConsoleSession.exchangeAwaiting(bed, domain: "linux", send: "echo hello-$((6*7))\r", until: "hello-42")
     #expect(answer.contains("hello-42"), "\(answer)")
     let log = try readFile(bed.logDirectory + "/console/guest-linux.log")
     #expect(log.contains("xenlight-guest: booted"), "\(log)")
 
-    #expect(try bed.xl(["pause", "linux"]).status == 0)
-    #expect(try listedState(bed, "linux") == "--p---")
-    let paused = try bed.xl(["shutdown", "linux"])
+    #expect(try await bed.xlAwaiting(["pause", "linux"]).status == 0)
+    #expect(try await listedState(bed, "linux") == "--p---")
+    let paused = try await bed.xlAwaiting(["shutdown", "linux"])
     #expect(paused.status == 1)
     #expect(paused.stderr == "Shutting down domain 1\nxl: cannot shut down domain 1 (linux): it is paused; a paused guest cannot act on it: unpause it first (xl unpause linux)\n", "\(paused)")
-    #expect(try bed.xl(["unpause", "linux"]).status == 0)
-    #expect(["r-----", "-b----"].contains(try listedState(bed, "linux")))
+    #expect(try await bed.xlAwaiting(["unpause", "linux"]).status == 0)
+    #expect(["r-----", "-b----"].contains(try await listedState(bed, "linux")))
 
-    let shutdown = try bed.xl(["shutdown", "-w", "linux"])
+    let shutdown = try await bed.xlAwaiting(["shutdown", "-w", "linux"])
     #expect(shutdown.status == 0, "\(shutdown)")
     #expect(shutdown.stderr == "Shutting down domain 1\nWaiting for 1 domains\nDomain 1 has been destroyed\n")
     #expect(!isAlive(qemu.pid))
     #expect(awaitExit(monitor.pid, seconds: 10))
     try await bed.expectNoLeftovers()
-    #expect(try listed(bed).isEmpty)
+    #expect(try await listed(bed).isEmpty)
     let monitorLog = try readFile(bed.logDirectory + "/xl-linux.log")
     #expect(monitorLog.contains("Waiting for domain linux (domid 1) to die [pid \(monitor.pid)]"), "\(monitorLog)")
     #expect(monitorLog.contains("Domain 1 has shut down, reason code 0 0x0\nAction for shutdown reason code 0 is destroy\n"))
@@ -70,20 +70,20 @@ import XenStore
   func rebootBootsAgainUnderTheSameName() async throws {
     let bed = try XlTestbed()
     defer { bed.stop() }
-    try #require(try bed.xl(["create", "-q", linux(bed)]).status == 0)
+    try #require(try await bed.xlAwaiting(["create", "-q", linux(bed)]).status == 0)
     let first = try await bed.read("/libxl/1/device-model-identity")
-    _ = try ConsoleSession.exchange(bed, domain: "linux", send: "echo first-$((1+1))\r", until: "first-2")
-    let reboot = try bed.xl(["reboot", "linux"])
+    _ = try await ConsoleSession.exchangeAwaiting(bed, domain: "linux", send: "echo first-$((1+1))\r", until: "first-2")
+    let reboot = try await bed.xlAwaiting(["reboot", "linux"])
     #expect(reboot.status == 0, "\(reboot)")
     // Re-created as xl does (the lowest free domid here: 1 again), with a new device model.
     try await waitUntil(bed, "/libxl/1/device-model-identity") { $0 != nil && $0 != first }
     try await waitUntil(bed, "/libxl/1/run-state", is: "running")
-    let second = try ConsoleSession.exchange(bed, domain: "linux", send: "echo second-$((2+1))\r", until: "second-3")
+    let second = try await ConsoleSession.exchangeAwaiting(bed, domain: "linux", send: "echo second-$((2+1))\r", until: "second-3")
     #expect(second.contains("second-3"), "\(second)")
     let log = try readFile(bed.logDirectory + "/console/guest-linux.log")
     #expect(log.components(separatedBy: "xenlight-guest: booted").count == 3, "two boots in \(log)")
-    #expect(try listed(bed).map(\.name) == ["linux"])
-    #expect(try bed.xl(["destroy", "linux"]).status == 0)
+    #expect(try await listed(bed).map(\.name) == ["linux"])
+    #expect(try await bed.xlAwaiting(["destroy", "linux"]).status == 0)
     try await bed.expectNoLeftovers()
   }
 
@@ -91,22 +91,22 @@ import XenStore
   func guestPanicAppliesOnCrash(action: String) async throws {
     let bed = try XlTestbed()
     defer { bed.stop() }
-    try #require(try bed.xl(["create", "-q", linux(bed, "on_crash = \"\(action)\"")]).status == 0)
+    try #require(try await bed.xlAwaiting(["create", "-q", linux(bed, "on_crash = \"\(action)\"")]).status == 0)
     let first = try await bed.read("/libxl/1/device-model-identity")
-    _ = try ConsoleSession.exchange(bed, domain: "linux", send: "echo c > /proc/sysrq-trigger\r", until: "Kernel panic")
+    _ = try await ConsoleSession.exchangeAwaiting(bed, domain: "linux", send: "echo c > /proc/sysrq-trigger\r", until: "Kernel panic")
     switch action {
     case "destroy":
       try await waitUntil(bed, "/local/domain/1/name", is: nil)
       try await bed.expectNoLeftovers()
     case "preserve":
       try await waitUntil(bed, "/libxl/1/run-state", is: "crashed")
-      #expect(try listedState(bed, "linux") == "----c-")
-      #expect(try bed.xl(["destroy", "linux"]).status == 0)
+      #expect(try await listedState(bed, "linux") == "----c-")
+      #expect(try await bed.xlAwaiting(["destroy", "linux"]).status == 0)
       try await bed.expectNoLeftovers()
     default:
       try await waitUntil(bed, "/libxl/1/device-model-identity") { $0 != nil && $0 != first }
       #expect(try await bed.read("/local/domain/1/name") == "linux")
-      #expect(try bed.xl(["destroy", "linux"]).status == 0)
+      #expect(try await bed.xlAwaiting(["destroy", "linux"]).status == 0)
       try await bed.expectNoLeftovers()
     }
     let monitorLog = try readFile(bed.logDirectory + "/xl-linux.log")
@@ -117,7 +117,7 @@ import XenStore
   func deviceModelKilledAppliesOnCrash() async throws {
     let bed = try XlTestbed()
     defer { bed.stop() }
-    try #require(try bed.xl(["create", "-q", bed.tinyGuest()]).status == 0)
+    try #require(try await bed.xlAwaiting(["create", "-q", bed.tinyGuest()]).status == 0)
     let qemu = try #require(try await bed.read("/libxl/1/device-model-identity").flatMap(ProcessIdentity.init))
     kill(qemu.pid, SIGKILL)
     try await waitUntil(bed, "/local/domain/1/name", is: nil)
@@ -130,13 +130,13 @@ import XenStore
   func aKilledMonitorLeavesTheDomainManageable() async throws {
     let bed = try XlTestbed()
     defer { bed.stop() }
-    try #require(try bed.xl(["create", "-q", bed.tinyGuest()]).status == 0)
+    try #require(try await bed.xlAwaiting(["create", "-q", bed.tinyGuest()]).status == 0)
     let monitor = try #require(try await bed.read("/libxl/1/monitor-identity").flatMap(ProcessIdentity.init))
     kill(monitor.pid, SIGKILL)
     #expect(awaitExit(monitor.pid, seconds: 10))
-    let list = try bed.xl(["list"])
+    let list = try await bed.xlAwaiting(["list"])
     #expect(list.stdout.split(separator: "\n").last?.hasSuffix("(not monitored: its monitor is gone)") == true, "\(list)")
-    let destroyed = try bed.xl(["destroy", "tiny"])
+    let destroyed = try await bed.xlAwaiting(["destroy", "tiny"])
     #expect(destroyed.stdout == "Domain 1 (tiny) destroyed: device model stopped\n", "\(destroyed)")
     try await bed.expectNoLeftovers()
   }
@@ -145,13 +145,13 @@ import XenStore
   func theMonitorSurvivesXenstoredKilledAndRestarted() async throws {
     let bed = try XlTestbed(xenstored: false)
     defer { bed.stop() }
-    try #require(try bed.xl(["create", "-q", bed.tinyGuest()]).status == 0)
+    try #require(try await bed.xlAwaiting(["create", "-q", bed.tinyGuest()]).status == 0)
     let qemu = try #require(try await bed.read("/libxl/1/device-model-identity").flatMap(ProcessIdentity.init))
     let xenstored = try #require(pidListening(on: bed.socketPath))
     kill(xenstored, SIGKILL)
     #expect(awaitExit(xenstored, seconds: 10))
     // The next xl brings xenstored back on its saved state; the monitor finds it again.
-    #expect(try bed.xl(["list"]).status == 0)
+    #expect(try await bed.xlAwaiting(["list"]).status == 0)
     kill(qemu.pid, SIGKILL)
     try await waitUntil(bed, "/local/domain/1/name", is: nil)
     let log = try readFile(bed.logDirectory + "/xl-tiny.log")
@@ -165,8 +165,8 @@ import XenStore
     let bed = try XlTestbed()
     defer { bed.stop() }
     // The firmware-only guest has no OS to act on the ACPI power button.
-    try #require(try bed.xl(["create", "-q", bed.tinyGuest()]).status == 0)
-    let shutdown = try bed.xl(["shutdown", "-w", "--timeout", "1", "tiny"])
+    try #require(try await bed.xlAwaiting(["create", "-q", bed.tinyGuest()]).status == 0)
+    let shutdown = try await bed.xlAwaiting(["shutdown", "-w", "--timeout", "1", "tiny"])
     #expect(shutdown.status == 9)
     #expect(shutdown.stderr == """
       Shutting down domain 1
@@ -174,7 +174,7 @@ import XenStore
       xl: domain 1 (tiny) did not shut down within 1 s: the guest ignored the request (for the ACPI power button, the guest needs acpid or equivalent)
 
       """, "\(shutdown)")
-    #expect(try bed.xl(["destroy", "tiny"]).status == 0)
+    #expect(try await bed.xlAwaiting(["destroy", "tiny"]).status == 0)
     try await bed.expectNoLeftovers()
   }
 
@@ -183,36 +183,36 @@ import XenStore
     let bed = try XlTestbed()
     defer { bed.stop() }
     for verb in [["destroy"], ["shutdown"], ["reboot"], ["pause"], ["unpause"], ["console"], ["list"], ["shutdown", "-w"]] {
-      let result = try bed.xl(verb + ["nosuch"])
+      let result = try await bed.xlAwaiting(verb + ["nosuch"])
       #expect(result.status == 1, "\(verb): \(result)")
       #expect(result.stderr.hasSuffix("xl: no domain \"nosuch\"\n"), "\(verb): \(result)")
     }
-    let bogus = try bed.xl(["create", bed.tinyGuest("b", "on_crash = \"bogus\"")])
+    let bogus = try await bed.xlAwaiting(["create", bed.tinyGuest("b", "on_crash = \"bogus\"")])
     #expect(bogus.status == 1)
     #expect(bogus.stderr.hasSuffix("b.cfg:7:1: on_crash: invalid action \"bogus\" (expected one of destroy, restart, preserve, rename-restart, coredump-destroy, coredump-restart, soft-reset)\n"), "\(bogus)")
-    let slash = try bed.xl(["create", bed.config("name = \"x y/z\"\nmemory = 32\n", name: "slash.cfg")])
+    let slash = try await bed.xlAwaiting(["create", bed.config("name = \"x y/z\"\nmemory = 32\n", name: "slash.cfg")])
     #expect(slash.status == 1)
     #expect(slash.stderr.hasSuffix(#"slash.cfg:1:1: name: the domain name "x y/z" must not contain "/": it names the domain's log, console and dump files"# + "\n"), "\(slash)")
 
-    try #require(try bed.xl(["create", "-q", bed.tinyGuest()]).status == 0)
-    let console = try bed.xl(["console", "tiny"])
+    try #require(try await bed.xlAwaiting(["create", "-q", bed.tinyGuest()]).status == 0)
+    let console = try await bed.xlAwaiting(["console", "tiny"])
     #expect(console.status == 1)
     #expect(console.stderr == "xl: domain 1 (tiny) has no serial console 0 (/local/domain/1/serial/0/tty is not set; the config needs serial = \"pty\")\n")
-    #expect(try bed.xl(["destroy", "tiny"]).status == 0)
+    #expect(try await bed.xlAwaiting(["destroy", "tiny"]).status == 0)
   }
 
   // MARK: helpers
 
-  private func listed(_ bed: XlTestbed) throws -> [(name: String, state: String)] {
-    let list = try bed.xl(["list"])
+  private func listed(_ bed: XlTestbed) async throws -> [(name: String, state: String)] {
+    let list = try await bed.xlAwaiting(["list"])
     return list.stdout.split(separator: "\n").dropFirst().map { line in
       let fields = line.split(separator: " ")
       return (String(fields[0]), String(fields[4]))
     }
   }
 
-  private func listedState(_ bed: XlTestbed, _ name: String) throws -> String? {
-    try listed(bed).first { $0.name == name }?.state
+  private func listedState(_ bed: XlTestbed, _ name: String) async throws -> String? {
+    try await listed(bed).first { $0.name == name }?.state
   }
 
   /// Waits, by watch, until `path` reads `value` (nil: until it does not exist).
@@ -261,6 +261,11 @@ import XenStore
 }
 
 enum ConsoleSession {
+  /// `exchange`, off the cooperative pool.
+  static func exchangeAwaiting(_ bed: XlTestbed, domain: String, send text: String, until marker: String) async throws -> String {
+    try await offPool { try exchange(bed, domain: domain, send: text, until: marker) }
+  }
+
   /// Attaches, sends `text` once the guest's shell prompt is there, reads until `marker`
   /// (or 90 s), then leaves with Ctrl-]. Returns what was read.
   static func exchange(_ bed: XlTestbed, domain: String, send text: String, until marker: String) throws -> String {

@@ -77,6 +77,14 @@ package final class XlTestbed: @unchecked Sendable {
   }
 
   /// Runs the built `xl` with this testbed's environment.
+  /// `xl`, waited for off the cooperative pool (see `offPool`): for the long ones (a guest's
+  /// boot, `shutdown -w`).
+  package func xlAwaiting(_ arguments: [String], environment extra: [String: String] = [:], timeout: Int = 120) async throws
+    -> ProcessResult
+  {
+    try await offPool { [self] in try xl(arguments, environment: extra, timeout: timeout) }
+  }
+
   package func xl(_ arguments: [String], environment extra: [String: String] = [:], timeout: Int = 120) throws -> ProcessResult {
     try run([BuiltProducts.path("xl")] + arguments, environment: environment.merging(extra) { $1 }, timeout: timeout)
   }

@@ -15,7 +15,7 @@ func spawnAndConfirm() async throws(SpawnError) -> String {
     what: "example daemon",
     executable: "/bin/sh",
     arguments: ["-c", "echo listening on 7 >&3; exec sleep 60"],
-    timeout: .seconds(10))
+    timeout: .seconds(60))
 
   // `start` returns once the pid is known and recorded; the daemon is not confirmed yet.
   let daemon = try await spawner.start(command, readiness: .notificationPipe(descriptor: 3))

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Foundation
 import Spawn
 import TestSupport
 
@@ -100,4 +101,14 @@ package func awaitExit(_ pid: pid_t, seconds: Int32) -> Bool {
   defer { close(pidfd) }
   var fds = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
   return poll(&fds, 1, seconds * 1000) == 1
+}
+
+/// Runs `body` — a blocking wait (a program run to its end, a console read) — on a thread of
+/// its own, not on Swift's cooperative pool: on 2 cores, two tests blocking the pool for
+/// seconds would stall every other test's tasks (a spawn's readiness wait among them).
+package func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+  try await withCheckedThrowingContinuation { continuation in
+    let thread = Thread { continuation.resume(with: Result { try body() }) }
+    thread.start()
+  }
 }
