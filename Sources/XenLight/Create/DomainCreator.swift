@@ -53,6 +53,9 @@ public struct CreatedDomain: Sendable {
   public var monitor: ProcessIdentity?
 }
 
+/// The domain monitor's start, run beside the device model's confirmation.
+typealias MonitorLaunch = Task<Result<ProcessIdentity, XenLightError>, Never>
+
 /// `xl create`: records, device model, confirmation — or, on any failure, nothing left.
 ///
 /// The flow after libxl's `libxl_domain_create_new`: connect to xenstore (starting the
@@ -116,14 +119,14 @@ public struct DomainCreator: Sendable {
       creator: self, domain: domain, store: DomainStore(xenstore: xenstore), startTime: Self.epochTime(), account: account)
     let domid = try await run.claim()
     var identity: ProcessIdentity?
-    var monitor: ProcessIdentity?
+    var monitor: MonitorLaunch?
     do {
       if let configText { try SavedConfig.write(configText, uuid: domain.uuid, domid: domid, paths: paths) }
       guard run.command(domid).target == .local else {
         // Under Xen, QEMU reads the domain's records as it starts: they come first.
         try await run.fill(domid)
         try checkInterrupt("after domain \(domid)'s records were written")
-        return try await run.launch(domid, events: events, started: { identity = $0 }, monitorStarted: { monitor = $0 })
+        return try await run.launch(domid, events: events, started: { identity = $0 }, monitorLaunched: { monitor = $0 })
       }
       // A local QEMU reads nothing from xenstore: the rest of the records are written while
       // it starts, and both must succeed. The writes end before anything is cleaned up.
@@ -132,7 +135,7 @@ public struct DomainCreator: Sendable {
       }
       let launched: Result<CreatedDomain, XenLightError>
       do throws(XenLightError) {
-        launched = .success(try await run.launch(domid, events: events, started: { identity = $0 }, monitorStarted: { monitor = $0 }))
+        launched = .success(try await run.launch(domid, events: events, started: { identity = $0 }, monitorLaunched: { monitor = $0 }))
       } catch {
         launched = .failure(error)
       }
@@ -213,7 +216,7 @@ public struct DomainCreator: Sendable {
     /// Spawns the device model, recording it, and waits for its confirmation. `started`
     /// learns the identity as soon as it is recorded.
     func launch(
-      _ domid: UInt32, events: CreateEvents, started: (ProcessIdentity) -> Void, monitorStarted: (ProcessIdentity) -> Void
+      _ domid: UInt32, events: CreateEvents, started: (ProcessIdentity) -> Void, monitorLaunched: (MonitorLaunch) -> Void
     ) async throws(XenLightError) -> CreatedDomain {
       let layout = DomainLayout(domid: domid, uuid: domain.uuid)
       let command = command(domid)
@@ -261,7 +264,7 @@ public struct DomainCreator: Sendable {
         qmp: .qmp(socketPath: command.qmpSocketPath), statePath: layout.deviceModelStatePath, xenstore: xenstore)
       let (store, deadline, xenstore) = (self.store, self.deadline, self.xenstore)
       let confirmation: SpawnConfirmation
-      var monitorTask: Task<Result<ProcessIdentity, XenLightError>, Never>?
+      var monitorTask: MonitorLaunch?
       do {
         let daemon = try await creator.spawner.start(spawnCommand, readiness: readiness) { identity in
           try await DomainCreator.uncancellable { () async throws(XenLightError) in
@@ -275,6 +278,7 @@ public struct DomainCreator: Sendable {
           monitorTask = Task { () async -> Result<ProcessIdentity, XenLightError> in
             do throws(XenLightError) { return .success(try await start(domid, uuid)) } catch { return .failure(error) }
           }
+          monitorLaunched(monitorTask!)
         }
         events.phase(.confirm, readiness.awaiting)
         let waiting = events.waiting
@@ -286,8 +290,9 @@ public struct DomainCreator: Sendable {
       } catch {
         // The spawn library has stopped the device model; a monitor that started sees the
         // records go and ends (cleanUp waits for it).
-        monitorTask?.cancel()  // a monitor still starting is stopped by the spawn library
-        if case .success(let monitor)? = await monitorTask?.value { monitorStarted(monitor) }
+        // A monitor still starting is stopped by the spawn library; cleanUp waits for that
+        // (or for a confirmed one to see the records go) while it removes them.
+        monitorTask?.cancel()
         throw DomainCreator.describe(
           error, domain: domain.name, log: log, xenstoreLost: readiness.xenstoreFailed.happened.load(ordering: .relaxed))
       }
@@ -311,10 +316,7 @@ public struct DomainCreator: Sendable {
       var created = CreatedDomain(
         domid: domid, name: domain.name, uuid: domain.uuid, deviceModel: command, identity: confirmation.identity,
         confirmedBy: confirmation.value, confirmationTime: confirmation.elapsed, logPath: log, consoleTTY: tty)
-      if let monitorTask {
-        created.monitor = try await monitorTask.value.get()
-        monitorStarted(created.monitor!)
-      }
+      if let monitorTask { created.monitor = try await monitorTask.value.get() }
       return created
     }
 
@@ -331,7 +333,7 @@ public struct DomainCreator: Sendable {
     /// After `error`: stops the device model if it is still `running` (confirmed, then
     /// something else failed), removes every record and the QMP socket file. Returns the
     /// error to report, with any cleanup failure appended.
-    func cleanUp(_ domid: UInt32, after error: any Error, running: ProcessIdentity?, monitor: ProcessIdentity?) async -> XenLightError {
+    func cleanUp(_ domid: UInt32, after error: any Error, running: ProcessIdentity?, monitor: MonitorLaunch?) async -> XenLightError {
       let failure = (error as? XenLightError) ?? XenLightError(.xenstore, "\(error)")
       let (creator, store, paths, deadline, xenstore) = (creator, store, paths, deadline, xenstore)
       let sockets = [command(domid).qmpSocketPath, command(domid).eventSocketPath]
@@ -364,7 +366,9 @@ public struct DomainCreator: Sendable {
         }
         for socket in sockets { unlink(socket) }
         unlink(paths.savedConfig(domid: domid, uuid: domain.uuid))
-        if let monitor { await DomainDestroyer.settle(monitor: monitor, spawner: creator.spawner) }
+        if case .success(let monitor)? = await monitor?.value {
+          await DomainDestroyer.settle(monitor: monitor, spawner: creator.spawner)
+        }
         return problems
       }
       guard let problems, !problems.isEmpty else { return failure }
