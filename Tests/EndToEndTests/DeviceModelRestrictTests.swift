@@ -230,4 +230,44 @@ import XenStore
     try await bed.expectNoLeftovers()
     #expect(access(bed.runDirectory + "/qemu-root-1", F_OK) != 0)
   }
+
+  /// The monitor's actions on a confined guest: a reboot re-creates it confined (the old uid
+  /// free again, its chroot fresh), and a panic with on_crash destroy leaves nothing.
+  @Test(.enabled(if: TestEnvironment.shouldRun(GuestLifecycleTests.linuxPeers)))
+  func restrictedLinuxGuestRebootsAndItsPanicIsDestroyed() async throws {
+    let user = try TestUser("xldm-f", uid: 231_402)
+    defer { user.remove() }
+    let bed = try testbed()
+    defer { bed.stop() }
+    let config = bed.config(
+      """
+      name = "linux"
+      type = "pvh"
+      kernel = "/var/cache/xenlight-guest/vmlinuz"
+      ramdisk = "/var/cache/xenlight-guest/initrd.cpio.gz"
+      extra = "console=ttyS0 panic=0 quiet"
+      memory = 128
+      serial = "pty"
+      device_model_accel = "tcg"
+      device_model_user = "xldm-f"
+      on_crash = "destroy"
+      """, name: "linux.cfg")
+    try #require(try await bed.xlAwaiting(["create", "-q", config]).status == 0)
+    let first = try await bed.read("/libxl/1/device-model-identity")
+    _ = try await ConsoleSession.exchangeAwaiting(bed, domain: "linux", send: "echo one-$((0+1))\r", until: "one-1")
+    #expect(try await bed.xlAwaiting(["reboot", "linux"]).status == 0)
+    try await bed.waitUntil("/libxl/1/device-model-identity") { $0 != nil && $0 != first }
+    try await bed.waitUntil("/libxl/1/run-state", is: "running")
+    let again = try #require(try await bed.read("/libxl/1/device-model-identity").flatMap(ProcessIdentity.init))
+    #expect(try readFile("/proc/\(again.pid)/status").contains("Uid:\t231402"), "the new device model is confined too")
+    let second = try await ConsoleSession.exchangeAwaiting(bed, domain: "linux", send: "echo two-$((1+1))\r", until: "two-2")
+    #expect(second.contains("two-2"), "\(second)")
+    _ = try await ConsoleSession.exchangeAwaiting(bed, domain: "linux", send: "echo c > /proc/sysrq-trigger\r", until: "Kernel panic")
+    try await bed.waitUntil("/local/domain/1/name", is: nil)
+    try await bed.expectNoLeftovers()
+    #expect(access(bed.runDirectory + "/qemu-root-1", F_OK) != 0)
+    let log = try readFile(bed.logDirectory + "/xl-linux.log")
+    #expect(log.contains("Action for shutdown reason code 1 is restart"), "\(log)")
+    #expect(log.contains("Action for shutdown reason code 3 is destroy"), "\(log)")
+  }
 }

@@ -76,8 +76,8 @@ import XenStore
     let reboot = try await bed.xlAwaiting(["reboot", "linux"])
     #expect(reboot.status == 0, "\(reboot)")
     // Re-created as xl does (the lowest free domid here: 1 again), with a new device model.
-    try await waitUntil(bed, "/libxl/1/device-model-identity") { $0 != nil && $0 != first }
-    try await waitUntil(bed, "/libxl/1/run-state", is: "running")
+    try await bed.waitUntil("/libxl/1/device-model-identity") { $0 != nil && $0 != first }
+    try await bed.waitUntil("/libxl/1/run-state", is: "running")
     let second = try await ConsoleSession.exchangeAwaiting(bed, domain: "linux", send: "echo second-$((2+1))\r", until: "second-3")
     #expect(second.contains("second-3"), "\(second)")
     let log = try readFile(bed.logDirectory + "/console/guest-linux.log")
@@ -96,15 +96,15 @@ import XenStore
     _ = try await ConsoleSession.exchangeAwaiting(bed, domain: "linux", send: "echo c > /proc/sysrq-trigger\r", until: "Kernel panic")
     switch action {
     case "destroy":
-      try await waitUntil(bed, "/local/domain/1/name", is: nil)
+      try await bed.waitUntil("/local/domain/1/name", is: nil)
       try await bed.expectNoLeftovers()
     case "preserve":
-      try await waitUntil(bed, "/libxl/1/run-state", is: "crashed")
+      try await bed.waitUntil("/libxl/1/run-state", is: "crashed")
       #expect(try await listedState(bed, "linux") == "----c-")
       #expect(try await bed.xlAwaiting(["destroy", "linux"]).status == 0)
       try await bed.expectNoLeftovers()
     default:
-      try await waitUntil(bed, "/libxl/1/device-model-identity") { $0 != nil && $0 != first }
+      try await bed.waitUntil("/libxl/1/device-model-identity") { $0 != nil && $0 != first }
       #expect(try await bed.read("/local/domain/1/name") == "linux")
       #expect(try await bed.xlAwaiting(["destroy", "linux"]).status == 0)
       try await bed.expectNoLeftovers()
@@ -120,7 +120,7 @@ import XenStore
     try #require(try await bed.xlAwaiting(["create", "-q", bed.tinyGuest()]).status == 0)
     let qemu = try #require(try await bed.read("/libxl/1/device-model-identity").flatMap(ProcessIdentity.init))
     kill(qemu.pid, SIGKILL)
-    try await waitUntil(bed, "/local/domain/1/name", is: nil)
+    try await bed.waitUntil("/local/domain/1/name", is: nil)
     try await bed.expectNoLeftovers()
     let log = try readFile(bed.logDirectory + "/xl-tiny.log")
     #expect(log.contains("domain 1: device model [\(qemu.pid)] died unexpectedly\nDomain 1 has shut down, reason code 3 0x3\nAction for shutdown reason code 3 is destroy\n"), "\(log)")
@@ -153,7 +153,7 @@ import XenStore
     // The next xl brings xenstored back on its saved state; the monitor finds it again.
     #expect(try await bed.xlAwaiting(["list"]).status == 0)
     kill(qemu.pid, SIGKILL)
-    try await waitUntil(bed, "/local/domain/1/name", is: nil)
+    try await bed.waitUntil("/local/domain/1/name", is: nil)
     let log = try readFile(bed.logDirectory + "/xl-tiny.log")
     #expect(log.contains("xenstore connection restored"), "\(log)")
     #expect(log.contains("Action for shutdown reason code 3 is destroy"), "\(log)")
@@ -213,37 +213,6 @@ import XenStore
 
   private func listedState(_ bed: XlTestbed, _ name: String) async throws -> String? {
     try await listed(bed).first { $0.name == name }?.state
-  }
-
-  /// Waits, by watch, until `path` reads `value` (nil: until it does not exist).
-  private func waitUntil(_ bed: XlTestbed, _ path: String, is value: String?, seconds: Int = 60) async throws {
-    try await waitUntil(bed, path, seconds: seconds) { $0 == value }
-  }
-
-  /// Waits, by watch, until `path`'s value (nil: absent) satisfies `done`.
-  private func waitUntil(
-    _ bed: XlTestbed, _ path: String, seconds: Int = 60, _ done: @escaping @Sendable (String?) -> Bool
-  ) async throws {
-    let client = try await bed.client()
-    defer { client.close() }
-    let watch = try await client.watch(path)
-    let reached = try await withThrowingTaskGroup(of: Bool.self) { group in
-      group.addTask {
-        for try await _ in watch {
-          let now: String?
-          do { now = try await client.read(path) } catch let error as XenStoreError where error.code == .ENOENT { now = nil }
-          if done(now) { return true }
-        }
-        return false
-      }
-      group.addTask {
-        try await Task.sleep(for: .seconds(seconds))
-        return false
-      }
-      defer { group.cancelAll() }
-      return try await group.next()!
-    }
-    #expect(reached, "\(path) never reached the awaited value")
   }
 
   /// The xenstored that xl started for this testbed (its command line names the socket).
@@ -306,5 +275,38 @@ enum ConsoleSession {
     var status: Int32 = 0
     waitpid(pid, &status, 0)
     return seen
+  }
+}
+
+extension XlTestbed {
+  /// Waits, by watch, until `path` reads `value` (nil: until it does not exist).
+  func waitUntil(_ path: String, is value: String?, seconds: Int = 60) async throws {
+    try await waitUntil(path, seconds: seconds) { $0 == value }
+  }
+
+  /// Waits, by watch, until `path`'s value (nil: absent) satisfies `done`.
+  func waitUntil(
+    _ path: String, seconds: Int = 60, _ done: @escaping @Sendable (String?) -> Bool
+  ) async throws {
+    let client = try await client()
+    defer { client.close() }
+    let watch = try await client.watch(path)
+    let reached = try await withThrowingTaskGroup(of: Bool.self) { group in
+      group.addTask {
+        for try await _ in watch {
+          let now: String?
+          do { now = try await client.read(path) } catch let error as XenStoreError where error.code == .ENOENT { now = nil }
+          if done(now) { return true }
+        }
+        return false
+      }
+      group.addTask {
+        try await Task.sleep(for: .seconds(seconds))
+        return false
+      }
+      defer { group.cancelAll() }
+      return try await group.next()!
+    }
+    #expect(reached, "\(path) never reached the awaited value")
   }
 }
