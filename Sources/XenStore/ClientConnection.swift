@@ -201,6 +201,9 @@ final class ClientConnection: @unchecked Sendable {
         let error = errno
         if error == EINTR { continue }
         if error == EAGAIN || error == EWOULDBLOCK { return }
+        // A reset is a close with our request still unread (a daemon killed mid-exchange):
+        // the same end for the caller, in the same words.
+        if error == ECONNRESET { lost("xenstored closed the connection"); return }
         lost("receiving failed", errno: error)
         return
       }

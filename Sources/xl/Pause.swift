@@ -6,13 +6,7 @@ struct Pause: XLSubcommand {
   static let configuration = CommandConfiguration(abstract: "Pause a domain's virtual CPUs.")
   @Argument(help: "The domain's name or id.") var domain: String
 
-  func execute() async throws {
-    do {
-      let session = try await Session.open(for: domain)
-      defer { session.client.close() }
-      try await session.control.pause(try await session.control.target(domain))
-    } catch { throw ExitStatus.fail(error) }
-  }
+  func execute() async throws { try await Session.control(domain) { control, target throws(XenLightError) in try await control.pause(target) } }
 }
 
 /// `xl unpause DOMAIN`: QMP `cont`.
@@ -20,11 +14,5 @@ struct Unpause: XLSubcommand {
   static let configuration = CommandConfiguration(abstract: "Let a paused domain run again.")
   @Argument(help: "The domain's name or id.") var domain: String
 
-  func execute() async throws {
-    do {
-      let session = try await Session.open(for: domain)
-      defer { session.client.close() }
-      try await session.control.unpause(try await session.control.target(domain))
-    } catch { throw ExitStatus.fail(error) }
-  }
+  func execute() async throws { try await Session.control(domain) { control, target throws(XenLightError) in try await control.unpause(target) } }
 }

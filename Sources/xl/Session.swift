@@ -21,6 +21,19 @@ struct Session {
     return Session(paths: paths, spawner: spawner, client: client)
   }
 
+  /// Runs `verb` on the domain `reference` names; any failure is xl's error and exit code.
+  static func control(
+    _ reference: String, _ verb: (DomainControl, DomainControl.Target) async throws(XenLightError) -> Void
+  ) async throws {
+    do {
+      let session = try await open(for: reference)
+      defer { session.client.close() }
+      try await verb(session.control, try await session.control.target(reference))
+    } catch {
+      throw ExitStatus.fail(error)
+    }
+  }
+
   /// The absolute path of this `xl` (the monitor is this program too).
   static var executable: String { XenStoreConnector.currentExecutable ?? CommandLine.arguments[0] }
 }

@@ -207,18 +207,7 @@ import XenStore
     defer { user.remove() }
     let bed = try testbed()
     defer { bed.stop() }
-    let config = bed.config(
-      """
-      name = "linux"
-      type = "pvh"
-      kernel = "/var/cache/xenlight-guest/vmlinuz"
-      ramdisk = "/var/cache/xenlight-guest/initrd.cpio.gz"
-      extra = "console=ttyS0 panic=0 quiet"
-      memory = 128
-      serial = "pty"
-      device_model_accel = "tcg"
-      device_model_user = "xldm-e"
-      """, name: "linux.cfg")
+    let config = bed.linuxGuest("device_model_user = \"xldm-e\"")
     let created = try await bed.xlAwaiting(["create", "-q", config])
     try #require(created.status == 0, "\(created)")
     let answer = try await ConsoleSession.exchangeAwaiting(bed, domain: "linux", send: "echo hello-$((6*7))\r", until: "hello-42")
@@ -239,19 +228,7 @@ import XenStore
     defer { user.remove() }
     let bed = try testbed()
     defer { bed.stop() }
-    let config = bed.config(
-      """
-      name = "linux"
-      type = "pvh"
-      kernel = "/var/cache/xenlight-guest/vmlinuz"
-      ramdisk = "/var/cache/xenlight-guest/initrd.cpio.gz"
-      extra = "console=ttyS0 panic=0 quiet"
-      memory = 128
-      serial = "pty"
-      device_model_accel = "tcg"
-      device_model_user = "xldm-f"
-      on_crash = "destroy"
-      """, name: "linux.cfg")
+    let config = bed.linuxGuest("device_model_user = \"xldm-f\"\non_crash = \"destroy\"")
     try #require(try await bed.xlAwaiting(["create", "-q", config]).status == 0)
     let first = try await bed.read("/libxl/1/device-model-identity")
     _ = try await ConsoleSession.exchangeAwaiting(bed, domain: "linux", send: "echo one-$((0+1))\r", until: "one-1")

@@ -15,18 +15,7 @@ import XenStore
   static let linuxPeers: [Peer] = [.qemu, .linuxGuest, .xenstoreRead]
 
   func linux(_ bed: XlTestbed, name: String = "linux", _ extra: String = "") -> String {
-    bed.config(
-      """
-      name = "\(name)"
-      type = "pvh"
-      kernel = "/var/cache/xenlight-guest/vmlinuz"
-      ramdisk = "/var/cache/xenlight-guest/initrd.cpio.gz"
-      extra = "console=ttyS0 panic=0 quiet"
-      memory = 128
-      serial = "pty"
-      device_model_accel = "tcg"
-      \(extra)
-      """, name: "\(name).cfg")
+    bed.linuxGuest(name: name, extra)
   }
 
   @Test(.enabled(if: TestEnvironment.shouldRun(linuxPeers)))
@@ -279,6 +268,23 @@ enum ConsoleSession {
 }
 
 extension XlTestbed {
+  /// examples/linux.cfg's guest (Debian's cloud kernel, the busybox initramfs of
+  /// scripts/guest-image.sh, TCG, a pty console) named `name`, plus `extra` lines.
+  func linuxGuest(name: String = "linux", _ extra: String = "") -> String {
+    config(
+      """
+      name = "\(name)"
+      type = "pvh"
+      kernel = "/var/cache/xenlight-guest/vmlinuz"
+      ramdisk = "/var/cache/xenlight-guest/initrd.cpio.gz"
+      extra = "console=ttyS0 panic=0 quiet"
+      memory = 128
+      serial = "pty"
+      device_model_accel = "tcg"
+      \(extra)
+      """, name: "\(name).cfg")
+  }
+
   /// Waits, by watch, until `path` reads `value` (nil: until it does not exist).
   func waitUntil(_ path: String, is value: String?, seconds: Int = 60) async throws {
     try await waitUntil(path, seconds: seconds) { $0 == value }

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Logging
 import Testing
+import TestSupport
 import XenStore
 @testable import XenStoreDaemon
 
@@ -320,75 +321,15 @@ struct SimulatedAttacker {
     return bytes
   }
 
-  // MARK: The test's generators, unchanged
-
-  private static let privilegedPaths = [
-    "/fuzz", "/fuzz/a", "/fuzz/a/b", "/fuzz//x", "/fuzz/bad path", "/fuzz/", "rel/x", "", "@introduceDomain",
-    "@releaseDomain", "@other", "/fuzz/" + String(repeating: "L", count: 2100), "/fuzz/\u{7f}", "/fuzz/é",
-  ]
-  private static let anyPaths = privilegedPaths + [
-    "/", "/good", "/good/w", "/local/domain/1", "/local/domain/1/data/k0", "../1/data", "/local", "/tool",
-    "data", "/local/domain/2", "/local/domain/3/x",
-  ]
-  private static let words = ["0", "1", "2", "3", "100", "101", "-1", "0x10", "T", "F", "check", "quota",
-                              "help", "print", "", "tok", String(repeating: "t", count: 3000)]
+  // MARK: Messages (`FuzzMessages`, shared by the fuzz test and its replay)
 
   private mutating func safeMessage() -> [UInt8] {
-    var type = MessageType(rawValue: UInt32.random(in: 0...30, using: &random))
-    var strings = (0..<Int.random(in: 0...4, using: &random)).map { _ in Self.privilegedPaths.randomElement(using: &random)! }
-    if type == .release || type == .setTarget || type == .resume || type == .introduce {
-      strings = ["\(Int.random(in: 100...105, using: &random))", "\(Int.random(in: 100...105, using: &random))", "0"]
-    } else if Bool.random(using: &random) {
-      strings += [Self.words.randomElement(using: &random)!]
-    }
-    if type == .control && strings.first.map({ !["check", "quota", "help"].contains($0) }) ?? true {
-      type = .read
-    }
-    let shape = Int.random(in: 0..<10, using: &random)
-    misframed = shape < 2
-    switch shape {
-    case 0: return header(type.rawValue, UInt32.random(in: 4097...UInt32.max, using: &random)) + [1, 2, 3]
-    case 1: return Array(encoded(type, strings).dropLast(Int.random(in: 1...4, using: &random)))
-    default: return encoded(type, strings)
-    }
+    let message = FuzzMessages.safe(using: &random)
+    misframed = message.misframed
+    return message.bytes
   }
 
-  private mutating func anyMessage() -> [UInt8] {
-    switch Int.random(in: 0..<8, using: &random) {
-    case 0: return (0..<Int.random(in: 1...64, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }
-    case 1: return header(UInt32.random(in: 0...30, using: &random), UInt32.random(in: 4097...UInt32.max, using: &random))
-    case 2: return header(UInt32.random(in: 0...30, using: &random), 200) + [0, 1]
-    default:
-      let type = MessageType(rawValue: UInt32.random(in: 0...40, using: &random))
-      var strings = (0..<Int.random(in: 0...4, using: &random)).map { _ in Self.anyPaths.randomElement(using: &random)! }
-      if Bool.random(using: &random) { strings.append(Self.words.randomElement(using: &random)!) }
-      return encoded(type, strings)
-    }
-  }
+  private mutating func anyMessage() -> [UInt8] { FuzzMessages.any(using: &random) }
 
-  private mutating func encoded(_ type: MessageType, _ strings: [String]) -> [UInt8] {
-    let tx: UInt32 = Int.random(in: 0..<5, using: &random) == 0 ? UInt32.random(in: 0...3, using: &random) : 0
-    var payload = Array(strings.map { Array($0.utf8) + [0] }.joined())
-    if payload.count > Message.payloadMax { payload = Array(payload.prefix(Message.payloadMax)) }
-    if Int.random(in: 0..<6, using: &random) == 0 && !payload.isEmpty { payload.removeLast() }
-    return Message(type: type, requestID: UInt32.random(in: 0...UInt32.max, using: &random), transactionID: tx,
-                   payload: payload).encoded()
-  }
-
-  private func header(_ type: UInt32, _ length: UInt32) -> [UInt8] {
-    var bytes: [UInt8] = []
-    for word in [type, 1, 0, length] { withUnsafeBytes(of: word) { bytes.append(contentsOf: $0) } }
-    return bytes
-  }
-
-  private mutating func mutate(_ bytes: inout [UInt8]) {
-    for _ in 0..<Int.random(in: 1...4, using: &random) {
-      let i = Int.random(in: 0..<max(bytes.count, 1), using: &random)
-      switch Int.random(in: 0..<3, using: &random) {
-      case 0 where i < bytes.count: bytes[i] ^= UInt8(1) << UInt8.random(in: 0...7, using: &random)
-      case 1: bytes.insert(UInt8.random(in: 0...255, using: &random), at: min(i, bytes.count))
-      default: if i < bytes.count { bytes.remove(at: i) }
-      }
-    }
-  }
+  private mutating func mutate(_ bytes: inout [UInt8]) { FuzzMessages.mutate(&bytes, using: &random) }
 }

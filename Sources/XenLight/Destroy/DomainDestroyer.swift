@@ -106,12 +106,9 @@ public struct DomainDestroyer: Sendable {
       }
       if let chroot, chroot.hasPrefix("/") { rmdir(chroot) }
     }
-    let lock = try await lockPath.asyncMap { path throws(XenLightError) in try await FileLock.acquire(path) }
-    defer { lock?.release() }
-    try await deadline.run(store.xenstore, "removing the records") { () async throws(XenLightError) in
-      try await store.remove(domid: domid)
-    }
-    // Recorded, and where create makes them (a create killed early may not have recorded them).
+    // The device model is gone: its files go before its records, so that whoever waits for
+    // the records to go (`xl shutdown -w`) finds nothing else left. The sockets: those
+    // recorded, and where create makes them (a create killed early may not have recorded them).
     var sockets = [notes["qmp-path"], notes["qmp-events-path"]].compactMap { $0 }.filter { $0.hasPrefix("/") }
     if let paths {
       let conventional = DeviceModelCommand.socketPaths(runDirectory: paths.runDirectory, domid: domid)
@@ -120,6 +117,11 @@ public struct DomainDestroyer: Sendable {
     for socket in Set(sockets) { unlink(socket) }
     if let paths, let vm = notes["vm"], let uuid = DomainUUID(String(vm.dropFirst(4))) {
       unlink(paths.savedConfig(domid: domid, uuid: uuid))
+    }
+    let lock = try await lockPath.asyncMap { path throws(XenLightError) in try await FileLock.acquire(path) }
+    defer { lock?.release() }
+    try await deadline.run(store.xenstore, "removing the records") { () async throws(XenLightError) in
+      try await store.remove(domid: domid)
     }
     if monitor == .waitForExit, let text = notes["monitor-identity"], let identity = ProcessIdentity(text) {
       await Self.settle(monitor: identity, spawner: spawner)

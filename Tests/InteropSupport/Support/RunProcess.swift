@@ -33,19 +33,11 @@ package func run(_ argv: [String], environment: [String: String] = [:], stdin: S
   text.withUTF8 { _ = write(fd, $0.baseAddress, $0.count) }
   close(fd)
 
-  var actions = posix_spawn_file_actions_t()
-  posix_spawn_file_actions_init(&actions)
-  defer { posix_spawn_file_actions_destroy(&actions) }
-  posix_spawn_file_actions_addopen(&actions, 0, input, O_RDONLY, 0)
-  posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-  posix_spawn_file_actions_addopen(&actions, 2, errors, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-  let args = argv.map { strdup($0) } + [nil]
-  defer { args.forEach { free($0) } }
-  let env = environmentBlock(adding: environment)
-  defer { env.forEach { free($0) } }
-  var pid: pid_t = 0
-  let rc = posix_spawnp(&pid, argv[0], &actions, nil, args, env)
-  guard rc == 0 else { throw StartupError(description: "cannot run \(argv[0]): \(String(cString: strerror(rc)))") }
+  let pid = try spawnProcess(argv, environment: environment) { actions in
+    posix_spawn_file_actions_addopen(&actions, 0, input, O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+    posix_spawn_file_actions_addopen(&actions, 2, errors, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+  }
   let status = waitForExit(pid, seconds: timeout)
   let code: Int32 = if let status {
     (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
