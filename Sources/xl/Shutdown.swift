@@ -15,12 +15,16 @@ struct ShutdownOptions: ParsableArguments {
   @Option(name: .long, help: "With -w: seconds to wait before giving up (exit 9).")
   var timeout: Double = 60
 
+  @Option(name: .long, help: "Seconds a guest with a PV control interface has to acknowledge the request (exit 9).")
+  var ackTimeout: Double = 10
+
   @Argument(help: "The domain's name or id.")
   var domain: String?
 
   func validate() throws {
     if all == (domain != nil) { throw ValidationError("give a domain or -a, not both") }
     if !(timeout > 0) { throw ValidationError("--timeout must be a number of seconds above 0") }
+    if !(ackTimeout > 0) { throw ValidationError("--ack-timeout must be a number of seconds above 0") }
   }
 
   func run(_ request: DomainControl.Request) async throws {
@@ -36,7 +40,10 @@ struct ShutdownOptions: ParsableArguments {
       }
       for target in targets {
         Terminal.error(request == .poweroff ? "Shutting down domain \(target.domid)" : "Rebooting domain \(target.domid)")
-        if try await control.request(request, target, fallback: fallback) == .acpi, target.deviceModelTarget != .local {
+        let acknowledgement = Duration.milliseconds(Int64(ackTimeout * 1000))
+        if try await control.request(request, target, fallback: fallback, acknowledgement: acknowledgement) == .acpi,
+          target.deviceModelTarget != .local
+        {
           Terminal.error("PV control interface not available: sending ACPI power button event.")
         }
       }

@@ -76,7 +76,7 @@ import XenStore
     try await bed.expectNoLeftovers()
   }
 
-  @Test(.enabled(if: TestEnvironment.shouldRun(linuxPeers)), arguments: ["destroy", "preserve", "restart"])
+  @Test(.enabled(if: TestEnvironment.shouldRun(linuxPeers)), arguments: ["destroy", "preserve", "restart", "coredump-destroy"])
   func guestPanicAppliesOnCrash(action: String) async throws {
     let bed = try XlTestbed()
     defer { bed.stop() }
@@ -87,6 +87,19 @@ import XenStore
     case "destroy":
       try await bed.waitUntil("/local/domain/1/name", is: nil)
       try await bed.expectNoLeftovers()
+    case "coredump-destroy":
+      try await bed.waitUntil("/local/domain/1/name", is: nil)
+      try await bed.expectNoLeftovers()
+      // The guest's memory, as QMP dump-guest-memory writes it: an ELF core of its 128 MiB.
+      let dump = bed.libDirectory + "/dump/linux"
+      var info = stat()
+      #expect(stat(dump, &info) == 0 && info.st_size > 128 << 20, "\(dump): \(info.st_size) bytes")
+      let fd = open(dump, O_RDONLY)
+      var magic = [UInt8](repeating: 0, count: 4)
+      _ = read(fd, &magic, 4)
+      close(fd)
+      #expect(magic == [0x7f, 0x45, 0x4c, 0x46], "an ELF core")
+      #expect(try readFile(bed.logDirectory + "/xl-linux.log").contains("dumping core to \(dump)\n"))
     case "preserve":
       try await bed.waitUntil("/libxl/1/run-state", is: "crashed")
       #expect(try await listedState(bed, "linux") == "----c-")
@@ -100,6 +113,45 @@ import XenStore
     }
     let monitorLog = try readFile(bed.logDirectory + "/xl-linux.log")
     #expect(monitorLog.contains("Domain 1 has shut down, reason code 3 0x3\nAction for shutdown reason code 3 is \(action)\n"), "\(monitorLog)")
+  }
+
+  /// libxl's PV protocol, with a guest agent played as domain 1 itself (xenstore-utils on the
+  /// domain's own socket, so xenstored applies the domain's permissions): once the guest
+  /// advertises `control/feature-poweroff`, `xl shutdown` writes `control/shutdown` and waits
+  /// for the agent to clear it; without an answer it fails with exit 9.
+  @Test(.enabled(if: TestEnvironment.shouldRun([.qemu, .xenstoreRead])))
+  func shutdownSpeaksThePVControlProtocolToAGuestThatAdvertisesIt() async throws {
+    let bed = try XlTestbed()
+    defer { bed.stop() }
+    try #require(try await bed.xlAwaiting(["create", "-q", bed.tinyGuest()]).status == 0)
+    var asDomain = bed.environment
+    asDomain["XENSTORED_PATH"] = bed.socketPath + ".d/domain-1"
+    let advertised = try await offPool { [asDomain] in
+      try run(["/usr/bin/xenstore-write", "/local/domain/1/control/feature-poweroff", "1"], environment: asDomain)
+    }
+    try #require(advertised.status == 0, "\(advertised)")
+
+    // The agent: wait for the request, note it, acknowledge it by clearing the node.
+    let noted = bed.directory.appending("request")
+    let agent = try spawnBackground(
+      ["/bin/sh", "-c", """
+        xenstore-watch -n 2 /local/domain/1/control/shutdown >/dev/null
+        xenstore-read /local/domain/1/control/shutdown > \(noted)
+        xenstore-write /local/domain/1/control/shutdown ""
+        """], environment: asDomain, output: bed.directory.appending("agent.out"))
+    let shutdown = try await bed.xlAwaiting(["shutdown", "tiny"])
+    #expect(shutdown.status == 0, "\(shutdown)")
+    #expect(waitForExit(agent, seconds: 30) == 0)
+    #expect(try readFile(noted) == "poweroff\n")
+    #expect(!shutdown.stderr.contains("ACPI"), "no power button: \(shutdown)")
+
+    // Nobody answers now: the request is not acknowledged.
+    let unanswered = try await bed.xlAwaiting(["shutdown", "--ack-timeout", "1", "tiny"])
+    #expect(unanswered.status == 9, "\(unanswered)")
+    #expect(unanswered.stderr.hasSuffix(
+      "xl: domain 1 (tiny) did not acknowledge poweroff on /local/domain/1/control/shutdown within 1 s\n"), "\(unanswered)")
+    #expect(try await bed.xlAwaiting(["destroy", "tiny"]).status == 0)
+    try await bed.expectNoLeftovers()
   }
 
   @Test(.enabled(if: TestEnvironment.shouldRun([.qemu])))

@@ -134,7 +134,7 @@ public struct DomainControl: Sendable {
       }
       guard acknowledged == true else {
         throw XenLightError(
-          .timedOut, "domain \(target.domid) (\(target.name)) did not acknowledge \(request.rawValue) on \(node) within \(limit)")
+          .timedOut, "domain \(target.domid) (\(target.name)) did not acknowledge \(request.rawValue) on \(node) within \(limit.readable)")
       }
     } catch let error as XenLightError {
       throw error
@@ -177,7 +177,7 @@ public struct DomainControl: Sendable {
       throw XenStoreConnector.failure("cannot wait for domain \(domid)", error)
     }
     guard let end, let end else {
-      throw XenLightError(.timedOut, "domain \(domid) did not shut down within \(limit)")
+      throw XenLightError(.timedOut, "domain \(domid) did not shut down within \(limit.readable)")
     }
     return end
   }
