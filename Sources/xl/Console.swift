@@ -30,12 +30,9 @@ struct Console: XLSubcommand {
 
   func execute() async throws {
     do {
-      let tty: String
-      do {
-        let session = try await Session.open(for: domain)
-        defer { session.client.close() }
-        let target = try await session.control.target(domain)
-        tty = try await Self.tty(of: target, type: type, number: number, session: session)
+      let (type, number) = (self.type, self.number)
+      let tty = try await Toolstack.forXL().control(domain) { control, target throws(XenLightError) in
+        try await Self.tty(of: target, type: type, number: number, store: control.store)
       }
       try await Self.attach(tty)
     } catch {
@@ -43,12 +40,12 @@ struct Console: XLSubcommand {
     }
   }
 
-  static func tty(of target: DomainControl.Target, type: String?, number: Int, session: Session) async throws(XenLightError) -> String {
+  static func tty(of target: DomainControl.Target, type: String?, number: Int, store: DomainStore) async throws(XenLightError) -> String {
     if type == "pv" {
       throw XenLightError(.invalidState, "domain \(target.domid) (\(target.name)) has no PV console (there is no xenconsoled here); use -t serial")
     }
     let path = target.layout.serialTTYPath(number)
-    let value = try? await DomainStore.readOptional(session.client, path)
+    let value = try? await DomainStore.readOptional(store.xenstore, path)
     guard let value, value.hasPrefix("/") else {
       throw XenLightError(
         .invalidState, "domain \(target.domid) (\(target.name)) has no serial console \(number) (\(path) is not set; the config needs serial = \"pty\")")

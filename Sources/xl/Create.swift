@@ -93,9 +93,8 @@ struct Create: XLSubcommand {
       return
     }
 
-    var configured = DomainCreator(
-      connector: XenStoreConnector(paths: paths, spawner: Spawner()), paths: paths,
-      timeout: timeout.map { .milliseconds(Int64($0 * 1000)) }, xenstoreTimeout: .milliseconds(Int64(xenstoreTimeout * 1000)))
+    var configured = Toolstack(paths: paths, xenstoreTimeout: .milliseconds(Int64(xenstoreTimeout * 1000)))
+      .creator(timeout: timeout.map { .milliseconds(Int64($0 * 1000)) })
     do { configured.configText = try SavedConfig.text(file: configFile, settings: settings) } catch { throw ExitStatus.fail(error) }
     if !noMonitor && !foreground {
       // Started beside the device model's confirmation: `xl create` returns once both are.

@@ -20,25 +20,10 @@ struct Destroy: XLSubcommand {
   var xenstoreTimeout: Double = 10
 
   func execute() async throws {
-    let paths = ToolstackPaths.current()
-    let spawner = Spawner()
-    let connector = XenStoreConnector(paths: paths, spawner: spawner)
     do {
-      guard let client = try await connector.connectRestoringSavedState(started: connector.noteRestart) else {
-        throw XenLightError(.notFound, "no domain \"\(domain)\" (no xenstored answers at \(connector.socketPath))")
-      }
-      defer { client.close() }
-      let store = DomainStore(xenstore: client)
-      let deadline = XenStoreDeadline(limit: .milliseconds(Int64(xenstoreTimeout * 1000)))
-      let domain = self.domain
-      guard let domid = try await deadline.run(client, "finding the domain", { () async throws(XenLightError) in try await store.find(domain) }) else {
-        throw XenLightError(.notFound, "no domain \"\(domain)\"")
-      }
-      // The stop itself is not limited: it has its own grace period and SIGKILL.
-      var destroyer = DomainDestroyer(spawner: spawner, deadline: deadline, lockPath: paths.domainsLock)
-      destroyer.paths = paths
-      let destroyed = try await destroyer.destroy(domid: domid, in: store)
-      Terminal.output("Domain \(domid)\(destroyed.name.map { " (\($0))" } ?? "") destroyed: \(Self.describe(destroyed.deviceModel))\n")
+      let destroyed = try await Toolstack.forXL(xenstoreTimeout: xenstoreTimeout).destroy(domain)
+      Terminal.output(
+        "Domain \(destroyed.domid)\(destroyed.name.map { " (\($0))" } ?? "") destroyed: \(Self.describe(destroyed.deviceModel))\n")
     } catch {
       throw ExitStatus.fail(error)
     }

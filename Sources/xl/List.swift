@@ -21,33 +21,8 @@ struct List: XLSubcommand {
   var xenstoreTimeout: Double = 10
 
   func execute() async throws {
-    let connector = XenStoreConnector(paths: ToolstackPaths.current(), spawner: Spawner())
-    var infos: [DomainInfo] = []
-    do {
-      if let client = try await connector.connectRestoringSavedState(started: connector.noteRestart) {
-        defer { client.close() }
-        let store = DomainStore(xenstore: client)
-        let domains = self.domains
-        infos = try await XenStoreDeadline(limit: .milliseconds(Int64(xenstoreTimeout * 1000))).run(client, "listing domains") {
-          () async throws(XenLightError) -> [DomainInfo] in
-          var selection: [UInt32]?
-          if !domains.isEmpty {
-            selection = []
-            for name in domains {
-              guard let domid = try await store.find(name) else {
-                throw XenLightError(.notFound, "no domain \"\(name)\"")
-              }
-              selection!.append(domid)
-            }
-          }
-          return try await DomainLister().list(store, only: selection)
-        }
-      } else if !domains.isEmpty {
-        throw XenLightError(.notFound, "no domain \"\(domains[0])\" (no xenstored answers at \(connector.socketPath))")
-      }
-    } catch {
-      throw ExitStatus.fail(error)
-    }
+    let infos: [DomainInfo]
+    do { infos = try await Toolstack.forXL(xenstoreTimeout: xenstoreTimeout).list(domains) } catch { throw ExitStatus.fail(error) }
     Terminal.output(long ? DomainListFormat.json(infos) : DomainListFormat.table(infos))
   }
 }

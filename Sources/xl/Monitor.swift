@@ -41,7 +41,7 @@ struct Monitor: XLSubcommand {
   {
     let log = try ToolstackPaths.rotated(paths.monitorLog(name: name))
     let command = SpawnCommand(
-      what: "domain \(domid) monitor", executable: Session.executable, arguments: ["monitor", "\(domid)"],
+      what: "domain \(domid) monitor", executable: Toolstack.executable, arguments: ["monitor", "\(domid)"],
       logPath: log, timeout: .seconds(30))
     let layout = DomainLayout(domid: domid, uuid: uuid)
     // The xenstored of this create: if it is gone, so is the create (never start another here).

@@ -28,43 +28,51 @@ struct ShutdownOptions: ParsableArguments {
   }
 
   func run(_ request: DomainControl.Request) async throws {
+    let toolstack = Toolstack.forXL()
+    if let domain {
+      try await toolstack.run(domain) { control, target throws(XenLightError) in try await act(request, on: [target], control) }
+      return
+    }
     do {
-      let session = try await Session.open(for: domain ?? "-a")
-      defer { session.client.close() }
-      let control = session.control
-      var targets: [DomainControl.Target] = []
-      if let domain {
-        targets = [try await control.target(domain)]
-      } else {
-        for domid in try await session.store.guestDomids() { targets.append(try await control.target("\(domid)")) }
-      }
-      for target in targets {
-        Terminal.error(request == .poweroff ? "Shutting down domain \(target.domid)" : "Rebooting domain \(target.domid)")
-        let acknowledgement = Duration.milliseconds(Int64(ackTimeout * 1000))
-        if try await control.request(request, target, fallback: fallback, acknowledgement: acknowledgement) == .acpi,
-          target.deviceModelTarget != .local
-        {
-          Terminal.error("PV control interface not available: sending ACPI power button event.")
-        }
-      }
-      guard wait > 0, !targets.isEmpty else { return }
-      Terminal.error("Waiting for \(targets.count) domains")
-      let limit = Duration.milliseconds(Int64(timeout * 1000))
-      for target in targets {
-        do throws(XenLightError) {
-          switch try await control.wait(for: target.domid, deathOnly: wait > 1, limit: limit) {
-          case .destroyed: Terminal.error("Domain \(target.domid) has been destroyed")
-          case .shutDown(let state): Terminal.error("Domain \(target.domid) has been shut down (\(state.rawValue))")
-          }
-        } catch {
-          guard error.code == .timedOut else { throw error }
-          throw XenLightError(
-            .timedOut,
-            "domain \(target.domid) (\(target.name)) did not shut down within \(timeout.formatted) s: the guest ignored the request (for the ACPI power button, the guest needs acpid or equivalent)")
-        }
+      _ = try await toolstack.withStore { store throws(XenLightError) in
+        let control = DomainControl(store: store, loop: toolstack.spawner.loop)
+        var targets: [DomainControl.Target] = []
+        for domid in try await store.guestDomids() { targets.append(try await control.target("\(domid)")) }
+        try await act(request, on: targets, control)
       }
     } catch {
       throw ExitStatus.fail(error)
+    }
+  }
+
+  /// The requests, then with -w the waits, as xl does them.
+  private func act(_ request: DomainControl.Request, on targets: [DomainControl.Target], _ control: DomainControl)
+    async throws(XenLightError)
+  {
+    for target in targets {
+      Terminal.error(request == .poweroff ? "Shutting down domain \(target.domid)" : "Rebooting domain \(target.domid)")
+      let acknowledgement = Duration.milliseconds(Int64(ackTimeout * 1000))
+      if try await control.request(request, target, fallback: fallback, acknowledgement: acknowledgement) == .acpi,
+        target.deviceModelTarget != .local
+      {
+        Terminal.error("PV control interface not available: sending ACPI power button event.")
+      }
+    }
+    guard wait > 0, !targets.isEmpty else { return }
+    Terminal.error("Waiting for \(targets.count) domains")
+    let limit = Duration.milliseconds(Int64(timeout * 1000))
+    for target in targets {
+      do throws(XenLightError) {
+        switch try await control.wait(for: target.domid, deathOnly: wait > 1, limit: limit) {
+        case .destroyed: Terminal.error("Domain \(target.domid) has been destroyed")
+        case .shutDown(let state): Terminal.error("Domain \(target.domid) has been shut down (\(state.rawValue))")
+        }
+      } catch {
+        guard error.code == .timedOut else { throw error }
+        throw XenLightError(
+          .timedOut,
+          "domain \(target.domid) (\(target.name)) did not shut down within \(timeout.formatted) s: the guest ignored the request (for the ACPI power button, the guest needs acpid or equivalent)")
+      }
     }
   }
 }

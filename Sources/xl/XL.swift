@@ -47,3 +47,23 @@ extension XenStoreConnector {
     }
   }
 }
+
+extension Toolstack {
+  /// The toolstack as `xl` runs it: paths from the environment, and a note on stderr when a
+  /// verb brings xenstored back from its saved state.
+  static func forXL(xenstoreTimeout seconds: Double = 10) -> Toolstack {
+    var toolstack = Toolstack(xenstoreTimeout: .milliseconds(Int64(seconds * 1000)))
+    toolstack.xenstoredStarted = toolstack.connector.noteRestart
+    return toolstack
+  }
+
+  /// Runs `verb` on the domain `reference` names; any failure is xl's error and exit code.
+  func run<T: Sendable>(
+    _ reference: String, _ verb: (DomainControl, DomainControl.Target) async throws(XenLightError) -> T
+  ) async throws -> T {
+    do { return try await control(reference, verb) } catch { throw ExitStatus.fail(error) }
+  }
+
+  /// This `xl`'s absolute path (the domain monitor is this program too).
+  static var executable: String { XenStoreConnector.currentExecutable ?? CommandLine.arguments[0] }
+}
