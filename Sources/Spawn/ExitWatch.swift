@@ -21,7 +21,7 @@ extension Spawner {
     } catch {
       throw SpawnError(.stopFailed, what: what, pid: identity.pid, errno: error, detail: "pidfd_open")
     }
-    defer { close(pidfd) }
+    defer { system.close(pidfd) }
     guard (try? ProcessIdentity.of(pid: identity.pid)) == identity, !isReadableNow(pidfd) else { return }
     do {
       _ = try await loop.wait(for: .readable, on: pidfd)
@@ -36,7 +36,7 @@ extension Spawner {
   public func isRunning(_ identity: ProcessIdentity) -> Bool {
     guard identity.pid > 0, (try? ProcessIdentity.of(pid: identity.pid)) == identity else { return false }
     guard let pidfd = try? system.pidfdOpen(identity.pid) else { return false }
-    defer { close(pidfd) }
+    defer { system.close(pidfd) }
     return (try? ProcessIdentity.of(pid: identity.pid)) == identity && !isReadableNow(pidfd)
   }
 }
