@@ -43,6 +43,13 @@ int cspawn_confine(const cspawn_confinement *c) {
     struct rlimit r = {limits[i].limit, limits[i].limit};
     if (setrlimit(limits[i].resource, &r) != 0) return -1;
   }
+  // Past the size limit a write fails with EFBIG instead of killing the device model with
+  // SIGXFSZ (a chatty guest's console log would otherwise end its QEMU at 256 KiB); an
+  // ignored disposition survives exec.
+  struct sigaction ignore;
+  memset(&ignore, 0, sizeof ignore);
+  ignore.sa_handler = SIG_IGN;
+  if (sigaction(SIGXFSZ, &ignore, NULL) != 0) return -1;
 
   // Every capability but the three -chroot and -runas need leaves the bounding set.
   for (int cap = 0; cap < 64; cap++) {

@@ -239,6 +239,14 @@ import XenStore
     #expect(try readFile("/proc/\(again.pid)/status").contains("Uid:\t231402"), "the new device model is confined too")
     let second = try await ConsoleSession.exchangeAwaiting(bed, domain: "linux", send: "echo two-$((1+1))\r", until: "two-2")
     #expect(second.contains("two-2"), "\(second)")
+    // More console output than the device model may write to a file (RLIMIT_FSIZE, 256 KiB):
+    // the log stops growing there, and the device model lives on.
+    let chatty = try await ConsoleSession.exchangeAwaiting(
+      bed, domain: "linux", send: "seq 1 50000; echo done-$((40+2))\r", until: "done-42")
+    #expect(chatty.contains("done-42"))
+    #expect(isAlive(again.pid), "the device model outlived its console log's limit")
+    var info = stat()
+    #expect(stat(bed.logDirectory + "/console/guest-linux.log", &info) == 0 && info.st_size == 256 * 1024, "\(info.st_size)")
     _ = try await ConsoleSession.exchangeAwaiting(bed, domain: "linux", send: "echo c > /proc/sysrq-trigger\r", until: "Kernel panic")
     try await bed.waitUntil("/local/domain/1/name", is: nil)
     try await bed.expectNoLeftovers()
