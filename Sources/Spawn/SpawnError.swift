@@ -46,7 +46,7 @@ public struct SpawnError: Error, Sendable, CustomStringConvertible {
   /// Time from the start of the spawn to the outcome.
   public var elapsed: Duration
   /// The system error, where one caused this.
-  public var errno: Errno?
+  public var errno: SystemErrno?
   /// How the daemon (or, for `monitorFailed`, the monitor) ended.
   public var status: WaitStatus?
   /// The failing call, what the protocol received, or why the wait was aborted.
@@ -55,7 +55,7 @@ public struct SpawnError: Error, Sendable, CustomStringConvertible {
   public var logTail: String
 
   public init(
-    _ code: Code, what: String, pid: Int32? = nil, elapsed: Duration = .zero, errno: Errno? = nil,
+    _ code: Code, what: String, pid: Int32? = nil, elapsed: Duration = .zero, errno: SystemErrno? = nil,
     status: WaitStatus? = nil, detail: String = "", logTail: String = ""
   ) {
     self.code = code
