@@ -4,7 +4,7 @@
 /// began, and the tail of what it wrote to its log since this spawn. `description` is one
 /// message a user can act on, e.g.
 /// `device model [1234] exited with status 1 during startup after 23 ms: qemu: -bogus: invalid option`.
-public struct SpawnError: Error, Sendable, CustomStringConvertible {
+public struct SpawnError: Error, Hashable, Sendable, CustomStringConvertible {
   /// What went wrong: a closed set, so a `switch` over it can be exhaustive. The raw value
   /// is the code's name ("timed-out").
   public enum Code: String, Hashable, Sendable, CaseIterable, CustomStringConvertible {

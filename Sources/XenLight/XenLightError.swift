@@ -1,5 +1,9 @@
+import Spawn
+import XenStore
+
 /// The one error type of the toolstack library: a code, a message a user can act on, the
-/// place in a config file it concerns (if any), and the errno where there is one.
+/// place in a config file it concerns (if any), the errno where there is one, and the
+/// library error it came from (`cause`), kept whole rather than flattened into the message.
 public struct XenLightError: Error, Hashable, Sendable, CustomStringConvertible {
   /// What went wrong: a closed set, so a `switch` over it can be exhaustive. The raw value
   /// is the code's name ("device-model-failed").
@@ -36,18 +40,54 @@ public struct XenLightError: Error, Hashable, Sendable, CustomStringConvertible 
     public var description: String { name }
   }
 
+  /// The error of a library below that this one came from, whole: for a device model that
+  /// did not start, the `SpawnError` with its pid, how it ended and its log tail; for a
+  /// xenstore failure, the `XenStoreError` with its code.
+  public enum Cause: Hashable, Sendable {
+    case spawn(SpawnError)
+    case xenstore(XenStoreError)
+
+    /// `error` as a cause, if it is a `SpawnError` or a `XenStoreError`.
+    public init?(_ error: any Error) {
+      if let error = error as? SpawnError {
+        self = .spawn(error)
+      } else if let error = error as? XenStoreError {
+        self = .xenstore(error)
+      } else {
+        return nil
+      }
+    }
+
+    /// The `SpawnError`, if that is the cause.
+    public var spawnError: SpawnError? {
+      if case .spawn(let error) = self { return error }
+      return nil
+    }
+
+    /// The `XenStoreError`, if that is the cause.
+    public var xenStoreError: XenStoreError? {
+      if case .xenstore(let error) = self { return error }
+      return nil
+    }
+  }
+
   public var code: Code
   public var message: String
   /// Where in a config file (or the command line) the problem is.
   public var location: SourceLocation?
   /// The system errno, where one caused this.
   public var errno: Int32?
+  /// The library error this one came from; the message already says what it says.
+  public var cause: Cause?
 
-  public init(_ code: Code, _ message: String, at location: SourceLocation? = nil, errno: Int32? = nil) {
+  public init(
+    _ code: Code, _ message: String, at location: SourceLocation? = nil, errno: Int32? = nil, cause: Cause? = nil
+  ) {
     self.code = code
     self.message = message
     self.location = location
     self.errno = errno
+    self.cause = cause
   }
 
   /// `file:line:column: message`, the form compilers and xl use.
