@@ -11,13 +11,13 @@ extension Spawner {
   /// never itself. Waits for the reaper on its pidfd, event-driven, and reaps it.
   /// `uid` 0 is refused: it would be every root process.
   public func killAll(uid: UInt32, reaperUID: UInt32, lockPath: String, what: String) async throws(SpawnError) {
-    func failed(_ detail: String, _ error: Errno? = nil) -> SpawnError {
+    func failed(_ detail: String, _ error: SystemErrno? = nil) -> SpawnError {
       SpawnError(.stopFailed, what: what, errno: error, detail: detail)
     }
     guard uid != 0, reaperUID != 0 else { throw failed("refusing to kill the processes of uid 0") }
     var pidfd: Int32 = -1
     let pid = lockPath.withCString { cspawn_kill_uid(uid_t(uid), uid_t(reaperUID), $0, &pidfd) }
-    guard pid > 0 else { throw failed("fork of the reaper", Errno(rawValue: errno)) }
+    guard pid > 0 else { throw failed("fork of the reaper", SystemErrno(rawValue: errno)) }
     var status: Int32 = 0
     if pidfd >= 0 {
       defer { close(pidfd) }
@@ -34,7 +34,7 @@ extension Spawner {
     }
     if cspawn_wifexited(status) == 0 || cspawn_wexitstatus(status) != 0 {
       let code = cspawn_wifexited(status) != 0 ? cspawn_wexitstatus(status) : 0
-      throw failed("the reaper of uid \(uid) failed", code >= 100 ? Errno(rawValue: code - 100) : nil)
+      throw failed("the reaper of uid \(uid) failed", code >= 100 ? SystemErrno(rawValue: code - 100) : nil)
     }
   }
 }

@@ -22,14 +22,14 @@ public struct ProcessIdentity: Hashable, Sendable, Codable, LosslessStringConver
   }
 
   /// The identity of the live process `pid`, read from /proc (ENOENT: no such process).
-  public static func of(pid: Int32) throws(Errno) -> ProcessIdentity {
+  public static func of(pid: Int32) throws(SystemErrno) -> ProcessIdentity {
     var startTime: UInt64 = 0
     guard cspawn_read_start_time(pid, &startTime) == 0 else { throw .current }
     return ProcessIdentity(pid: pid, startTime: startTime, bootID: try currentBootID())
   }
 
   /// This boot's id (`/proc/sys/kernel/random/boot_id`), read once.
-  public static func currentBootID() throws(Errno) -> String {
+  public static func currentBootID() throws(SystemErrno) -> String {
     if let bootID = cachedBootID { return bootID }
     throw .ENOENT
   }

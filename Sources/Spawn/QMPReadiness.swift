@@ -123,7 +123,7 @@ public struct QMPConnection: Sendable {
     let fd = Glibc.socket(AF_UNIX, type, 0)
     guard fd >= 0 else { throw SpawnError(.protocolFailed, what: what, errno: .current, detail: "no socket for QMP") }
     guard address.withSockaddr({ Glibc.connect(fd, $0, $1) }) == 0 else {
-      let error = Errno.current
+      let error = SystemErrno.current
       _ = Glibc.close(fd)
       throw SpawnError(.protocolFailed, what: what, errno: error, detail: "connecting to QMP at \(path) failed")
     }
@@ -142,7 +142,7 @@ public struct QMPConnection: Sendable {
     guard fd >= 0 else { throw SpawnError(.spawnFailed, what: what, errno: .current, detail: "no socket for QMP") }
     _ = unlink(path)
     guard address.withSockaddr({ bind(fd, $0, $1) }) == 0, Glibc.listen(fd, 16) == 0 else {
-      let error = Errno.current
+      let error = SystemErrno.current
       _ = Glibc.close(fd)
       throw SpawnError(.spawnFailed, what: what, errno: error, detail: "cannot listen on \(path)")
     }
@@ -179,7 +179,7 @@ public struct QMPConnection: Sendable {
       if n > 0 {
         buffer += chunk[0..<n]
       } else if n == 0 || (errno != EAGAIN && errno != EINTR) {
-        let error = n == 0 ? nil : Errno.current
+        let error = n == 0 ? nil : SystemErrno.current
         let partial = buffer.isEmpty ? "" : " after \"\(String(decoding: buffer.prefix(300), as: UTF8.self))\""
         throw SpawnError(
           .protocolFailed, what: what, errno: error,

@@ -29,7 +29,7 @@ extension Spawner {
   public func stop(_ identity: ProcessIdentity, what: String = "process", grace: Duration = .seconds(10)) async throws(SpawnError)
     -> StopOutcome
   {
-    func failed(_ detail: String, _ error: Errno? = nil) -> SpawnError {
+    func failed(_ detail: String, _ error: SystemErrno? = nil) -> SpawnError {
       SpawnError(.stopFailed, what: what, pid: identity.pid, errno: error, detail: detail)
     }
     guard identity.pid > 0, identity.bootID == (try? ProcessIdentity.currentBootID()) else { return .alreadyExited }

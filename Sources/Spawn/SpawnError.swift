@@ -4,37 +4,37 @@
 /// began, and the tail of what it wrote to its log since this spawn. `description` is one
 /// message a user can act on, e.g.
 /// `device model [1234] exited with status 1 during startup after 23 ms: qemu: -bogus: invalid option`.
-public struct SpawnError: Error, Sendable, CustomStringConvertible {
-  /// What went wrong. Extensible: new codes are added as static members.
-  public struct Code: Hashable, Sendable, CustomStringConvertible {
-    public let name: String
-    public init(name: String) { self.name = name }
-
+public struct SpawnError: Error, Hashable, Sendable, CustomStringConvertible {
+  /// What went wrong: a closed set, so a `switch` over it can be exhaustive. The raw value
+  /// is the code's name ("timed-out").
+  public enum Code: String, Hashable, Sendable, CaseIterable, CustomStringConvertible {
     /// A resource for the spawn could not be had (pipe, socket, fork, log file): `errno`, `detail` names the call.
-    public static let spawnFailed = Code(name: "spawn-failed")
+    case spawnFailed = "spawn-failed"
     /// The daemon could not be executed: `errno` (ENOENT, EACCES, ENOEXEC...).
-    public static let execFailed = Code(name: "exec-failed")
+    case execFailed = "exec-failed"
     /// The daemon exited with a non-zero `status` before confirming.
-    public static let exited = Code(name: "exited")
+    case exited = "exited"
     /// The daemon exited with status 0 before confirming.
-    public static let exitedZero = Code(name: "exited-zero")
+    case exitedZero = "exited-zero"
     /// A signal killed the daemon before it confirmed: `status.signal`, `status.coreDumped`.
-    public static let killedBySignal = Code(name: "killed-by-signal")
+    case killedBySignal = "killed-by-signal"
     /// No confirmation within the timeout (`elapsed`); the daemon was stopped.
-    public static let timedOut = Code(name: "timed-out")
+    case timedOut = "timed-out"
     /// The abort callback or task cancellation ended the wait (`detail` says which); the daemon was stopped.
-    public static let aborted = Code(name: "aborted")
+    case aborted = "aborted"
     /// The confirmation protocol went wrong: `detail` says what was received; the daemon was stopped.
-    public static let protocolFailed = Code(name: "protocol-failed")
+    case protocolFailed = "protocol-failed"
     /// The pid recording hook failed (`detail`); the daemon was stopped.
-    public static let recordFailed = Code(name: "record-failed")
+    case recordFailed = "record-failed"
     /// The startup monitor died unexpectedly (`status`); the daemon was killed.
-    public static let monitorFailed = Code(name: "monitor-failed")
+    case monitorFailed = "monitor-failed"
     /// A stop could not finish: the process outlived SIGKILL, or signalling failed (`errno`).
-    public static let stopFailed = Code(name: "stop-failed")
+    case stopFailed = "stop-failed"
     /// The spawn command is not usable (`detail`).
-    public static let invalidCommand = Code(name: "invalid-command")
+    case invalidCommand = "invalid-command"
 
+    /// The code's name, "timed-out".
+    public var name: String { rawValue }
     public var description: String { name }
   }
 
@@ -46,7 +46,7 @@ public struct SpawnError: Error, Sendable, CustomStringConvertible {
   /// Time from the start of the spawn to the outcome.
   public var elapsed: Duration
   /// The system error, where one caused this.
-  public var errno: Errno?
+  public var errno: SystemErrno?
   /// How the daemon (or, for `monitorFailed`, the monitor) ended.
   public var status: WaitStatus?
   /// The failing call, what the protocol received, or why the wait was aborted.
@@ -55,7 +55,7 @@ public struct SpawnError: Error, Sendable, CustomStringConvertible {
   public var logTail: String
 
   public init(
-    _ code: Code, what: String, pid: Int32? = nil, elapsed: Duration = .zero, errno: Errno? = nil,
+    _ code: Code, what: String, pid: Int32? = nil, elapsed: Duration = .zero, errno: SystemErrno? = nil,
     status: WaitStatus? = nil, detail: String = "", logTail: String = ""
   ) {
     self.code = code
@@ -95,8 +95,6 @@ public struct SpawnError: Error, Sendable, CustomStringConvertible {
       sentence = "\(name) could not be stopped: \(detail)" + (errno.map { ": \($0)" } ?? "")
     case .invalidCommand:
       sentence = "\(name): invalid spawn command: \(detail)"
-    default:
-      sentence = "\(name) \(code.name) \(after)" + (detail.isEmpty ? "" : ": \(detail)")
     }
     return logTail.isEmpty ? sentence : "\(sentence): \(logTail)"
   }

@@ -96,7 +96,7 @@ public final class Spawner: Sendable {
   /// prepare readiness, make the control socket, fork the monitor.
   private func launch(_ command: SpawnCommand, readiness: some ReadinessSource) throws(SpawnError) -> Startup {
     let began = EventLoop.now()
-    func failed(_ call: String, _ error: Errno) -> SpawnError {
+    func failed(_ call: String, _ error: SystemErrno) -> SpawnError {
       SpawnError(.spawnFailed, what: command.what, elapsed: .nanoseconds(Int64(EventLoop.now() - began)), errno: error, detail: call)
     }
     if let confinement = command.confinement {
@@ -164,7 +164,7 @@ public final class Spawner: Sendable {
     ]
     fds += plan.passed.map { cspawn_fd_mapping(source: $0.source, target: $0.target) }
     let executable = Spawner.resolve(command.executable)
-    let forked: Result<Startup, Errno> = withMonitorRequest(
+    let forked: Result<Startup, SystemErrno> = withMonitorRequest(
       path: executable, argv: [command.executable] + command.arguments,
       environment: plan.environment.map { "\($0.key)=\($0.value)" }, workingDirectory: command.workingDirectory,
       fds: fds, confinement: command.confinement, control: monitorEnd
@@ -172,7 +172,7 @@ public final class Spawner: Sendable {
       // Held across the fork, so a caller that reaps by itself cannot report the monitor
       // before it is known to be ours.
       monitors.withLock { monitors in
-        do throws(Errno) {
+        do throws(SystemErrno) {
           let monitor = try forkMonitor(request)
           let startup = Startup(
             loop: loop, spawner: self, command: command, executable: executable, began: began, log: log,
@@ -200,7 +200,7 @@ public final class Spawner: Sendable {
 
   /// clone3 with a pidfd; where the kernel has no clone3, fork then pidfd_open (race-free:
   /// the monitor is our unreaped child); where it has no pidfds either, no pidfd.
-  private func forkMonitor(_ request: SystemCalls.MonitorRequest) throws(Errno) -> (pid: Int32, pidfd: Int32?) {
+  private func forkMonitor(_ request: SystemCalls.MonitorRequest) throws(SystemErrno) -> (pid: Int32, pidfd: Int32?) {
     do {
       return try system.startMonitor(request, .clone3)
     } catch where error == .ENOSYS {

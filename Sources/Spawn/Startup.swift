@@ -228,12 +228,12 @@ final class Startup: @unchecked Sendable {
       let bootID = (try? ProcessIdentity.currentBootID()) ?? ""
       return .started(ProcessIdentity(pid: report.pid, startTime: report.start_time, bootID: bootID))
     case Int32(CSPAWN_REPORT_EXEC_FAILED):
-      return .execFailed(Errno(rawValue: report.value))
+      return .execFailed(SystemErrno(rawValue: report.value))
     case Int32(CSPAWN_REPORT_EXITED):
       return .exited(WaitStatus(rawValue: report.value))
     case Int32(CSPAWN_REPORT_FAILED):
       let call = [CSPAWN_STAGE_SIGNALFD: "signalfd", CSPAWN_STAGE_PIPE: "pipe", CSPAWN_STAGE_FORK: "fork"][Int(report.stage)]
-      return .failed(Errno(rawValue: report.value), call: call ?? "the startup monitor")
+      return .failed(SystemErrno(rawValue: report.value), call: call ?? "the startup monitor")
     default:
       if let pidfd { system.close(pidfd) }
       return nil
@@ -282,7 +282,7 @@ final class Startup: @unchecked Sendable {
     }
   }
 
-  private func reapMonitorNow() throws(Errno) -> WaitStatus? {
+  private func reapMonitorNow() throws(SystemErrno) -> WaitStatus? {
     if let fd = monitorPIDFD {
       do {
         return try system.waitid(.pidfd(fd), true)?.status

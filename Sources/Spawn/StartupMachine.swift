@@ -74,10 +74,10 @@ struct StartupMachine: Sendable {
   /// What the monitor reported (one control message each).
   enum Report: Sendable, Equatable {
     case started(ProcessIdentity)
-    case execFailed(Errno)
+    case execFailed(SystemErrno)
     case exited(WaitStatus)
     /// The monitor could not set up or fork: `errno` in `call`.
-    case failed(Errno, call: String)
+    case failed(SystemErrno, call: String)
   }
 
   enum Event: Sendable {
@@ -338,7 +338,7 @@ struct StartupMachine: Sendable {
   }
 
   private func failure(
-    _ code: SpawnError.Code, now: UInt64, errno: Errno? = nil, status: WaitStatus? = nil, detail: String = ""
+    _ code: SpawnError.Code, now: UInt64, errno: SystemErrno? = nil, status: WaitStatus? = nil, detail: String = ""
   ) -> SpawnError {
     SpawnError(
       code, what: configuration.what, pid: identity?.pid, elapsed: elapsed(now), errno: errno, status: status,

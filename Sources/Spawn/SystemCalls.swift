@@ -32,77 +32,77 @@ package struct SystemCalls: Sendable {
   }
 
   /// `pipe2(O_CLOEXEC)`: (read end, write end).
-  package var pipe: @Sendable () throws(Errno) -> (read: Int32, write: Int32)
+  package var pipe: @Sendable () throws(SystemErrno) -> (read: Int32, write: Int32)
   /// `socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC)`: the monitor's control channel.
-  package var socketPair: @Sendable () throws(Errno) -> (Int32, Int32)
+  package var socketPair: @Sendable () throws(SystemErrno) -> (Int32, Int32)
   /// `socket(2)` with SOCK_CLOEXEC and SOCK_NONBLOCK added.
-  package var socket: @Sendable (_ domain: Int32, _ type: Int32) throws(Errno) -> Int32
+  package var socket: @Sendable (_ domain: Int32, _ type: Int32) throws(SystemErrno) -> Int32
   /// `open(2)` with O_CLOEXEC added.
-  package var open: @Sendable (_ path: String, _ flags: Int32, _ mode: mode_t) throws(Errno) -> Int32
+  package var open: @Sendable (_ path: String, _ flags: Int32, _ mode: mode_t) throws(SystemErrno) -> Int32
   /// `cspawn_start_monitor`: forks the startup monitor. Returns its pid and, for clone3, its pidfd.
-  package var startMonitor: @Sendable (MonitorRequest, ForkMethod) throws(Errno) -> (pid: Int32, pidfd: Int32?)
+  package var startMonitor: @Sendable (MonitorRequest, ForkMethod) throws(SystemErrno) -> (pid: Int32, pidfd: Int32?)
   /// `pidfd_open(2)`.
-  package var pidfdOpen: @Sendable (_ pid: Int32) throws(Errno) -> Int32
+  package var pidfdOpen: @Sendable (_ pid: Int32) throws(SystemErrno) -> Int32
   /// `pidfd_send_signal(2)`.
-  package var pidfdSendSignal: @Sendable (_ pidfd: Int32, _ signal: Int32) throws(Errno) -> Void
+  package var pidfdSendSignal: @Sendable (_ pidfd: Int32, _ signal: Int32) throws(SystemErrno) -> Void
   /// `kill(2)`, only where no pidfd can be had (and after an identity check).
-  package var kill: @Sendable (_ pid: Int32, _ signal: Int32) throws(Errno) -> Void
+  package var kill: @Sendable (_ pid: Int32, _ signal: Int32) throws(SystemErrno) -> Void
   /// `waitid(WEXITED)`, with WNOHANG if `nohang`: the reaped pid and status, or nil if none yet.
-  package var waitid: @Sendable (_ target: WaitTarget, _ nohang: Bool) throws(Errno) -> (pid: Int32, status: WaitStatus)?
+  package var waitid: @Sendable (_ target: WaitTarget, _ nohang: Bool) throws(SystemErrno) -> (pid: Int32, status: WaitStatus)?
   /// `cspawn_send_control`: one DETACH or STOP to the monitor, never blocking, never SIGPIPE.
-  package var sendControl: @Sendable (_ fd: Int32, _ command: Int32, _ graceMilliseconds: Int32) throws(Errno) -> Void
+  package var sendControl: @Sendable (_ fd: Int32, _ command: Int32, _ graceMilliseconds: Int32) throws(SystemErrno) -> Void
   /// `cspawn_receive_report`: one report from the monitor, with the pidfd it carried; nil at
   /// the end of the stream; throws EAGAIN when none is there yet.
-  package var receiveReport: @Sendable (_ fd: Int32) throws(Errno) -> (report: cspawn_report, pidfd: Int32?)?
+  package var receiveReport: @Sendable (_ fd: Int32) throws(SystemErrno) -> (report: cspawn_report, pidfd: Int32?)?
   /// `lseek(fd, 0, SEEK_END)`: where a log ends before this spawn appends to it.
-  package var seekEnd: @Sendable (_ fd: Int32) throws(Errno) -> Int64
+  package var seekEnd: @Sendable (_ fd: Int32) throws(SystemErrno) -> Int64
   /// `close(2)`, once (never retried: on Linux the descriptor is gone even after EINTR).
   package var close: @Sendable (_ fd: Int32) -> Void
 
   /// The real calls.
   package static let live = SystemCalls(
-    pipe: { () throws(Errno) in
+    pipe: { () throws(SystemErrno) in
       var fds: [Int32] = [-1, -1]
       guard cspawn_pipe_cloexec(&fds) == 0 else { throw .current }
       return (fds[0], fds[1])
     },
-    socketPair: { () throws(Errno) in
+    socketPair: { () throws(SystemErrno) in
       var fds: [Int32] = [-1, -1]
       guard socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else {
         throw .current
       }
       return (fds[0], fds[1])
     },
-    socket: { (domain, type) throws(Errno) in
+    socket: { (domain, type) throws(SystemErrno) in
       let fd = Glibc.socket(domain, type | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
       guard fd >= 0 else { throw .current }
       return fd
     },
-    open: { (path, flags, mode) throws(Errno) in
+    open: { (path, flags, mode) throws(SystemErrno) in
       while true {
         let fd = Glibc.open(path, flags | O_CLOEXEC, mode)
         if fd >= 0 { return fd }
         if errno != Glibc.EINTR { throw .current }
       }
     },
-    startMonitor: { (request, method) throws(Errno) in
+    startMonitor: { (request, method) throws(SystemErrno) in
       var pidfd: Int32 = -1
       let pid = cspawn_start_monitor(request.pointer, method == .clone3 ? 0 : 1, &pidfd)
       guard pid > 0 else { throw .current }
       return (pid, pidfd >= 0 ? pidfd : nil)
     },
-    pidfdOpen: { pid throws(Errno) in
+    pidfdOpen: { pid throws(SystemErrno) in
       let fd = cspawn_pidfd_open(pid, 0)
       guard fd >= 0 else { throw .current }
       return fd
     },
-    pidfdSendSignal: { (pidfd, signal) throws(Errno) in
+    pidfdSendSignal: { (pidfd, signal) throws(SystemErrno) in
       guard cspawn_pidfd_send_signal(pidfd, signal) == 0 else { throw .current }
     },
-    kill: { (pid, signal) throws(Errno) in
+    kill: { (pid, signal) throws(SystemErrno) in
       guard Glibc.kill(pid, signal) == 0 else { throw .current }
     },
-    waitid: { (target, nohang) throws(Errno) in
+    waitid: { (target, nohang) throws(SystemErrno) in
       var status: Int32 = 0
       let pid: pid_t
       switch target {
@@ -112,10 +112,10 @@ package struct SystemCalls: Sendable {
       if pid < 0 { throw .current }
       return pid == 0 ? nil : (pid, WaitStatus(rawValue: status))
     },
-    sendControl: { (fd, command, grace) throws(Errno) in
+    sendControl: { (fd, command, grace) throws(SystemErrno) in
       guard cspawn_send_control(fd, command, grace) == 0 else { throw .current }
     },
-    receiveReport: { fd throws(Errno) in
+    receiveReport: { fd throws(SystemErrno) in
       var report = cspawn_report()
       var pidfd: Int32 = -1
       let n = cspawn_receive_report(fd, &report, &pidfd)
@@ -128,7 +128,7 @@ package struct SystemCalls: Sendable {
       }
       return (report, pidfd >= 0 ? pidfd : nil)
     },
-    seekEnd: { fd throws(Errno) in
+    seekEnd: { fd throws(SystemErrno) in
       let offset = lseek(fd, 0, SEEK_END)
       guard offset >= 0 else { throw .current }
       return Int64(offset)

@@ -32,7 +32,7 @@ public struct SystemdNotifyReadiness: ReadinessSource {
     if socketPath != nil { unlink(name) }
     let bound = address.withSockaddr { bind(fd, $0, $1) }
     guard bound == 0 else {
-      let error = Errno.current
+      let error = SystemErrno.current
       plan.system.close(fd)
       throw SpawnError(.spawnFailed, what: plan.what, errno: error, detail: "bind \(name)")
     }
@@ -71,7 +71,7 @@ public struct SystemdNotifyReadiness: ReadinessSource {
           context.report(status: value)
         case "ERRNO":
           let number = Int32(value) ?? 0
-          let error = Errno(rawValue: number)
+          let error = SystemErrno(rawValue: number)
           throw SpawnError(
             .protocolFailed, what: context.what, errno: number > 0 ? error : nil,
             detail: "it reported ERRNO=\(value)" + (number > 0 ? " (\(error.name): \(error.message))" : ""))

@@ -1,39 +1,74 @@
+import Spawn
+import XenStore
+
 /// The one error type of the toolstack library: a code, a message a user can act on, the
-/// place in a config file it concerns (if any), and the errno where there is one.
+/// place in a config file it concerns (if any), the errno where there is one, and the
+/// library error it came from (`cause`), kept whole rather than flattened into the message.
 public struct XenLightError: Error, Hashable, Sendable, CustomStringConvertible {
-  /// What went wrong. Extensible: new codes are added as static members.
-  public struct Code: Hashable, Sendable, CustomStringConvertible {
-    public let name: String
-    public init(name: String) { self.name = name }
-
+  /// What went wrong: a closed set, so a `switch` over it can be exhaustive. The raw value
+  /// is the code's name ("device-model-failed").
+  public enum Code: String, Hashable, Sendable, CaseIterable, CustomStringConvertible {
     /// The config file is not valid xl.cfg syntax.
-    public static let syntax = Code(name: "syntax")
+    case syntax = "syntax"
     /// The config parses but a setting is wrong (missing, wrong type, bad value).
-    public static let invalidConfig = Code(name: "invalid-config")
+    case invalidConfig = "invalid-config"
     /// A file could not be read or written.
-    public static let io = Code(name: "io")
+    case io = "io"
     /// xenstore could not be reached or answered with an error.
-    public static let xenstore = Code(name: "xenstore")
+    case xenstore = "xenstore"
     /// The connection to xenstored was lost (the daemon died or closed it).
-    public static let xenstoreLost = Code(name: "xenstore-lost")
+    case xenstoreLost = "xenstore-lost"
     /// A domain with the requested name already exists.
-    public static let duplicateName = Code(name: "duplicate-name")
+    case duplicateName = "duplicate-name"
     /// No domain with the given name or id.
-    public static let notFound = Code(name: "not-found")
+    case notFound = "not-found"
     /// The device model failed to start (exec error, exit, signal, protocol violation).
-    public static let deviceModelFailed = Code(name: "device-model-failed")
+    case deviceModelFailed = "device-model-failed"
     /// The device model did not confirm startup in time.
-    public static let timedOut = Code(name: "timed-out")
+    case timedOut = "timed-out"
     /// The operation was interrupted (SIGINT, SIGTERM, task cancellation).
-    public static let interrupted = Code(name: "interrupted")
+    case interrupted = "interrupted"
     /// The domain is not in a state the verb can act on (paused for shutdown, no console…).
-    public static let invalidState = Code(name: "invalid-state")
+    case invalidState = "invalid-state"
     /// The guest has no PV control interface and the ACPI fallback was not asked for (libxl's ERROR_NOPARAVIRT).
-    public static let noParavirt = Code(name: "no-paravirt")
+    case noParavirt = "no-paravirt"
     /// The domain monitor did not start or confirm.
-    public static let monitorFailed = Code(name: "monitor-failed")
+    case monitorFailed = "monitor-failed"
 
+    /// The code's name, "device-model-failed".
+    public var name: String { rawValue }
     public var description: String { name }
+  }
+
+  /// The error of a library below that this one came from, whole: for a device model that
+  /// did not start, the `SpawnError` with its pid, how it ended and its log tail; for a
+  /// xenstore failure, the `XenStoreError` with its code.
+  public enum Cause: Hashable, Sendable {
+    case spawn(SpawnError)
+    case xenstore(XenStoreError)
+
+    /// `error` as a cause, if it is a `SpawnError` or a `XenStoreError`.
+    public init?(_ error: any Error) {
+      if let error = error as? SpawnError {
+        self = .spawn(error)
+      } else if let error = error as? XenStoreError {
+        self = .xenstore(error)
+      } else {
+        return nil
+      }
+    }
+
+    /// The `SpawnError`, if that is the cause.
+    public var spawnError: SpawnError? {
+      if case .spawn(let error) = self { return error }
+      return nil
+    }
+
+    /// The `XenStoreError`, if that is the cause.
+    public var xenStoreError: XenStoreError? {
+      if case .xenstore(let error) = self { return error }
+      return nil
+    }
   }
 
   public var code: Code
@@ -42,12 +77,17 @@ public struct XenLightError: Error, Hashable, Sendable, CustomStringConvertible 
   public var location: SourceLocation?
   /// The system errno, where one caused this.
   public var errno: Int32?
+  /// The library error this one came from; the message already says what it says.
+  public var cause: Cause?
 
-  public init(_ code: Code, _ message: String, at location: SourceLocation? = nil, errno: Int32? = nil) {
+  public init(
+    _ code: Code, _ message: String, at location: SourceLocation? = nil, errno: Int32? = nil, cause: Cause? = nil
+  ) {
     self.code = code
     self.message = message
     self.location = location
     self.errno = errno
+    self.cause = cause
   }
 
   /// `file:line:column: message`, the form compilers and xl use.

@@ -19,7 +19,7 @@ extension XenStoreError {
   /// EINVAL. `operation` says what was asked ("read /a/b"), for the message.
   init(reply: Message, operation: String) {
     let received = String(decoding: reply.fields.first ?? [], as: UTF8.self)
-    let code = Code.errnoValues[received] != nil ? Code(name: received) : .EINVAL
+    let code = Code(name: received).flatMap { $0.errnoValue == nil ? nil : $0 } ?? .EINVAL
     let number = code.errnoValue ?? Glibc.EINVAL
     let reason = String(cString: strerror(number))
     let unknown = code.name == received ? "" : " (xenstored sent unknown error \"\(received)\")"

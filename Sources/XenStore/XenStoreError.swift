@@ -1,30 +1,28 @@
 /// The one error type of the xenstore libraries: a code (the errno names Xen's wire protocol
 /// carries, plus local failures), the errno where there is one, and a message a user can act on.
 public struct XenStoreError: Error, Hashable, Sendable, CustomStringConvertible {
-  /// What went wrong. Extensible: new codes are added as static members.
-  public struct Code: Hashable, Sendable, CustomStringConvertible {
-    /// The errno name on the wire (`"ENOENT"`), or a local name for non-protocol failures.
-    public let name: String
-    public init(name: String) { self.name = name }
-
+  /// What went wrong: a closed set, so a `switch` over it can be exhaustive. The raw value
+  /// is the code's name: the errno name on the wire (`"ENOENT"`), or a local name for
+  /// non-protocol failures (`"connection-lost"`).
+  public enum Code: String, Hashable, Sendable, CaseIterable, CustomStringConvertible {
     // The errno names of xs_wire.h's xsd_errors, in its order.
-    public static let EINVAL = Code(name: "EINVAL")
-    public static let EACCES = Code(name: "EACCES")
-    public static let EEXIST = Code(name: "EEXIST")
-    public static let EISDIR = Code(name: "EISDIR")
-    public static let ENOENT = Code(name: "ENOENT")
-    public static let ENOMEM = Code(name: "ENOMEM")
-    public static let ENOSPC = Code(name: "ENOSPC")
-    public static let EIO = Code(name: "EIO")
-    public static let ENOTEMPTY = Code(name: "ENOTEMPTY")
-    public static let ENOSYS = Code(name: "ENOSYS")
-    public static let EROFS = Code(name: "EROFS")
-    public static let EBUSY = Code(name: "EBUSY")
-    public static let EAGAIN = Code(name: "EAGAIN")
-    public static let EISCONN = Code(name: "EISCONN")
-    public static let E2BIG = Code(name: "E2BIG")
-    public static let EPERM = Code(name: "EPERM")
-    public static let EQUOTA = Code(name: "EQUOTA")
+    case EINVAL = "EINVAL"
+    case EACCES = "EACCES"
+    case EEXIST = "EEXIST"
+    case EISDIR = "EISDIR"
+    case ENOENT = "ENOENT"
+    case ENOMEM = "ENOMEM"
+    case ENOSPC = "ENOSPC"
+    case EIO = "EIO"
+    case ENOTEMPTY = "ENOTEMPTY"
+    case ENOSYS = "ENOSYS"
+    case EROFS = "EROFS"
+    case EBUSY = "EBUSY"
+    case EAGAIN = "EAGAIN"
+    case EISCONN = "EISCONN"
+    case E2BIG = "E2BIG"
+    case EPERM = "EPERM"
+    case EQUOTA = "EQUOTA"
 
     /// The errno names Xen's clients understand, in `xsd_errors` order.
     public static let wireNames: [String] = [
@@ -34,16 +32,21 @@ public struct XenStoreError: Error, Hashable, Sendable, CustomStringConvertible 
 
     // Local failures, never sent on the wire.
     /// A header announced a payload over 4096 bytes.
-    public static let invalidLength = Code(name: "invalid-length")
+    case invalidLength = "invalid-length"
     /// No daemon answers at the resolved socket path.
-    public static let connectFailed = Code(name: "connect-failed")
+    case connectFailed = "connect-failed"
     /// The connection closed or failed mid-conversation.
-    public static let connectionLost = Code(name: "connection-lost")
+    case connectionLost = "connection-lost"
     /// The peer sent something the protocol does not allow.
-    public static let protocolViolation = Code(name: "protocol-violation")
+    case protocolViolation = "protocol-violation"
     /// A path that is not a valid xenstore path.
-    public static let invalidPath = Code(name: "invalid-path")
+    case invalidPath = "invalid-path"
 
+    /// The code with this name; nil for a name that is not one of them.
+    public init?(name: String) { self.init(rawValue: name) }
+
+    /// The errno name on the wire (`"ENOENT"`), or a local name for non-protocol failures.
+    public var name: String { rawValue }
     public var description: String { name }
   }
 

@@ -9,7 +9,7 @@ final class Tracer {
   private var fd: Int32
   let path: String
 
-  init(path: String) throws(XenStoreError) {
+  init(path: String) throws(XenstoredError) {
     self.path = path
     fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
     guard fd >= 0 else { throw UnixSocket.failure(.listenFailed, "cannot open trace file \(path)") }

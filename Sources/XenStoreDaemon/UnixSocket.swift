@@ -3,23 +3,16 @@ import Glibc
 #endif
 import XenStore
 
-extension XenStoreError.Code {
-  /// A live daemon already answers on the socket path.
-  public static let alreadyRunning = XenStoreError.Code(name: "already-running")
-  /// The socket could not be created, bound or listened on.
-  public static let listenFailed = XenStoreError.Code(name: "listen-failed")
-}
-
 /// Thin wrappers over the Unix-socket calls the server makes; each names the C calls it wraps.
 enum UnixSocket {
   /// A non-blocking, close-on-exec `AF_UNIX` stream socket bound to `path` (mode `mode`) and
   /// listening (`socket`, `bind`, `chmod`, `listen`).
-  static func listen(at path: String, mode: mode_t = 0o600, backlog: Int32 = 1024) throws(XenStoreError) -> Int32 {
+  static func listen(at path: String, mode: mode_t = 0o600, backlog: Int32 = 1024) throws(XenstoredError) -> Int32 {
     let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
     guard fd >= 0 else { throw failure(.listenFailed, "socket() for \(path)") }
     let bound = withAddress(path) { bind(fd, $0, $1) }
     guard let bound, bound == 0 else {
-      let error = bound == nil ? XenStoreError(.listenFailed, "socket path \(path) is longer than 107 bytes")
+      let error = bound == nil ? XenstoredError(.listenFailed, "socket path \(path) is longer than 107 bytes")
                                : failure(.listenFailed, "cannot bind \(path)")
       close(fd)
       throw error
@@ -45,14 +38,14 @@ enum UnixSocket {
 
   /// Makes `path` free for a new listener: refuses if a daemon answers there or if it is not a
   /// socket; removes a stale socket file left by a daemon that died.
-  static func claim(_ path: String) throws(XenStoreError) {
+  static func claim(_ path: String) throws(XenstoredError) {
     var info = stat()
     guard lstat(path, &info) == 0 else { return }
     guard info.st_mode & S_IFMT == S_IFSOCK else {
-      throw XenStoreError(.listenFailed, "\(path) exists and is not a socket; remove it or choose another path")
+      throw XenstoredError(.listenFailed, "\(path) exists and is not a socket; remove it or choose another path")
     }
     if isAnswering(path) {
-      throw XenStoreError(.alreadyRunning, "a xenstored already serves \(path)")
+      throw XenstoredError(.alreadyRunning, "a xenstored already serves \(path)")
     }
     unlink(path)
   }
@@ -72,8 +65,8 @@ enum UnixSocket {
     }
   }
 
-  static func failure(_ code: XenStoreError.Code, _ what: String) -> XenStoreError {
+  static func failure(_ code: XenstoredError.Code, _ what: String) -> XenstoredError {
     let err = errno
-    return XenStoreError(code, "\(what): \(String(cString: strerror(err)))", errno: err)
+    return XenstoredError(code, "\(what): \(String(cString: strerror(err)))", errno: err)
   }
 }

@@ -90,14 +90,14 @@ public final class XenstoredServer: @unchecked Sendable {
 
   /// Claims the socket path (refusing if a live daemon answers there, replacing a stale
   /// socket file), listens, and returns: clients may connect as soon as this returns.
-  public func start() throws(XenStoreError) {
+  public func start() throws(XenstoredError) {
     let state = lifecycle.withLock { s -> Lifecycle in
       let old = s
       if s == .created { s = .running }
       return old
     }
-    guard state == .created else { throw XenStoreError(.listenFailed, "server already started") }
-    do throws(XenStoreError) {
+    guard state == .created else { throw XenstoredError(.listenFailed, "server already started") }
+    do throws(XenstoredError) {
       try UnixSocket.claim(configuration.socketPath)
       if let traceFile = configuration.traceFile { tracer = try Tracer(path: traceFile) }
       if mkdir(configuration.domainSocketDirectory, 0o700) != 0 && errno != EEXIST {

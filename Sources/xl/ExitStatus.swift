@@ -5,6 +5,7 @@ import XenLight
 /// failures exit 3 as xl does (libxl's ERROR_FAIL), timeouts 9 (ERROR_TIMEDOUT).
 enum ExitStatus {
   static func code(for error: XenLightError) -> Int32 {
+    // Exhaustive: a new code must be given its status here.
     switch error.code {
     case .syntax, .invalidConfig, .io: 1
     case .xenstore, .xenstoreLost: 2
@@ -13,7 +14,6 @@ enum ExitStatus {
     case .timedOut: 9
     case .interrupted: 130
     case .notFound, .invalidState, .noParavirt: 1
-    default: 1
     }
   }
 

@@ -16,7 +16,7 @@ import TestSupport
 
   /// Records the pipes the spawn makes, to check afterwards that none was left open.
   func recordingPipes(_ calls: inout SystemCalls, into opened: Recorder<(Int32, String)>) {
-    calls.pipe = { () throws(Errno) in
+    calls.pipe = { () throws(SystemErrno) in
       let ends = try SystemCalls.live.pipe()
       for fd in [ends.read, ends.write] { opened.append((fd, descriptorTarget(fd) ?? "")) }
       return ends
@@ -31,7 +31,7 @@ import TestSupport
     let opened = Recorder<(Int32, String)>()
     let spawner = spawner {
       recordingPipes(&$0, into: opened)
-      $0.startMonitor = { _, _ throws(Errno) in throw .EAGAIN }
+      $0.startMonitor = { _, _ throws(SystemErrno) in throw .EAGAIN }
     }
     let error = await spawnError { _ = try await spawner.spawn(Fixture.command("pause", log: nil), readiness: .notificationPipe()) }
     #expect(error?.code == .spawnFailed)
@@ -46,7 +46,7 @@ import TestSupport
     let opened = Recorder<(Int32, String)>()
     let spawner = spawner {
       recordingPipes(&$0, into: opened)
-      $0.socketPair = { () throws(Errno) in throw .EMFILE }
+      $0.socketPair = { () throws(SystemErrno) in throw .EMFILE }
     }
     let error = await spawnError { _ = try await spawner.spawn(Fixture.command("pause", log: nil), readiness: .notificationPipe()) }
     #expect(error?.code == .spawnFailed)
@@ -55,7 +55,7 @@ import TestSupport
   }
 
   @Test func pipeEMFILEIsSpawnFailed() async throws {
-    let spawner = spawner { $0.pipe = { () throws(Errno) in throw .EMFILE } }
+    let spawner = spawner { $0.pipe = { () throws(SystemErrno) in throw .EMFILE } }
     let error = await spawnError { _ = try await spawner.spawn(Fixture.command("pause", log: nil), readiness: .notificationPipe()) }
     #expect(error?.code == .spawnFailed)
     #expect(error?.detail == "pipe")
@@ -64,7 +64,7 @@ import TestSupport
 
   @Test func anUnopenableLogIsSpawnFailed() async throws {
     let spawner = spawner { calls in
-      calls.open = { path, flags, mode throws(Errno) in
+      calls.open = { path, flags, mode throws(SystemErrno) in
         if path.hasSuffix("/daemon.log") { throw .EACCES }
         return try SystemCalls.live.open(path, flags, mode)
       }
@@ -78,7 +78,7 @@ import TestSupport
   @Test func invalidDescriptorsAreRefusedBeforeAnyFork() async throws {
     let forks = Recorder<SystemCalls.ForkMethod>()
     let spawner = spawner { calls in
-      calls.startMonitor = { request, method throws(Errno) in
+      calls.startMonitor = { request, method throws(SystemErrno) in
         forks.append(method)
         return try SystemCalls.live.startMonitor(request, method)
       }
@@ -97,12 +97,12 @@ import TestSupport
     let forks = Recorder<SystemCalls.ForkMethod>()
     let opened = Recorder<Int32>()
     let spawner = spawner { calls in
-      calls.startMonitor = { request, method throws(Errno) in
+      calls.startMonitor = { request, method throws(SystemErrno) in
         forks.append(method)
         if method == .clone3 { throw .ENOSYS }
         return try SystemCalls.live.startMonitor(request, method)
       }
-      calls.pidfdOpen = { pid throws(Errno) in
+      calls.pidfdOpen = { pid throws(SystemErrno) in
         opened.append(pid)
         return try SystemCalls.live.pidfdOpen(pid)
       }
@@ -119,12 +119,12 @@ import TestSupport
   @Test func withoutAnyPidfdsTheMonitorIsReapedByPid() async throws {
     let waits = Recorder<SystemCalls.WaitTarget>()
     let spawner = spawner { calls in
-      calls.startMonitor = { request, method throws(Errno) in
+      calls.startMonitor = { request, method throws(SystemErrno) in
         if method == .clone3 { throw .ENOSYS }
         return try SystemCalls.live.startMonitor(request, method)
       }
-      calls.pidfdOpen = { _ throws(Errno) in throw .ENOSYS }
-      calls.waitid = { target, nohang throws(Errno) in
+      calls.pidfdOpen = { _ throws(SystemErrno) in throw .ENOSYS }
+      calls.waitid = { target, nohang throws(SystemErrno) in
         waits.append(target)
         return try SystemCalls.live.waitid(target, nohang)
       }
@@ -141,7 +141,7 @@ import TestSupport
   @Test func withoutWaitidByPidfdItFallsBackToPid() async throws {
     let waits = Recorder<SystemCalls.WaitTarget>()
     let spawner = spawner { calls in
-      calls.waitid = { target, nohang throws(Errno) in
+      calls.waitid = { target, nohang throws(SystemErrno) in
         waits.append(target)
         if case .pidfd = target { throw .EINVAL }
         return try SystemCalls.live.waitid(target, nohang)
@@ -159,8 +159,8 @@ import TestSupport
   @Test func safeStopWithoutPidfdsChecksTheIdentityThenKills() async throws {
     let kills = Recorder<Int32>()
     let spawner = spawner { calls in
-      calls.pidfdOpen = { _ throws(Errno) in throw .ENOSYS }
-      calls.kill = { pid, signal throws(Errno) in
+      calls.pidfdOpen = { _ throws(SystemErrno) in throw .ENOSYS }
+      calls.kill = { pid, signal throws(SystemErrno) in
         kills.append(signal)
         try SystemCalls.live.kill(pid, signal)
       }
@@ -178,7 +178,7 @@ import TestSupport
   @Test func callerOwnedReaping() async throws {
     let waits = Recorder<SystemCalls.WaitTarget>()
     let spawner = spawner(reaping: .byCaller) { calls in
-      calls.waitid = { target, nohang throws(Errno) in
+      calls.waitid = { target, nohang throws(SystemErrno) in
         waits.append(target)
         return try SystemCalls.live.waitid(target, nohang)
       }

@@ -90,7 +90,7 @@ import TestSupport
     #expect(me.pid == getpid())
     #expect(me.startTime > 0)
     #expect(me.bootID == readFile("/proc/sys/kernel/random/boot_id")?.split(separator: "\n").first.map(String.init))
-    #expect(throws: Errno.ENOENT) { try ProcessIdentity.of(pid: 0x3fff_fff0) }
+    #expect(throws: SystemErrno.ENOENT) { try ProcessIdentity.of(pid: 0x3fff_fff0) }
   }
 }
 

@@ -53,7 +53,7 @@ struct SpawnErrorTests {
     #expect(WaitStatus(rawValue: 15).description == "was killed by signal SIGTERM")
     #expect(WaitStatus(rawValue: 6 | 0x80).description == "was killed by signal SIGABRT (core dumped)")
     #expect(Signal(rawValue: 64).description == "signal 64" || Signal(rawValue: 64).description.hasPrefix("SIG"))
-    #expect(Errno.ENOSYS.description == "Function not implemented (ENOSYS)")
+    #expect(SystemErrno.ENOSYS.description == "Function not implemented (ENOSYS)")
   }
 }
 

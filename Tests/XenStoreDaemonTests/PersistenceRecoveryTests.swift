@@ -25,7 +25,7 @@ import XenStore
       return configuration
     }
 
-    func start(compactionBytes: Int = 16 << 20) throws(XenStoreError) -> XenstoredServer {
+    func start(compactionBytes: Int = 16 << 20) throws(XenstoredError) -> XenstoredServer {
       let server = XenstoredServer(configuration(compactionBytes: compactionBytes))
       try server.start()
       return server
@@ -41,8 +41,8 @@ import XenStore
     }
 
     /// The start error, if starting fails.
-    func startFailure() -> XenStoreError? {
-      do throws(XenStoreError) {
+    func startFailure() -> XenstoredError? {
+      do throws(XenstoredError) {
         try start().stop()
         return nil
       } catch {
@@ -343,8 +343,8 @@ import XenStore
     var configuration = f.configuration()
     configuration.socketPath = f.directory.appending("other-socket")
     configuration.domainSocketDirectory = configuration.socketPath + ".d"
-    let error = try #require({ () -> XenStoreError? in
-      do throws(XenStoreError) { try XenstoredServer(configuration).start(); return nil } catch { return error }
+    let error = try #require({ () -> XenstoredError? in
+      do throws(XenstoredError) { try XenstoredServer(configuration).start(); return nil } catch { return error }
     }())
     #expect(error.code == .stateLocked)
     #expect(error.message == "state directory \(f.state.path) is in use by another xenstored")

@@ -63,7 +63,7 @@ import TestSupport
     #expect(error.message == "read /a: Permission denied")
     #expect(error.description == "read /a: Permission denied (EACCES)")
     for name in XenStoreError.Code.wireNames {
-      let code = XenStoreError.Code(name: name)
+      let code = XenStoreError.Code(name: name)!
       #expect(XenStoreError(reply: .error(code, to: request), operation: "x").code == code)
       #expect(code.errnoValue != nil)
     }

@@ -334,7 +334,7 @@ public struct DomainCreator: Sendable {
     /// something else failed), removes every record and the QMP socket file. Returns the
     /// error to report, with any cleanup failure appended.
     func cleanUp(_ domid: UInt32, after error: any Error, running: ProcessIdentity?, monitor: MonitorLaunch?) async -> XenLightError {
-      let failure = (error as? XenLightError) ?? XenLightError(.xenstore, "\(error)")
+      let failure = (error as? XenLightError) ?? XenLightError(.xenstore, "\(error)", cause: .init(error))
       let (creator, store, paths, deadline, xenstore) = (creator, store, paths, deadline, xenstore)
       let sockets = [command(domid).qmpSocketPath, command(domid).eventSocketPath]
       let problems = try? await DomainCreator.uncancellable { () async throws(XenLightError) -> [String] in
@@ -373,7 +373,8 @@ public struct DomainCreator: Sendable {
       }
       guard let problems, !problems.isEmpty else { return failure }
       return XenLightError(
-        failure.code, failure.message + "; cleaning up also failed: " + problems.joined(separator: "; "), errno: failure.errno)
+        failure.code, failure.message + "; cleaning up also failed: " + problems.joined(separator: "; "), errno: failure.errno,
+        cause: failure.cause)
     }
   }
 
@@ -405,7 +406,7 @@ public struct DomainCreator: Sendable {
     case 1: message += ": \(lines[0]) (log: \(log))"
     default: message += "; its last output (\(log)):\n" + lines.map { "    " + $0 }.joined(separator: "\n")
     }
-    return XenLightError(code, message, errno: error.errno.map { $0.rawValue })
+    return XenLightError(code, message, errno: error.errno.map { $0.rawValue }, cause: .spawn(error))
   }
 
   /// Runs `body` in a task of its own that the caller's cancellation does not reach.

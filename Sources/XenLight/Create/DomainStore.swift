@@ -210,7 +210,7 @@ public struct DomainStore: Sendable {
       let names = try await Self.names(of: used.filter { $0 != 0 }, xenstore)
       return names.filter { $0.value == reference }.keys.min()
     } catch {
-      throw XenLightError(.xenstore, "cannot read domains from xenstore: \(XenStoreConnector.describe(error))")
+      throw XenLightError(.xenstore, "cannot read domains from xenstore: \(XenStoreConnector.describe(error))", cause: .init(error))
     }
   }
 
@@ -219,7 +219,7 @@ public struct DomainStore: Sendable {
     do {
       return try await Self.usedDomids(xenstore).filter { $0 != 0 }.sorted()
     } catch {
-      throw XenLightError(.xenstore, "cannot read domains from xenstore: \(XenStoreConnector.describe(error))")
+      throw XenLightError(.xenstore, "cannot read domains from xenstore: \(XenStoreConnector.describe(error))", cause: .init(error))
     }
   }
 

@@ -62,7 +62,7 @@ public struct XenStoreConnector: Sendable {
     {
       return nil
     } catch {
-      throw XenLightError(.xenstore, "cannot connect to xenstore: \(Self.describe(error))")
+      throw XenLightError(.xenstore, "cannot connect to xenstore: \(Self.describe(error))", cause: .init(error))
     }
   }
 
@@ -110,8 +110,8 @@ public struct XenStoreConnector: Sendable {
     do throws(SpawnError) {
       confirmation = try await spawner.spawn(command, readiness: .notificationPipe(descriptor: 3))
     } catch {
-      if error.code == .aborted { throw XenLightError(.interrupted, "interrupted while starting xenstored") }
-      throw XenLightError(.xenstore, "no xenstored answers at \(socketPath), and starting one failed: \(error)")
+      if error.code == .aborted { throw XenLightError(.interrupted, "interrupted while starting xenstored", cause: .spawn(error)) }
+      throw XenLightError(.xenstore, "no xenstored answers at \(socketPath), and starting one failed: \(error)", cause: .spawn(error))
     }
     started(confirmation)
     guard let client = try await connectIfRunning() else {
@@ -127,8 +127,8 @@ public struct XenStoreConnector: Sendable {
   /// `what` failed because of `error`: `.xenstoreLost` if the connection went, else `.xenstore`.
   static func failure(_ what: String, _ error: any Error) -> XenLightError {
     if let error = error as? XenStoreError, error.code == .connectionLost {
-      return XenLightError(.xenstoreLost, "\(what): \(error.message)")
+      return XenLightError(.xenstoreLost, "\(what): \(error.message)", cause: .xenstore(error))
     }
-    return XenLightError(.xenstore, "\(what): \(describe(error))")
+    return XenLightError(.xenstore, "\(what): \(describe(error))", cause: .init(error))
   }
 }

@@ -85,7 +85,7 @@ public struct DomainDestroyer: Sendable {
         do {
           outcome = .stopped(try await spawner.stop(identity, what: "domain \(domid) device model", grace: grace))
         } catch {
-          throw XenLightError(.deviceModelFailed, "domain \(domid): \(error); its records were kept")
+          throw XenLightError(.deviceModelFailed, "domain \(domid): \(error); its records were kept", cause: .init(error))
         }
       case .exited: outcome = .alreadyExited
       case .replaced: outcome = .pidReused(identity.pid)
@@ -102,7 +102,7 @@ public struct DomainDestroyer: Sendable {
       do {
         try await spawner.killAll(uid: uid, reaperUID: reaper, lockPath: lockPath, what: "domain \(domid) device model")
       } catch {
-        throw XenLightError(.deviceModelFailed, "domain \(domid): \(error); its records were kept")
+        throw XenLightError(.deviceModelFailed, "domain \(domid): \(error); its records were kept", cause: .init(error))
       }
       if let chroot, chroot.hasPrefix("/") { rmdir(chroot) }
     }

@@ -47,14 +47,14 @@ public final class QMPClient: Sendable {
   {
     var connection: QMPConnection
     do { connection = try QMPConnection.connect(path: path, loop: loop, what: what) } catch {
-      throw XenLightError(.deviceModelFailed, "\(error)")
+      throw XenLightError(.deviceModelFailed, "\(error)", cause: .init(error))
     }
     let greeting: JSON
     do {
       greeting = try await decode(connection.nextLine())
     } catch {
       _ = Glibc.close(connection.fd)
-      throw XenLightError(.deviceModelFailed, "\(what): no QMP greeting on \(path): \(error)")
+      throw XenLightError(.deviceModelFailed, "\(what): no QMP greeting on \(path): \(error)", cause: .init(error))
     }
     guard greeting["QMP"] != nil else {
       _ = Glibc.close(connection.fd)
@@ -88,13 +88,13 @@ public final class QMPClient: Sendable {
         }
         if let refused { continuation.resume(throwing: refused); return }
         Task {
-          do { try await connection.send(text) } catch { self.fail(id, XenLightError(.deviceModelFailed, "\(error)")) }
+          do { try await connection.send(text) } catch { self.fail(id, XenLightError(.deviceModelFailed, "\(error)", cause: .init(error))) }
         }
       }
     } catch let error as XenLightError {
       throw error
     } catch {
-      throw XenLightError(.deviceModelFailed, "QMP \(command): \(error)")
+      throw XenLightError(.deviceModelFailed, "QMP \(command): \(error)", cause: .init(error))
     }
   }
 
@@ -113,7 +113,7 @@ public final class QMPClient: Sendable {
     while true {
       let message: JSON
       do { message = try await Self.decode(connection.nextLine()) } catch {
-        ending = XenLightError(.deviceModelFailed, "QMP connection to \(path) closed: \(error)")
+        ending = XenLightError(.deviceModelFailed, "QMP connection to \(path) closed: \(error)", cause: .init(error))
         break
       }
       if let name = message["event"]?.stringValue {

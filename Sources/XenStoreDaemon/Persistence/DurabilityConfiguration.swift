@@ -16,12 +16,12 @@ public struct DurabilityConfiguration: Sendable {
   /// Called on the server's loop when the state can no longer be made durable (a failed
   /// `write` or `fdatasync`). The default exits with status 74 (EX_IOERR): nothing more is
   /// acknowledged, and a restart recovers every change acknowledged before.
-  public var onFailure: @Sendable (XenStoreError) -> Void
+  public var onFailure: @Sendable (XenstoredError) -> Void
   /// Runs on the sync thread before each group's `fdatasync` (tests hold syncs back with it).
   var beforeSync: (@Sendable () -> Void)?
 
   public init(stateDirectory: String, compactionBytes: Int = 16 << 20,
-              onFailure: @escaping @Sendable (XenStoreError) -> Void = { _ in exit(74) }) {
+              onFailure: @escaping @Sendable (XenstoredError) -> Void = { _ in exit(74) }) {
     self.stateDirectory = stateDirectory
     self.compactionBytes = compactionBytes
     self.onFailure = onFailure

@@ -66,7 +66,7 @@ final class Journal: @unchecked Sendable {
   /// `engine`, and starts a new generation: a new log and a snapshot of what was loaded.
   /// Throws, changing nothing, if the state is damaged.
   init(_ configuration: DurabilityConfiguration, engine: XenStoreEngine, loop: EventLoop,
-       logger: Logger) throws(XenStoreError) {
+       logger: Logger) throws(XenstoredError) {
     self.configuration = configuration
     directory = StateDirectory(configuration.stateDirectory)
     self.engine = engine
@@ -74,7 +74,7 @@ final class Journal: @unchecked Sendable {
     self.logger = logger
     try directory.create()
     lock = try StateLock(directory)
-    do throws(XenStoreError) {
+    do throws(XenstoredError) {
       let loaded = try StateLoader(directory: directory).load()
       report = loaded.report
       if let cut = loaded.truncate {
@@ -87,7 +87,7 @@ final class Journal: @unchecked Sendable {
       let generation = loaded.report.generation + 1
       let newLog = try LogFile.create(in: directory, generation: generation, bootID: bootID)
       let snapshot = SnapshotFile.encode(loaded.state, generation: generation, bootID: bootID)
-      do throws(XenStoreError) {
+      do throws(XenstoredError) {
         try directory.writeAtomically(StateDirectory.snapshotName(generation), snapshot)
         try directory.removeFiles(olderThan: generation)
       } catch {
@@ -175,7 +175,7 @@ final class Journal: @unchecked Sendable {
     if !syncInFlight && written > durable { startSync() }
   }
 
-  private func writePending() throws(XenStoreError) {
+  private func writePending() throws(XenstoredError) {
     guard !pending.isEmpty else { return }
     try log.append(pending)
     pending.removeAll(keepingCapacity: pending.capacity <= 1 << 20)
@@ -261,8 +261,8 @@ final class Journal: @unchecked Sendable {
     let (state, directory, generation, bootID) = (captured, directory, log.generation, bootID)
     snapshotLoop.execute { [self] in
       let bytes = SnapshotFile.encode(state, generation: generation, bootID: bootID)
-      let result: Result<Int, XenStoreError>
-      do throws(XenStoreError) {
+      let result: Result<Int, XenstoredError>
+      do throws(XenstoredError) {
         try directory.writeAtomically(StateDirectory.snapshotName(generation), bytes)
         try directory.removeFiles(olderThan: generation)
         result = .success(bytes.count)
@@ -274,7 +274,7 @@ final class Journal: @unchecked Sendable {
     advance(to: written)
   }
 
-  private func compacted(_ generation: UInt64, _ result: Result<Int, XenStoreError>) {
+  private func compacted(_ generation: UInt64, _ result: Result<Int, XenstoredError>) {
     compacting = false
     switch result {
     case .success(let bytes):
@@ -286,7 +286,7 @@ final class Journal: @unchecked Sendable {
     }
   }
 
-  private func fail(_ error: XenStoreError) {
+  private func fail(_ error: XenstoredError) {
     guard !failed else { return }
     failed = true
     held.removeAll()
@@ -300,7 +300,7 @@ final class Journal: @unchecked Sendable {
 
 extension StateDirectory {
   /// Removes snapshots and logs older than `generation`, and temporary files, durably.
-  func removeFiles(olderThan generation: UInt64) throws(XenStoreError) {
+  func removeFiles(olderThan generation: UInt64) throws(XenstoredError) {
     let listing = try listing()
     for g in listing.snapshots where g < generation { try remove(Self.snapshotName(g)) }
     for g in listing.logs where g < generation { try remove(Self.logName(g)) }

@@ -28,12 +28,12 @@ final class LogFile: @unchecked Sendable {
 
   /// Creates `log-<generation>` (which must not exist) with its header, durably: the file's
   /// contents and its name are on disk when this returns.
-  static func create(in directory: StateDirectory, generation: UInt64, bootID: String) throws(XenStoreError) -> LogFile {
+  static func create(in directory: StateDirectory, generation: UInt64, bootID: String) throws(XenstoredError) -> LogFile {
     let path = directory.file(StateDirectory.logName(generation))
     let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
     guard fd >= 0 else { throw .stateIO("cannot create", path) }
     let log = LogFile(fd: fd, generation: generation, path: path)
-    do throws(XenStoreError) {
+    do throws(XenstoredError) {
       var header: [UInt8] = []
       Frame.append(FileHeader(kind: .log, generation: generation, bootID: bootID).encoded(), to: &header)
       try log.append(header)
@@ -47,7 +47,7 @@ final class LogFile: @unchecked Sendable {
     return log
   }
 
-  func append(_ bytes: [UInt8]) throws(XenStoreError) {
+  func append(_ bytes: [UInt8]) throws(XenstoredError) {
     if size + bytes.count > allocated { reserve(max(Self.preallocation, size + bytes.count - allocated)) }
     var done = 0
     while done < bytes.count {
@@ -67,14 +67,14 @@ final class LogFile: @unchecked Sendable {
   }
 
   /// Cuts the preallocated zeros off, durably (a clean close).
-  func trim() throws(XenStoreError) {
+  func trim() throws(XenstoredError) {
     guard ftruncate(fd, off_t(size)) == 0 else { throw .stateIO("cannot truncate", path) }
     allocated = size
     try sync()
   }
 
   /// `fdatasync`: every byte appended so far is on disk when this returns.
-  func sync() throws(XenStoreError) {
+  func sync() throws(XenstoredError) {
     guard fdatasync(fd) == 0 else { throw .stateIO("cannot fdatasync", path) }
   }
 

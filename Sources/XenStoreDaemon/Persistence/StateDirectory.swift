@@ -35,11 +35,11 @@ struct StateDirectory: Sendable {
   }
 
   /// Creates the directory (mode 0700) if needed.
-  func create() throws(XenStoreError) {
+  func create() throws(XenstoredError) {
     if mkdir(path, 0o700) != 0 && errno != EEXIST { throw .stateIO("cannot create", path) }
   }
 
-  func listing() throws(XenStoreError) -> Listing {
+  func listing() throws(XenstoredError) -> Listing {
     guard let dir = opendir(path) else { throw .stateIO("cannot list", path) }
     defer { closedir(dir) }
     var listing = Listing()
@@ -61,14 +61,14 @@ struct StateDirectory: Sendable {
   }
 
   /// Makes created, renamed and removed names durable (`fsync` on the directory).
-  func sync() throws(XenStoreError) {
+  func sync() throws(XenstoredError) {
     let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
     guard fd >= 0 else { throw .stateIO("cannot open", path) }
     defer { close(fd) }
     guard fsync(fd) == 0 else { throw .stateIO("cannot fsync", path) }
   }
 
-  func read(_ name: String) throws(XenStoreError) -> [UInt8] {
+  func read(_ name: String) throws(XenstoredError) -> [UInt8] {
     let fd = open(file(name), O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { throw .stateIO("cannot open", file(name)) }
     defer { close(fd) }
@@ -85,13 +85,13 @@ struct StateDirectory: Sendable {
 
   /// Writes `bytes` as `name` all or nothing: a temporary file, `fsync`, `rename`, `fsync`
   /// of the directory.
-  func writeAtomically(_ name: String, _ bytes: [UInt8]) throws(XenStoreError) {
+  func writeAtomically(_ name: String, _ bytes: [UInt8]) throws(XenstoredError) {
     let temporary = file(name + ".tmp")
     let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
     guard fd >= 0 else { throw .stateIO("cannot create", temporary) }
-    do throws(XenStoreError) {
+    do throws(XenstoredError) {
       try Self.writeAll(fd, bytes, path: temporary)
-      guard fsync(fd) == 0 else { throw XenStoreError.stateIO("cannot fsync", temporary) }
+      guard fsync(fd) == 0 else { throw XenstoredError.stateIO("cannot fsync", temporary) }
     } catch {
       close(fd)
       unlink(temporary)
@@ -102,12 +102,12 @@ struct StateDirectory: Sendable {
     try sync()
   }
 
-  func remove(_ name: String) throws(XenStoreError) {
+  func remove(_ name: String) throws(XenstoredError) {
     guard unlink(file(name)) == 0 || errno == ENOENT else { throw .stateIO("cannot remove", file(name)) }
   }
 
   /// Cuts `name` to `length` bytes, durably.
-  func truncate(_ name: String, to length: Int) throws(XenStoreError) {
+  func truncate(_ name: String, to length: Int) throws(XenstoredError) {
     let fd = open(file(name), O_WRONLY | O_CLOEXEC)
     guard fd >= 0 else { throw .stateIO("cannot open", file(name)) }
     defer { close(fd) }
@@ -115,7 +115,7 @@ struct StateDirectory: Sendable {
   }
 
   /// `write` until every byte is written.
-  static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws(XenStoreError) {
+  static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws(XenstoredError) {
     var done = 0
     while done < bytes.count {
       let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, bytes.count - done) }

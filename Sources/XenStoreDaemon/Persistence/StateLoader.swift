@@ -56,7 +56,7 @@ struct StateLoader {
     var truncate: (name: String, length: Int)?
   }
 
-  func load() throws(XenStoreError) -> Loaded {
+  func load() throws(XenstoredError) -> Loaded {
     let listing = try directory.listing()
     var report = RecoveryReport()
     report.temporaries = listing.temporaries
@@ -83,7 +83,7 @@ struct StateLoader {
 
     let logs = listing.logs.filter { $0 >= max(base, 1) }
     if let missing = Self.firstMissing(logs, from: max(base, 1)), base > 0 || !logs.isEmpty {
-      throw XenStoreError(.stateCorrupted, """
+      throw XenstoredError(.stateCorrupted, """
         \(directory.file(StateDirectory.logName(missing))) is missing: changes acknowledged after \
         \(base > 0 ? StateDirectory.snapshotName(base) : "the initial tree") would be lost; refusing to start. \
         `xenstored --state-dir \(directory.path) --recover` keeps what the files hold.

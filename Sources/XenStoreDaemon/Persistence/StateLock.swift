@@ -17,15 +17,15 @@ final class StateLock: @unchecked Sendable {
   private let key: String
   private let released = Atomic(false)
 
-  init(_ directory: StateDirectory) throws(XenStoreError) {
+  init(_ directory: StateDirectory) throws(XenstoredError) {
     let path = directory.file("lock")
-    let inUse = XenStoreError(.stateLocked, "state directory \(directory.path) is in use by another xenstored")
+    let inUse = XenstoredError(.stateLocked, "state directory \(directory.path) is in use by another xenstored")
     var resolved = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
     let key = realpath(directory.path, &resolved) != nil ? String(cString: resolved) : directory.path
     guard Self.heldHere.withLock({ $0.insert(key).inserted }) else { throw inUse }
     let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
     guard fd >= 0 else {
-      let error = XenStoreError.stateIO("cannot open", path)
+      let error = XenstoredError.stateIO("cannot open", path)
       Self.heldHere.withLock { _ = $0.remove(key) }
       throw error
     }
@@ -37,7 +37,7 @@ final class StateLock: @unchecked Sendable {
       close(fd)
       Self.heldHere.withLock { _ = $0.remove(key) }
       if code == EACCES || code == EAGAIN {
-        throw XenStoreError(.stateLocked, inUse.message + (pid > 0 ? " (pid \(pid))" : ""), errno: code)
+        throw XenstoredError(.stateLocked, inUse.message + (pid > 0 ? " (pid \(pid))" : ""), errno: code)
       }
       throw .stateIO("cannot lock", path, errno: code)
     }

@@ -31,7 +31,7 @@ public struct SalvageReport: Sendable, CustomStringConvertible {
 /// The result is written as a new generation (log, then snapshot), then every older file
 /// moves to `damaged-<UTC time>/` in the directory. An intact directory is left alone.
 public enum StateSalvage {
-  public static func recover(stateDirectory path: String) throws(XenStoreError) -> SalvageReport {
+  public static func recover(stateDirectory path: String) throws(XenstoredError) -> SalvageReport {
     let directory = StateDirectory(path)
     let lock = try StateLock(directory)
     defer { lock.release() }

@@ -3,13 +3,14 @@ import Glibc
 #endif
 import CSpawn
 
-/// A system error number, as a failing call left it in `errno`.
-public struct Errno: Error, Hashable, Sendable, CustomStringConvertible {
+/// A system error number, as a failing call left it in `errno`. Named so that it does not
+/// clash with swift-system's `Errno` in a program that imports both.
+public struct SystemErrno: Error, Hashable, Sendable, CustomStringConvertible {
   public let rawValue: Int32
   public init(rawValue: Int32) { self.rawValue = rawValue }
 
   /// The calling thread's `errno`, right after a failed call.
-  static var current: Errno { Errno(rawValue: errno) }
+  static var current: SystemErrno { SystemErrno(rawValue: errno) }
 
   /// The symbolic name, "ENOENT" (`strerrorname_np`).
   public var name: String { cspawn_errno_name(rawValue).map { String(cString: $0) } ?? "errno \(rawValue)" }
@@ -18,18 +19,18 @@ public struct Errno: Error, Hashable, Sendable, CustomStringConvertible {
   /// "No such file or directory (ENOENT)".
   public var description: String { "\(message) (\(name))" }
 
-  public static let EPERM = Errno(rawValue: Glibc.EPERM)
-  public static let ENOENT = Errno(rawValue: Glibc.ENOENT)
-  public static let ESRCH = Errno(rawValue: Glibc.ESRCH)
-  public static let EINTR = Errno(rawValue: Glibc.EINTR)
-  public static let EAGAIN = Errno(rawValue: Glibc.EAGAIN)
-  public static let EACCES = Errno(rawValue: Glibc.EACCES)
-  public static let ECHILD = Errno(rawValue: Glibc.ECHILD)
-  public static let EINVAL = Errno(rawValue: Glibc.EINVAL)
-  public static let EMFILE = Errno(rawValue: Glibc.EMFILE)
-  public static let ENOSYS = Errno(rawValue: Glibc.ENOSYS)
-  public static let ENOEXEC = Errno(rawValue: Glibc.ENOEXEC)
-  public static let ECONNREFUSED = Errno(rawValue: Glibc.ECONNREFUSED)
+  public static let EPERM = SystemErrno(rawValue: Glibc.EPERM)
+  public static let ENOENT = SystemErrno(rawValue: Glibc.ENOENT)
+  public static let ESRCH = SystemErrno(rawValue: Glibc.ESRCH)
+  public static let EINTR = SystemErrno(rawValue: Glibc.EINTR)
+  public static let EAGAIN = SystemErrno(rawValue: Glibc.EAGAIN)
+  public static let EACCES = SystemErrno(rawValue: Glibc.EACCES)
+  public static let ECHILD = SystemErrno(rawValue: Glibc.ECHILD)
+  public static let EINVAL = SystemErrno(rawValue: Glibc.EINVAL)
+  public static let EMFILE = SystemErrno(rawValue: Glibc.EMFILE)
+  public static let ENOSYS = SystemErrno(rawValue: Glibc.ENOSYS)
+  public static let ENOEXEC = SystemErrno(rawValue: Glibc.ENOEXEC)
+  public static let ECONNREFUSED = SystemErrno(rawValue: Glibc.ECONNREFUSED)
 }
 
 /// A signal number with its name.
