@@ -41,6 +41,14 @@ package final class XlTestbed: @unchecked Sendable {
 
   package func stop() {
     xenstored?.stop()
+    // The xenstored `xl` started on this testbed's socket outlives xl by design: end it here.
+    for pid in processes(mentioning: socketPath) {
+      let argv = ((try? readFile("/proc/\(pid)/cmdline")) ?? "").split(separator: "\0")
+      if argv.first?.hasSuffix("/xenstored") == true, argv.contains(Substring(socketPath)) {
+        kill(pid, SIGTERM)
+        _ = awaitExit(pid, seconds: 10)
+      }
+    }
     directory.remove()
   }
 
