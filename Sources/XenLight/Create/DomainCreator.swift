@@ -322,9 +322,9 @@ public struct DomainCreator: Sendable {
 
     /// The pty QEMU opened for serial port 0 (`query-chardev`, label `serial0`).
     static func consolePTY(_ command: DeviceModelCommand, loop: EventLoop) async throws(XenLightError) -> String? {
-      let qmp = try await QMPClient.connect(path: command.qmpSocketPath, loop: loop)
-      defer { qmp.close() }
-      let chardevs = try await qmp.execute("query-chardev").arrayValue ?? []
+      let chardevs = try await QMPClient.session(path: command.qmpSocketPath, loop: loop) { qmp throws(XenLightError) in
+        try await qmp.execute("query-chardev").arrayValue ?? []
+      }
       let serial = chardevs.first { $0["label"]?.stringValue == "serial0" }
       guard let filename = serial?["filename"]?.stringValue, filename.hasPrefix("pty:") else { return nil }
       return String(filename.dropFirst(4))

@@ -54,17 +54,22 @@ public struct DomainControl: Sendable {
     }
   }
 
-  /// The device model's command QMP session.
-  func qmp(_ target: Target) async throws(XenLightError) -> QMPClient {
+  /// Runs `command` on the device model's command QMP socket, in a session of its own.
+  func qmp(_ target: Target, _ command: String) async throws(XenLightError) {
     guard let path = target.qmpSocket else {
       throw XenLightError(.deviceModelFailed, "domain \(target.domid) (\(target.name)) has no QMP socket recorded")
     }
+    let client: QMPClient
     do throws(XenLightError) {
-      return try await QMPClient.connect(path: path, loop: loop, what: "domain \(target.domid) device model")
+      client = try await QMPClient.connect(path: path, loop: loop, what: "domain \(target.domid) device model")
     } catch {
       throw XenLightError(
         .deviceModelFailed, "domain \(target.domid) (\(target.name)): its device model does not answer on \(path) (\(error.message))")
     }
+    let result: Result<JSON, XenLightError>
+    do throws(XenLightError) { result = .success(try await client.execute(command)) } catch { result = .failure(error) }
+    await client.finish()
+    _ = try result.get()
   }
 
   /// Refuses a verb for a domain that is not running as it needs.
@@ -90,9 +95,7 @@ public struct DomainControl: Sendable {
   }
 
   private func command(_ target: Target, _ name: String, then state: RunState) async throws(XenLightError) {
-    let qmp = try await qmp(target)
-    defer { qmp.close() }
-    try await qmp.execute(name)
+    try await qmp(target, name)
     try await store.update(domid: target.domid, [XenStoreRecord(target.layout.runStatePath, state.rawValue)])
   }
 
@@ -114,9 +117,7 @@ public struct DomainControl: Sendable {
         .noParavirt,
         "PV control interface not available: external graceful shutdown not possible.\nUse \"-F\" to fallback to ACPI power event.")
     }
-    let qmp = try await qmp(target)
-    defer { qmp.close() }
-    try await qmp.execute(request == .poweroff ? "system_powerdown" : "system_reset")
+    try await qmp(target, request == .poweroff ? "system_powerdown" : "system_reset")
     return .acpi
   }
 

@@ -142,6 +142,19 @@ public struct DomainMonitor: Sendable {
 
   /// One domid's watch: from subscribing to its end.
   private func watch(_ domid: UInt32, ready: (@Sendable () -> Void)?) async throws(XenLightError) -> Outcome {
+    let session = QMPSession()
+    let outcome: Result<Outcome, XenLightError>
+    do throws(XenLightError) { outcome = .success(try await watch(domid, ready: ready, session: session)) } catch {
+      outcome = .failure(error)
+    }
+    // Nothing the QMP reader holds is left in flight when the monitor moves on or exits.
+    await session.client.withLock { $0 }?.finish()
+    return try outcome.get()
+  }
+
+  private func watch(_ domid: UInt32, ready: (@Sendable () -> Void)?, session: QMPSession) async throws(XenLightError)
+    -> Outcome
+  {
     var xenstore = try await connect()
     defer { xenstore.close() }
     let domain = try await WatchedDomain.read(domid, DomainStore(xenstore: xenstore), paths: paths)
@@ -150,7 +163,6 @@ public struct DomainMonitor: Sendable {
     // The QMP session comes up in the background: its socket exists and queues us from the
     // moment QEMU was exec'd, and what happened before QEMU greets us is in `query-status`,
     // which is answered first, as a synthetic "status" event.
-    let session = QMPSession()
     let log = self.log
     let qmpTask = Task {
       do throws(XenLightError) {

@@ -32,6 +32,8 @@ public final class QMPClient: Sendable {
     var nextID = 1
     var pending: [String: CheckedContinuation<JSON, any Error>] = [:]
     var closed: XenLightError?
+    /// The reader, for `finish` to wait on.
+    var reader: Task<Void, Never>?
   }
 
   private init(connection: QMPConnection, path: String) {
@@ -61,7 +63,8 @@ public final class QMPClient: Sendable {
       throw XenLightError(.deviceModelFailed, "\(what): \(path) did not greet as QMP: \(greeting.compact.prefix(200))")
     }
     let client = QMPClient(connection: connection, path: path)
-    Task { [connection] in await client.read(connection) }
+    let reader = Task { [connection] in await client.read(connection) }
+    client.state.withLock { $0.reader = reader }
     _ = try await client.execute("qmp_capabilities")
     return client
   }
@@ -100,6 +103,25 @@ public final class QMPClient: Sendable {
 
   /// Ends the session: pending commands fail, the event stream finishes.
   public func close() { _ = shutdown(connection.fd, Int32(SHUT_RDWR)) }
+
+  /// Ends the session and waits until its reader has finished with everything it read (so a
+  /// short-lived command leaves nothing in flight when its process exits).
+  public func finish() async {
+    close()
+    await state.withLock { $0.reader }?.value
+  }
+
+  /// Connects, runs `body` with the session, then finishes it, whatever `body` did.
+  public static func session<T: Sendable>(
+    path: String, loop: EventLoop = .shared, what: String = "device model",
+    _ body: (QMPClient) async throws(XenLightError) -> T
+  ) async throws(XenLightError) -> T {
+    let qmp = try await connect(path: path, loop: loop, what: what)
+    let result: Result<T, XenLightError>
+    do throws(XenLightError) { result = .success(try await body(qmp)) } catch { result = .failure(error) }
+    await qmp.finish()
+    return try result.get()
+  }
 
   private func fail(_ id: String, _ error: XenLightError) {
     state.withLock { $0.pending.removeValue(forKey: id) }?.resume(throwing: error)
