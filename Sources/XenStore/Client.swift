@@ -10,7 +10,7 @@ import Synchronization
 ///
 /// Errors are `XenStoreError`: the daemon's errno name in `code` (`.ENOENT`, `.EACCES`, ...)
 /// with the matching `errno`, or a local code (`.connectFailed`, `.connectionLost`,
-/// `.protocolViolation`). A cancelled task gets `CancellationError`; its request's reply, if
+/// `.protocolViolation`). A cancelled task gets `.cancelled`; its request's reply, if
 /// any, is dropped when it arrives. When the connection is lost every waiting request fails
 /// with `.connectionLost` and every watch sequence ends with that error.
 ///
@@ -42,7 +42,7 @@ public final class XenStoreClient: XenStoreOperations {
   /// `/var/run/xenstored/socket`). Like `xs_open`, but socket only: there is no xenbus
   /// fallback without a hypervisor. Throws `.connectFailed` naming the path, with the errno
   /// (`ENOENT`: no socket; `ECONNREFUSED`: nobody listens).
-  public static func connect(to socketPath: String? = nil, loop: EventLoop = .shared) async throws -> XenStoreClient {
+  public static func connect(to socketPath: String? = nil, loop: EventLoop = .shared) async throws(XenStoreError) -> XenStoreClient {
     let path = socketPath ?? XenStoreSocketPath.current
     let fd = try await ClientSocket.connect(to: path, loop: loop)
     return XenStoreClient(socketPath: path, fd: fd, loop: loop)
@@ -70,7 +70,7 @@ public final class XenStoreClient: XenStoreOperations {
   /// Sends one request and returns its reply, or throws the daemon's error.
   /// `operation` names the request in error messages ("read /a").
   func request(_ type: MessageType, transaction: UInt32 = 0, payload: [UInt8], operation: String,
-               orphaned: (@Sendable (Message, ClientConnection) -> Void)? = nil) async throws -> Message {
+               orphaned: (@Sendable (Message, ClientConnection) -> Void)? = nil) async throws(XenStoreError) -> Message {
     // libxenstore refuses these before sending (E2BIG); the daemon would drop the connection.
     guard payload.count <= Message.payloadMax else {
       throw XenStoreError(.E2BIG, "\(operation): request of \(payload.count) bytes exceeds the \(Message.payloadMax)-byte limit",
@@ -93,10 +93,20 @@ public final class XenStoreClient: XenStoreOperations {
   /// Sends `message` and waits for its reply, on the loop's executor: the request goes out
   /// from the loop thread and the reply resumes this task there (the task comes back to its
   /// own executor only when the caller is not on the loop already).
-  private func exchange(_ message: Message, orphaned: (@Sendable (Message, ClientConnection) -> Void)?) async throws -> Message {
+  private func exchange(_ message: Message, orphaned: (@Sendable (Message, ClientConnection) -> Void)?) async throws(XenStoreError) -> Message {
     let connection = connection
     let loop = loop
-    return try await withTaskExecutorPreference(executor) {
+    do {
+      return try await exchangeUntyped(message, connection: connection, loop: loop, orphaned: orphaned)
+    } catch {
+      throw XenStoreError.from(error, "\(message.type)")
+    }
+  }
+
+  private func exchangeUntyped(
+    _ message: Message, connection: ClientConnection, loop: EventLoop, orphaned: (@Sendable (Message, ClientConnection) -> Void)?
+  ) async throws -> Message {
+    try await withTaskExecutorPreference(executor) {
       let reply = OnceResume<Message>()
       return try await withTaskCancellationHandler {
         try await withCheckedThrowingContinuation { continuation in
@@ -124,7 +134,7 @@ public final class XenStoreClient: XenStoreOperations {
 
   /// A request whose payload is NUL-terminated strings.
   func request(_ type: MessageType, transaction: UInt32 = 0, strings: [String], operation: String,
-               orphaned: (@Sendable (Message, ClientConnection) -> Void)? = nil) async throws -> Message {
+               orphaned: (@Sendable (Message, ClientConnection) -> Void)? = nil) async throws(XenStoreError) -> Message {
     var payload: [UInt8] = []
     for s in strings { payload.append(contentsOf: s.utf8); payload.append(0) }
     return try await request(type, transaction: transaction, payload: payload, operation: operation, orphaned: orphaned)

@@ -87,7 +87,7 @@ extension XenStoreOperations {
   ///
   /// Throws `XenStoreBatchError` naming the first request that failed, with every request's
   /// outcome; a lost connection fails every request not answered yet with `.connectionLost`.
-  /// A cancelled task gets `CancellationError` (the daemon may still carry out what was sent).
+  /// A cancelled task gets `.cancelled` (the daemon may still carry out what was sent).
   @discardableResult
   public func pipeline(_ requests: [XenStoreRequest]) async throws -> [[UInt8]] {
     let results = try await pipelineResults(requests)
@@ -104,8 +104,8 @@ extension XenStoreOperations {
   }
 
   /// Like `pipeline(_:)`, but returns each request's outcome instead of throwing for the first
-  /// failure. Throws only `CancellationError`.
-  public func pipelineResults(_ requests: [XenStoreRequest]) async throws -> [Result<[UInt8], XenStoreError>] {
+  /// failure. Throws only `.cancelled` (or a lost connection).
+  public func pipelineResults(_ requests: [XenStoreRequest]) async throws(XenStoreError) -> [Result<[UInt8], XenStoreError>] {
     guard !requests.isEmpty else { return [] }
     let replies = try await client.exchange(batch: requests, transaction: transactionID)
     return replies.enumerated().map { index, reply in
@@ -126,7 +126,7 @@ extension XenStoreOperations {
 
 extension XenStoreClient {
   /// Sends `requests` as one batch and waits for all their replies (or errors).
-  func exchange(batch requests: [XenStoreRequest], transaction: UInt32) async throws -> [Result<Message, XenStoreError>] {
+  func exchange(batch requests: [XenStoreRequest], transaction: UInt32) async throws(XenStoreError) -> [Result<Message, XenStoreError>] {
     let batch = ClientBatch(count: requests.count)
     var messages: [Message?] = []
     messages.reserveCapacity(requests.count)
@@ -143,15 +143,19 @@ extension XenStoreClient {
     batch.messages = messages
     let connection = connection
     let loop = loop
-    return try await withTaskExecutorPreference(executor) {
-      try await withTaskCancellationHandler {
-        try await withCheckedThrowingContinuation { continuation in
-          batch.done.set(continuation)
-          if loop.inLoop { connection.send(batch) } else { loop.execute { connection.send(batch) } }
+    do {
+      return try await withTaskExecutorPreference(executor) {
+        try await withTaskCancellationHandler {
+          try await withCheckedThrowingContinuation { continuation in
+            batch.done.set(continuation)
+            if loop.inLoop { connection.send(batch) } else { loop.execute { connection.send(batch) } }
+          }
+        } onCancel: {
+          batch.done.resume(throwing: CancellationError())
         }
-      } onCancel: {
-        batch.done.resume(throwing: CancellationError())
       }
+    } catch {
+      throw XenStoreError.from(error, "a batch of \(messages.count) requests")
     }
   }
 

@@ -12,27 +12,28 @@ public protocol XenStoreOperations: Sendable {
 
 extension XenStoreOperations {
   /// The value at `path` as bytes (`xs_read`, READ). Throws `.ENOENT` if there is no node.
-  public func readBytes(_ path: String) async throws -> [UInt8] {
+  public func readBytes(_ path: String) async throws(XenStoreError) -> [UInt8] {
     try await client.request(.read, transaction: transactionID, strings: [path], operation: "read \(path)").payload
   }
 
   /// The value at `path` decoded as UTF-8 (invalid sequences become U+FFFD).
-  public func read(_ path: String) async throws -> String {
+  public func read(_ path: String) async throws(XenStoreError) -> String {
     String(decoding: try await readBytes(path), as: UTF8.self)
   }
 
   /// Whether `path` exists (a READ that succeeds). Throws errors other than `.ENOENT`.
-  public func exists(_ path: String) async throws -> Bool {
+  public func exists(_ path: String) async throws(XenStoreError) -> Bool {
     do {
       _ = try await readBytes(path)
       return true
-    } catch let error as XenStoreError where error.code == .ENOENT {
+    } catch {
+      guard error.code == .ENOENT else { throw error }
       return false
     }
   }
 
   /// Sets `path` to `value`, creating it and missing parents (`xs_write`, WRITE).
-  public func write(_ path: String, bytes value: [UInt8]) async throws {
+  public func write(_ path: String, bytes value: [UInt8]) async throws(XenStoreError) {
     var payload = Array(path.utf8)
     payload.append(0)
     payload.append(contentsOf: value)
@@ -40,28 +41,29 @@ extension XenStoreOperations {
   }
 
   /// Sets `path` to the UTF-8 bytes of `value`.
-  public func write(_ path: String, _ value: String) async throws {
+  public func write(_ path: String, _ value: String) async throws(XenStoreError) {
     try await write(path, bytes: Array(value.utf8))
   }
 
   /// Creates `path` with an empty value if it does not exist (`xs_mkdir`, MKDIR).
-  public func mkdir(_ path: String) async throws {
+  public func mkdir(_ path: String) async throws(XenStoreError) {
     _ = try await client.request(.mkdir, transaction: transactionID, strings: [path], operation: "mkdir \(path)")
   }
 
   /// Removes `path` and everything below it (`xs_rm`, RM). A missing node whose parent
   /// exists is not an error.
-  public func rm(_ path: String) async throws {
+  public func rm(_ path: String) async throws(XenStoreError) {
     _ = try await client.request(.rm, transaction: transactionID, strings: [path], operation: "rm \(path)")
   }
 
   /// The names of `path`'s children (`xs_directory`, DIRECTORY). When the list exceeds one
   /// message (E2BIG) it is fetched in parts with DIRECTORY_PART, as libxenstore does.
-  public func directory(_ path: String) async throws -> [String] {
+  public func directory(_ path: String) async throws(XenStoreError) -> [String] {
     do {
       let reply = try await client.request(.directory, transaction: transactionID, strings: [path], operation: "directory \(path)")
       return reply.fields.map { String(decoding: $0, as: UTF8.self) }
-    } catch let error as XenStoreError where error.code == .E2BIG {
+    } catch {
+      guard error.code == .E2BIG else { throw error }
       return try await directoryInParts(path)
     }
   }
@@ -69,7 +71,7 @@ extension XenStoreOperations {
   /// DIRECTORY_PART `<path>|<offset>|` → `<generation>|<child>|...`: the children as one
   /// NUL-separated string, fetched from byte `offset` on; the last part ends with an empty
   /// name. A changed generation means the node changed meanwhile: start again.
-  private func directoryInParts(_ path: String) async throws -> [String] {
+  private func directoryInParts(_ path: String) async throws(XenStoreError) -> [String] {
     var generation: [UInt8]?
     var names: [UInt8] = []
     while true {
@@ -77,7 +79,8 @@ extension XenStoreOperations {
       do {
         reply = try await client.request(.directoryPart, transaction: transactionID, strings: [path, String(names.count)],
                                          operation: "directory \(path)")
-      } catch let error as XenStoreError where error.code == .ENOSYS {
+      } catch {
+        guard error.code == .ENOSYS else { throw error }
         // A daemon without DIRECTORY_PART cannot list this node at all.
         throw XenStoreError(.E2BIG, "directory \(path): too many children for one message", errno: XenStoreError.Code.E2BIG.errnoValue)
       }
@@ -106,7 +109,7 @@ extension XenStoreOperations {
 
   /// The access list of `path` (`xs_get_permissions`, GET_PERMS): the owner and everyone's
   /// default access first, then per-domain grants.
-  public func getPermissions(_ path: String) async throws -> Permissions {
+  public func getPermissions(_ path: String) async throws(XenStoreError) -> Permissions {
     let reply = try await client.request(.getPerms, transaction: transactionID, strings: [path], operation: "get permissions of \(path)")
     guard let permissions = Permissions(strings: reply.fields) else {
       throw XenStoreError(.protocolViolation, "get permissions of \(path): xenstored answered \"\(reply.payloadDescription)\"")
@@ -115,7 +118,7 @@ extension XenStoreOperations {
   }
 
   /// Sets the access list of `path` (`xs_set_permissions`, SET_PERMS).
-  public func setPermissions(_ path: String, _ permissions: Permissions) async throws {
+  public func setPermissions(_ path: String, _ permissions: Permissions) async throws(XenStoreError) {
     _ = try await client.request(.setPerms, transaction: transactionID, strings: [path] + permissions.entries.map(\.description),
                                  operation: "set permissions of \(path)")
   }

@@ -7,7 +7,7 @@ import Reactor
 enum ClientSocket {
   /// A connected, non-blocking, close-on-exec stream socket to `path`
   /// (`socket(AF_UNIX, SOCK_STREAM|SOCK_NONBLOCK|SOCK_CLOEXEC)` + `connect`).
-  static func connect(to path: String, loop: EventLoop) async throws -> Int32 {
+  static func connect(to path: String, loop: EventLoop) async throws(XenStoreError) -> Int32 {
     var address = sockaddr_un()
     address.sun_family = sa_family_t(AF_UNIX)
     let bytes = Array(path.utf8)
@@ -50,7 +50,7 @@ enum ClientSocket {
         }
       } catch {
         Glibc.close(fd)
-        throw error
+        throw XenStoreError.from(error, "connecting to \(path)")
       }
     }
   }

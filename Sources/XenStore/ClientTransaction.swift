@@ -11,7 +11,7 @@ extension XenStoreClient {
   /// Starts a transaction (`xs_transaction_start`, TRANSACTION_START). End it with
   /// `transactionEnd(_:commit:)`. If the task is cancelled while waiting, a transaction the
   /// daemon opened anyway is aborted when its reply arrives.
-  public func transactionStart() async throws -> XenStoreTransaction {
+  public func transactionStart() async throws(XenStoreError) -> XenStoreTransaction {
     let reply = try await request(.transactionStart, strings: [""], operation: "start transaction") { reply, connection in
       if reply.type == .transactionStart, let id = UInt32(reply.replyText) {
         connection.sendDetached(Message(type: .transactionEnd, transactionID: id, strings: ["F"]))
@@ -26,7 +26,7 @@ extension XenStoreClient {
   /// Commits (`commit: true`) or aborts a transaction (`xs_transaction_end`, TRANSACTION_END).
   /// A commit throws `.EAGAIN` when something the transaction read or wrote changed
   /// meanwhile: nothing was applied, and the caller should run it again.
-  public func transactionEnd(_ transaction: XenStoreTransaction, commit: Bool) async throws {
+  public func transactionEnd(_ transaction: XenStoreTransaction, commit: Bool) async throws(XenStoreError) {
     _ = try await request(.transactionEnd, transaction: transaction.transactionID, strings: [commit ? "T" : "F"],
                           operation: commit ? "commit transaction \(transaction.transactionID)" : "abort transaction \(transaction.transactionID)")
   }
@@ -47,10 +47,11 @@ extension XenStoreClient {
         sendDetached(Message(type: .transactionEnd, transactionID: transaction.transactionID, strings: ["F"]))
         throw error
       }
-      do {
+      do throws(XenStoreError) {
         try await transactionEnd(transaction, commit: true)
         return result
-      } catch let error as XenStoreError where error.code == .EAGAIN && attempt < maxAttempts {
+      } catch {
+        guard error.code == .EAGAIN && attempt < maxAttempts else { throw error }
         attempt += 1
       }
     }

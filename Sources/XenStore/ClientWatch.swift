@@ -31,11 +31,16 @@ public struct XenStoreWatch: AsyncSequence, Sendable {
 
   /// Removes the watches (`xs_unwatch`, UNWATCH) and ends the sequence. Events already
   /// received stay readable; later ones are dropped.
-  public func unwatch() async throws {
+  public func unwatch() async throws(XenStoreError) {
     let connection = client.connection
     let watches = watches
-    let owned = try await client.loop.submit {
-      watches.filter { connection.removeWatch(token: $0.token) }.map { [$0.path, $0.token] }
+    let owned: [[String]]
+    do {
+      owned = try await client.loop.submit {
+        watches.filter { connection.removeWatch(token: $0.token) }.map { [$0.path, $0.token] }
+      }
+    } catch {
+      throw XenStoreError.from(error, "unwatch")
     }
     defer { events.finish() }
     for strings in owned {
@@ -46,14 +51,14 @@ public struct XenStoreWatch: AsyncSequence, Sendable {
 
 extension XenStoreClient {
   /// Watches `path` (`xs_watch`, WATCH): returns once the daemon has set the watch.
-  public func watch(_ path: String) async throws -> XenStoreWatch {
+  public func watch(_ path: String) async throws(XenStoreError) -> XenStoreWatch {
     try await watch([path])
   }
 
   /// Watches every path in `paths` (set one after another), delivering all their events in
   /// one sequence in the order the daemon sent them, as `xenstore-watch` with several keys
   /// does. If one cannot be set, those already set are removed and the error thrown.
-  public func watch(_ paths: [String]) async throws -> XenStoreWatch {
+  public func watch(_ paths: [String]) async throws(XenStoreError) -> XenStoreWatch {
     let (stream, events) = AsyncThrowingStream<XenStoreWatch.Event, Error>.makeStream()
     let watches = paths.map { (path: $0, token: makeToken()) }
     let connection = connection
@@ -73,13 +78,10 @@ extension XenStoreClient {
     for (path, token) in watches {
       do {
         _ = try await request(.watch, strings: [path, token], operation: "watch \(path)")
-      } catch let error as XenStoreError {
-        // The daemon refused this one: only the others need an UNWATCH.
-        loop.execute { connection.removeWatch(token: token) }
-        events.finish()
-        throw error
       } catch {
-        // Cancelled: the WATCH may still take effect; the UNWATCH queued behind it undoes it.
+        // The daemon refused this one: only the others need an UNWATCH. (Cancelled: the
+        // WATCH may still take effect; the UNWATCH queued behind it undoes it.)
+        if error.code != .cancelled { loop.execute { connection.removeWatch(token: token) } }
         events.finish()
         throw error
       }

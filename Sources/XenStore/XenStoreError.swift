@@ -41,6 +41,8 @@ public struct XenStoreError: Error, Hashable, Sendable, CustomStringConvertible 
     case protocolViolation = "protocol-violation"
     /// A path that is not a valid xenstore path.
     case invalidPath = "invalid-path"
+    /// The waiting task was cancelled (what was sent may still be carried out).
+    case cancelled = "cancelled"
 
     /// The code with this name; nil for a name that is not one of them.
     public init?(name: String) { self.init(rawValue: name) }
@@ -62,4 +64,14 @@ public struct XenStoreError: Error, Hashable, Sendable, CustomStringConvertible 
   }
 
   public var description: String { message.isEmpty ? code.name : "\(message) (\(code.name))" }
+}
+
+extension XenStoreError {
+  /// `error` as the client's typed error: itself if it is one, `.cancelled` for a cancelled
+  /// wait (the request may still be carried out), else a lost connection saying what failed.
+  static func from(_ error: any Error, _ operation: String) -> XenStoreError {
+    if let error = error as? XenStoreError { return error }
+    if error is CancellationError { return XenStoreError(.cancelled, "\(operation): the waiting task was cancelled") }
+    return XenStoreError(.connectionLost, "\(operation): \(error)")
+  }
 }

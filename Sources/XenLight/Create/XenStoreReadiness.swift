@@ -38,7 +38,8 @@ public struct XenStoreReadiness: ReadinessSource, ReadinessWait {
       // Only a closed client ends the watch quietly; then the other sources decide.
       try await Task.sleep(for: .seconds(86_400 * 365))
       throw CancellationError()
-    } catch let error as XenStoreError {
+    } catch let error as XenStoreError where error.code != .cancelled {
+      // A cancelled wait is the spawn deciding otherwise, not xenstore failing.
       onXenStoreFailure(error)
       throw SpawnError(.protocolFailed, what: context.what, detail: "xenstore failed while waiting for \(path): \(error)")
     }

@@ -24,7 +24,7 @@ struct Watch: AsyncParsableCommand {
     let watch: XenStoreWatch
     do {
       watch = try await client.watch(keys)
-    } catch let error as XenStoreError {
+    } catch {
       // The keys are set in order; the error names the one refused.
       let refused = keys.first { error.message.hasPrefix("watch \($0): ") } ?? keys[0]
       throw ToolExit(1, "Unable to add watch on \(refused)\n")
