@@ -15,22 +15,21 @@ extension Spawner {
       SpawnError(.stopFailed, what: what, errno: error, detail: detail)
     }
     guard uid != 0, reaperUID != 0 else { throw failed("refusing to kill the processes of uid 0") }
-    var pidfd: Int32 = -1
-    let pid = lockPath.withCString { cspawn_kill_uid(uid_t(uid), uid_t(reaperUID), $0, &pidfd) }
-    guard pid > 0 else { throw failed("fork of the reaper", SystemErrno(rawValue: errno)) }
+    let reaper: (pid: Int32, pidfd: Int32?)
+    do { reaper = try system.startReaper(uid, reaperUID, lockPath) } catch { throw failed("fork of the reaper", error) }
     var status: Int32 = 0
-    if pidfd >= 0 {
-      defer { close(pidfd) }
+    if let pidfd = reaper.pidfd {
+      defer { system.close(pidfd) }
       // The reaper only waits for the lock, which another reaper holds for a moment.
       guard await loop.readable(pidfd, within: Spawner.killWaitNanoseconds) else {
-        _ = cspawn_pidfd_send_signal(pidfd, SIGKILL)
-        _ = cspawn_waitid(1, pidfd, 0, &status)
+        try? system.pidfdSendSignal(pidfd, SIGKILL)
+        _ = try? system.waitid(.pidfd(pidfd), false)
         throw failed("the reaper of uid \(uid) did not finish within 10 s")
       }
-      _ = cspawn_waitid(1, pidfd, 0, &status)
+      status = (try? system.waitid(.pidfd(pidfd), false))??.status.rawValue ?? 0
     } else {
       // No clone3: a plain fork, our own unreaped child, waited for by pid.
-      _ = cspawn_waitid(0, pid, 0, &status)
+      status = (try? system.waitid(.pid(reaper.pid), false))??.status.rawValue ?? 0
     }
     if cspawn_wifexited(status) == 0 || cspawn_wexitstatus(status) != 0 {
       let code = cspawn_wifexited(status) != 0 ? cspawn_wexitstatus(status) : 0

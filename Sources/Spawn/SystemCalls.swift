@@ -58,6 +58,9 @@ package struct SystemCalls: Sendable {
   package var seekEnd: @Sendable (_ fd: Int32) throws(SystemErrno) -> Int64
   /// `close(2)`, once (never retried: on Linux the descriptor is gone even after EINTR).
   package var close: @Sendable (_ fd: Int32) -> Void
+  /// `cspawn_kill_uid`: forks the reaper that kills every process of `uid` (see `killAll`).
+  package var startReaper: @Sendable (_ uid: UInt32, _ reaperUID: UInt32, _ lockPath: String) throws(SystemErrno)
+    -> (pid: Int32, pidfd: Int32?)
 
   /// The real calls.
   package static let live = SystemCalls(
@@ -133,6 +136,12 @@ package struct SystemCalls: Sendable {
       guard offset >= 0 else { throw .current }
       return Int64(offset)
     },
-    close: { fd in _ = Glibc.close(fd) }
+    close: { fd in _ = Glibc.close(fd) },
+    startReaper: { (uid, reaperUID, lockPath) throws(SystemErrno) in
+      var pidfd: Int32 = -1
+      let pid = lockPath.withCString { cspawn_kill_uid(uid_t(uid), uid_t(reaperUID), $0, &pidfd) }
+      guard pid > 0 else { throw .current }
+      return (pid, pidfd >= 0 ? pidfd : nil)
+    }
   )
 }
