@@ -50,16 +50,16 @@ let package = Package(
       "XenLight", "XenStore", "Spawn",
       .product(name: "ArgumentParser", package: "swift-argument-parser"),
       .product(name: "Logging", package: "swift-log"),
-    ]),
+    ], linkerSettings: shippedCommand),
     .executableTarget(name: "xenstored", dependencies: [
       "XenStoreDaemon", "XenStore", "RotatingLogs",
       .product(name: "ArgumentParser", package: "swift-argument-parser"),
       .product(name: "Logging", package: "swift-log"),
-    ]),
+    ], linkerSettings: shippedCommand),
     .executableTarget(name: "xenstore", dependencies: [
       "XenStore",
       .product(name: "ArgumentParser", package: "swift-argument-parser"),
-    ]),
+    ], linkerSettings: shippedCommand),
     // A tiny daemon with scripted startup behaviours, for the spawn tests.
     .executableTarget(name: "spawn-fixture", dependencies: ["CSpawn", "Spawn"]),
 
@@ -97,3 +97,8 @@ let package = Package(
   ],
   swiftLanguageModes: [.v6]
 )
+
+/// Release builds of the shipped commands carry the Swift runtime inside (Linux): an `xl`
+/// starts about 1.5 ms sooner when it need not load and relocate a dozen shared libraries,
+/// and every `xl create` starts two of them (xl and its domain monitor).
+var shippedCommand: [LinkerSetting] { [.unsafeFlags(["-static-stdlib", "-l_FoundationCollections", "-l_FoundationCShims"], .when(platforms: [.linux], configuration: .release))] }

@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import FoundationEssentials
 import Reactor
 
 /// Confirmation by QMP, QEMU's monitor protocol, on a Unix socket QEMU listens on
@@ -30,14 +29,14 @@ public struct QMPReadiness: ReadinessSource, ReadinessWait {
     defer { _ = Glibc.close(connection.fd) }
 
     let greeting = try await connection.next()
-    guard greeting.message.QMP != nil else {
+    guard greeting.message.isGreeting else {
       throw connection.failure("expected the QMP greeting, received \(greeting.line)")
     }
     try await connection.send(#"{"execute": "qmp_capabilities", "id": "spawn-capabilities"}"#)
     _ = try await connection.reply(to: "spawn-capabilities", command: "qmp_capabilities")
     try await connection.send(#"{"execute": "query-status", "id": "spawn-status"}"#)
     let reply = try await connection.reply(to: "spawn-status", command: "query-status")
-    guard let status = reply.message.return?.status else {
+    guard let status = reply.message.status else {
       throw connection.failure("query-status returned no status: \(reply.line)")
     }
     guard acceptedStates.contains(status) else {
@@ -73,27 +72,28 @@ extension ReadinessSource where Self == QMPReadiness {
 }
 
 /// What the startup conversation needs of a QMP message.
-struct QMPMessage: Decodable {
-  struct Present: Decodable {
-    init(from decoder: any Decoder) throws {}
-  }
-  struct Return: Decodable {
-    var status: String?
-    init(from decoder: any Decoder) throws {
-      // `return` is an object for our commands; tolerate any other shape as "no status".
-      status = try? decoder.container(keyedBy: Key.self).decodeIfPresent(String.self, forKey: .status)
-    }
-    enum Key: String, CodingKey { case status }
-  }
-  struct Failure: Decodable {
+struct QMPMessage {
+  struct Failure {
     var `class`: String?
     var desc: String?
   }
-  var QMP: Present?
-  var `return`: Return?
+  /// The greeting's `{"QMP": {...}}`.
+  var isGreeting: Bool
+  /// A reply's `return`, and its `status` member if it is an object with one.
+  var hasReturn: Bool
+  var status: String?
   var error: Failure?
   var event: String?
   var id: String?
+
+  init(_ json: JSON) {
+    isGreeting = json["QMP"] != nil
+    hasReturn = json["return"] != nil
+    status = json["return"]?["status"]?.stringValue
+    error = json["error"].map { Failure(class: $0["class"]?.stringValue, desc: $0["desc"]?.stringValue) }
+    event = json["event"]?.stringValue
+    id = json["id"]?.stringValue
+  }
 }
 
 /// One QMP connection: CRLF-terminated JSON messages, waited for on the loop. The framing
@@ -157,10 +157,10 @@ public struct QMPConnection: Sendable {
   mutating func next() async throws -> (message: QMPMessage, line: String) {
     let line = try await nextLine()
     let text = String(decoding: line, as: UTF8.self).trimmingTrailingWhitespace
-    guard let message = try? JSONDecoder().decode(QMPMessage.self, from: Data(line)) else {
-      throw failure("received something not JSON: \(text.prefix(300))")
+    guard let json = try? JSON.parse(line), case .object = json else {
+      throw failure("received something not a JSON object: \(text.prefix(300))")
     }
-    return (message, String(text.prefix(300)))
+    return (QMPMessage(json), String(text.prefix(300)))
   }
 
   /// The next line QEMU sent, without its line end. Throws `.protocolFailed` when the
@@ -196,7 +196,7 @@ public struct QMPConnection: Sendable {
       if let error = received.message.error {
         throw failure("\(command) failed: \(error.class ?? "Error"): \(error.desc ?? received.line)")
       }
-      guard received.message.id == id, received.message.return != nil else {
+      guard received.message.id == id, received.message.hasReturn else {
         throw failure("expected the reply to \(command), received \(received.line)")
       }
       return received

@@ -119,6 +119,34 @@ import XenStore
     try await bed.expectNoLeftovers()
   }
 
+  /// A device model whose QMP socket answers with something that is not JSON: a protocol
+  /// failure quoting what it sent, the device model stopped, nothing left.
+  @Test func deviceModelSendingNonJSONOnQMPIsStopped() async throws {
+    let bed = try XlTestbed()
+    defer { bed.stop() }
+    let script = bed.config(
+      """
+      #!/usr/bin/python3
+      # Takes xl's QMP connection on descriptor 3 and greets it with plain text.
+      import socket, time
+      listener = socket.socket(fileno=3)
+      connection, _ = listener.accept()
+      connection.sendall(b"this is not json\\r\\n")
+      time.sleep(60)
+
+      """, name: "garbage-qmp")
+    chmod(script, 0o755)
+    let result = try bed.xl(["create", "-q", bed.tinyGuest(), "device_model_override=\"\(script)\""])
+    #expect(result.status == 3)
+    #expect(normalized(result.stderr) == """
+      xl: domain "tiny" not created: domain 1 device model [PID] startup confirmation failed after T: \
+      QMP: received something not a JSON object: this is not json; it was stopped (log: \(bed.logDirectory)/qemu-dm-tiny.log)
+
+      """)
+    #expect(!isAlive(try #require(bracketedPID(result.stderr))))
+    try await bed.expectNoLeftovers()
+  }
+
   @Test func neverConfirmingDeviceModelTimesOutAndIsStopped() async throws {
     let bed = try XlTestbed()
     defer { bed.stop() }

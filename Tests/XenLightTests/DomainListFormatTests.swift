@@ -1,4 +1,5 @@
 import Testing
+import Spawn
 @testable import XenLight
 
 @Suite struct DomainListFormatTests {

@@ -121,11 +121,13 @@ public struct DomainStore: Sendable {
   /// Every domid with records anywhere: `/local/domain/*`, `/libxl/*` and
   /// `/local/domain/0/device-model/*` (a half-removed domain still holds its domid).
   static func usedDomids(_ ops: some XenStoreOperations) async throws -> Set<UInt32> {
+    // Three directories in flight at once: one round trip.
+    async let homes = directoryOrEmpty(ops, "/local/domain")
+    async let libxl = directoryOrEmpty(ops, "/libxl")
+    async let deviceModels = directoryOrEmpty(ops, "/local/domain/0/device-model")
     var used: Set<UInt32> = [0]
-    for parent in ["/local/domain", "/libxl", "/local/domain/0/device-model"] {
-      for child in try await directoryOrEmpty(ops, parent) {
-        if let domid = UInt32(child) { used.insert(domid) }
-      }
+    for child in try await homes + libxl + deviceModels {
+      if let domid = UInt32(child) { used.insert(domid) }
     }
     return used
   }

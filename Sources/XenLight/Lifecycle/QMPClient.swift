@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import FoundationEssentials
 import Reactor
 import Spawn
 import Synchronization
@@ -165,6 +164,6 @@ public final class QMPClient: Sendable {
   }
 
   private static func decode(_ line: [UInt8]) throws -> JSON {
-    try JSONDecoder().decode(JSON.self, from: Data(line))
+    do { return try JSON.parse(line) } catch { throw XenLightError(.deviceModelFailed, "QMP sent something not JSON (\(error)): \(String(decoding: line.prefix(300), as: UTF8.self))") }
   }
 }

@@ -31,7 +31,7 @@ public indirect enum JSON: Hashable, Sendable {
     }
   }
 
-  static func quoted(_ s: String) -> String {
+  public static func quoted(_ s: String) -> String {
     var out = "\""
     for scalar in s.unicodeScalars {
       switch scalar {
@@ -51,39 +51,7 @@ public indirect enum JSON: Hashable, Sendable {
 }
 
 
-extension JSON: Decodable {
-  /// Any JSON value (a number with a fraction keeps its integer part: nothing QMP sends
-  /// that xl reads has one).
-  public init(from decoder: any Decoder) throws {
-    if var array = try? decoder.unkeyedContainer() {
-      var items: [JSON] = []
-      while !array.isAtEnd { items.append(try array.decode(JSON.self)) }
-      self = .array(items)
-    } else if let object = try? decoder.container(keyedBy: AnyKey.self) {
-      self = .object(try object.allKeys.map { ($0.stringValue, try object.decode(JSON.self, forKey: $0)) })
-    } else {
-      let value = try decoder.singleValueContainer()
-      if value.decodeNil() {
-        self = .null
-      } else if let b = try? value.decode(Bool.self) {
-        self = .bool(b)
-      } else if let n = try? value.decode(Int64.self) {
-        self = .number(n)
-      } else if let d = try? value.decode(Double.self) {
-        self = .number(Int64(d))
-      } else {
-        self = .string(try value.decode(String.self))
-      }
-    }
-  }
-
-  private struct AnyKey: CodingKey {
-    var stringValue: String
-    var intValue: Int? { nil }
-    init(stringValue: String) { self.stringValue = stringValue }
-    init?(intValue: Int) { nil }
-  }
-
+extension JSON {
   /// The member `key` of an object (nil otherwise).
   public subscript(key: String) -> JSON? {
     guard case .object(let members) = self else { return nil }
