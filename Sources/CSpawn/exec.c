@@ -161,6 +161,7 @@ void cspawn_exec(const cspawn_exec_request *request, int errno_fd) {
   cspawn_close_other_fds(targets, count, 1);
 
   if (request->working_directory && chdir(request->working_directory) != 0) fail(errno_fd, errno);
+  if (request->set_niceness && setpriority(PRIO_PROCESS, 0, request->niceness) != 0) fail(errno_fd, errno);
   if (request->confinement && cspawn_confine(request->confinement) != 0) fail(errno_fd, errno);
   execve(request->path, request->argv, request->envp);
   fail(errno_fd, errno);

@@ -28,6 +28,9 @@ public struct SpawnCommand: Sendable {
   public var stopGrace: Duration
   /// Confines the daemon before exec (nil: none): see `Confinement`.
   public var confinement: Confinement?
+  /// The daemon's nice value from exec on (nil: the caller's). A helper that starts beside
+  /// a busier daemon can yield the processor to it; raising priority back needs privilege.
+  public var niceness: Int32?
 
   public init(
     what: String, executable: String, arguments: [String] = [], environment: [String: String]? = nil,

@@ -167,7 +167,7 @@ public final class Spawner: Sendable {
     let forked: Result<Startup, SystemErrno> = withMonitorRequest(
       path: executable, argv: [command.executable] + command.arguments,
       environment: plan.environment.map { "\($0.key)=\($0.value)" }, workingDirectory: command.workingDirectory,
-      fds: fds, confinement: command.confinement, control: monitorEnd
+      fds: fds, confinement: command.confinement, niceness: command.niceness, control: monitorEnd
     ) { request in
       // Held across the fork, so a caller that reaps by itself cannot report the monitor
       // before it is known to be ours.
@@ -242,7 +242,7 @@ public final class Spawner: Sendable {
 /// Builds the C request (strings copied to C memory, freed after) and runs `body` with it.
 private func withMonitorRequest<T>(
   path: String, argv: [String], environment: [String], workingDirectory: String?, fds: [cspawn_fd_mapping],
-  confinement: Confinement?, control: Int32, _ body: (SystemCalls.MonitorRequest) -> T
+  confinement: Confinement?, niceness: Int32?, control: Int32, _ body: (SystemCalls.MonitorRequest) -> T
 ) -> T {
   let path = strdup(path)
   let directory = workingDirectory.map { strdup($0) }
@@ -264,6 +264,8 @@ private func withMonitorRequest<T>(
         request.exec.fds = fds.baseAddress
         request.exec.fd_count = Int32(fds.count)
         request.exec.new_session = 1
+        request.exec.set_niceness = niceness == nil ? 0 : 1
+        request.exec.niceness = niceness ?? 0
         request.control_fd = control
         guard let confinement else {
           return withUnsafePointer(to: &request) { body(SystemCalls.MonitorRequest(pointer: $0)) }

@@ -156,7 +156,7 @@ func reusePID() async {
         fds.withUnsafeBufferPointer { fds in
           var request = cspawn_exec_request(
             path: argv[0].map { UnsafePointer($0) }, argv: argv.baseAddress, envp: environment.baseAddress, working_directory: nil,
-            fds: fds.baseAddress, fd_count: 3, new_session: 0, confinement: nil)
+            fds: fds.baseAddress, fd_count: 3, new_session: 0, confinement: nil, set_niceness: 0, niceness: 0)
           return cspawn_spawn(&request, Int32(CSPAWN_FORK_PLAIN), &pidfd, &execErrno)
         }
       }

@@ -32,6 +32,8 @@ extension GuestSuites {
       let qemu = try #require(try await bed.read("/libxl/1/device-model-identity").flatMap(ProcessIdentity.init))
       let monitor = try #require(try await bed.read("/libxl/1/monitor-identity").flatMap(ProcessIdentity.init))
       #expect(try await bed.read("/local/domain/1/serial/0/tty")?.hasPrefix("/dev/pts/") == true)
+      // The monitor starts 10 nicer beside QEMU; once it watches, it has xl's priority again.
+      #expect(niceValue(monitor.pid) == niceValue(getpid()))
 
       // The console answers a command (through a pseudo-terminal, as a user's terminal).
       let answer = try await ConsoleSession.exchangeAwaiting(bed, domain: "linux", send: "echo hello-$((6*7))\r", until: "hello-42")

@@ -203,7 +203,9 @@ import XenStore
       let created = try f.bed.xl(["create", "-q", cfg])
       try #require(created.status == 0, "cycle \(cycle): \(created)")
       let destroyed = try f.bed.xl(["destroy", "tiny"])
-      try #require(destroyed.stdout == "Domain 1 (tiny) destroyed: device model stopped\n", "cycle \(cycle): \(destroyed)")
+      try #require(
+        destroyed.stdout == "Domain 1 (tiny) destroyed: device model stopped\n",
+        "cycle \(cycle): \(destroyed)\nQEMU's log: \((try? readFile(f.bed.logDirectory + "/qemu-dm-tiny.log")) ?? "none")\nmonitor's log: \((try? readFile(f.bed.logDirectory + "/xl-tiny.log")) ?? "none")")
     }
     #expect(f.waitForNoStrayProcesses() == [])
     try await expectCleanSlate(f, descriptors: descriptors)

@@ -101,3 +101,4 @@ func spawnError(_ body: () async throws -> Void) async -> SpawnError? {
     return error as? SpawnError
   }
 }
+

@@ -22,6 +22,18 @@ import TestSupport
     #expect(failure.description.hasPrefix("fixture [\(failure.pid!)] could not execute \(command.executable): No such file or directory (ENOENT)"))
   }
 
+  /// `niceness` is the daemon's nice value from exec on; without it, the caller's.
+  @Test func nicenessIsSetBeforeExec() async throws {
+    var command = Fixture.command("notify", "3", "", "pause", log: nil)
+    command.niceness = 7
+    let niced = try await spawner.spawn(command, readiness: .notificationPipe())
+    #expect(niceValue(niced.identity.pid) == 7)
+    _ = try await spawner.stop(niced.identity)
+    let plain = try await spawner.spawn(Fixture.command("notify", "3", "", "pause", log: nil), readiness: .notificationPipe())
+    #expect(niceValue(plain.identity.pid) == niceValue(getpid()))
+    _ = try await spawner.stop(plain.identity)
+  }
+
   @Test func notExecutableIsExecFailedEACCES() async throws {
     let directory = TemporaryDirectory()
     defer { directory.remove() }

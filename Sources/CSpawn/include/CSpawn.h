@@ -51,6 +51,8 @@ typedef struct {
   int fd_count;                   // at most CSPAWN_MAX_FDS
   int new_session;                // setsid() before exec
   const cspawn_confinement *confinement;  // NULL: none
+  int set_niceness;               // setpriority(PRIO_PROCESS, 0, niceness) before exec
+  int niceness;
 } cspawn_exec_request;
 
 // ---- Fork and exec, apart ----

@@ -135,7 +135,8 @@ public struct DomainCreator: Sendable {
       }
       let launched: Result<CreatedDomain, XenLightError>
       do throws(XenLightError) {
-        launched = .success(try await run.launch(domid, events: events, started: { identity = $0 }, monitorLaunched: { monitor = $0 }))
+        launched = .success(
+          try await run.launch(domid, events: events, records: fill, started: { identity = $0 }, monitorLaunched: { monitor = $0 }))
       } catch {
         launched = .failure(error)
       }
@@ -214,9 +215,11 @@ public struct DomainCreator: Sendable {
     }
 
     /// Spawns the device model, recording it, and waits for its confirmation. `started`
-    /// learns the identity as soon as it is recorded.
+    /// learns the identity as soon as it is recorded. With `records` (being written beside),
+    /// the monitor starts once they are written: it reads them as it starts.
     func launch(
-      _ domid: UInt32, events: CreateEvents, started: (ProcessIdentity) -> Void, monitorLaunched: (MonitorLaunch) -> Void
+      _ domid: UInt32, events: CreateEvents, records: Task<Result<Void, XenLightError>, Never>? = nil,
+      started: (ProcessIdentity) -> Void, monitorLaunched: (MonitorLaunch) -> Void
     ) async throws(XenLightError) -> CreatedDomain {
       let layout = DomainLayout(domid: domid, uuid: domain.uuid)
       let command = command(domid)
@@ -276,6 +279,7 @@ public struct DomainCreator: Sendable {
         if let start = creator.monitor {
           let uuid = domain.uuid
           monitorTask = Task { () async -> Result<ProcessIdentity, XenLightError> in
+            if case .failure(let error)? = await records?.value { return .failure(error) }
             do throws(XenLightError) { return .success(try await start(domid, uuid)) } catch { return .failure(error) }
           }
           monitorLaunched(monitorTask!)
@@ -357,7 +361,7 @@ public struct DomainCreator: Sendable {
           let lock = try await FileLock.acquire(paths.domainsLock)
           defer { lock.release() }
           try await deadline.run(xenstore, "removing the records") { () async throws(XenLightError) in
-            try await store.remove(domid: domid)
+            try await store.remove(domid: domid, vm: DomainLayout(domid: domid, uuid: domain.uuid).vmPath)
           }
         } catch where error.code == .xenstoreLost {
           // xenstored is gone, and its records with it.

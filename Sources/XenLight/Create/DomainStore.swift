@@ -180,7 +180,9 @@ public struct DomainStore: Sendable {
   /// beside the release (xenstored commits them together), the home last: its disappearance
   /// is what waiters take for "destroyed". Removing what is already gone is fine; a removal
   /// cut short leaves the domid in use, and a second one finishes it.
-  public func remove(domid: UInt32) async throws(XenLightError) {
+  /// `vm`: the domain's `/vm/<uuid>` when the caller knows it (create's own cleanup), which
+  /// spares reading it first.
+  public func remove(domid: UInt32, vm known: String? = nil) async throws(XenLightError) {
     do {
       async let released: Void = {
         do {
@@ -191,7 +193,9 @@ public struct DomainStore: Sendable {
       }()
       let home = "/local/domain/\(domid)"
       var subtrees = ["/local/domain/0/device-model/\(domid)", "/libxl/\(domid)"]
-      if let vm = try await Self.readOptional(xenstore, home + "/vm"), vm.hasPrefix("/vm/") { subtrees.append(vm) }
+      var vm = known
+      if vm == nil { vm = try await Self.readOptional(xenstore, home + "/vm") }
+      if let vm, vm.hasPrefix("/vm/") { subtrees.append(vm) }
       subtrees.append(home)
       for result in try await xenstore.pipelineResults(subtrees.map { .rm($0) }) {
         if case .failure(let error) = result, error.code != .ENOENT { throw error }  // ENOENT: gone already
@@ -240,3 +244,4 @@ public struct DomainStore: Sendable {
     return values
   }
 }
+
