@@ -21,7 +21,7 @@ struct Node {
     self.permissions = permissions
   }
 
-  init(value: [UInt8], permissions: Permissions, childList: [UInt8], generation: UInt64) {
+  init(value: [UInt8] = [], permissions: Permissions, childList: [UInt8], generation: UInt64 = 0) {
     self.value = value
     self.permissions = permissions
     self.childList = childList

@@ -67,6 +67,16 @@ struct NodeTable: Sendable, ExpressibleByDictionaryLiteral {
   /// The child list of the node at `path`, if there is one.
   func childList(_ path: String) -> [UInt8]? { find(path).map { records[$0].childList } }
 
+  /// Appends `name` to the child list of the node at `path` in place: with nothing else
+  /// holding that list, a node of n children takes one more in O(name), not O(n). False if
+  /// there is no node at `path`.
+  mutating func appendChild(_ name: String, to path: String) -> Bool {
+    guard let index = find(path) else { return false }
+    records[index].childList.append(contentsOf: name.utf8)
+    records[index].childList.append(0)
+    return true
+  }
+
   private func node(at index: Int) -> Node {
     let r = records[index]
     let start = Int(r.offset) + Int(r.pathLength)

@@ -28,6 +28,51 @@ import XenStore
     }
   }
 
+  /// Children appended in place during a replay: a record that does not fit is undone
+  /// whole (its appends too), a name appended twice is refused, and the lists stay exact.
+  @Test func appendsAreUndoneWithTheirRecordAndRefusedTwice() throws {
+    var state = DurableState.initial
+    let owner = Permissions(owner: 0)
+    try state.apply(ChangeRecord(sequence: 1, changes: [
+      .put(path: "/d", value: [], permissions: owner, children: .all([])),
+      .put(path: "/", value: [], permissions: owner, children: .append("d")),
+    ]))
+    let appends: [StateChange] = [
+      .put(path: "/d", value: Array("v".utf8), permissions: owner, children: .append("a")),
+      .put(path: "/d/a", value: [], permissions: owner, children: .all([])),
+      .put(path: "/d", value: Array("w".utf8), permissions: owner, children: .append("b")),
+      .put(path: "/d/b", value: [], permissions: owner, children: .all([])),
+    ]
+    #expect(throws: DurableState.Inconsistency.self) {
+      try state.apply(ChangeRecord(sequence: 2, changes: appends + [.remove(path: "/missing")]))
+    }
+    #expect(state.sequence == 1)
+    #expect(state.nodes["/d"]?.children == [])
+    #expect(state.nodes["/d"]?.value == [])
+    #expect(state.nodes["/d/a"] == nil)
+
+    try state.apply(ChangeRecord(sequence: 2, changes: appends))
+    #expect(state.nodes["/d"]?.children == ["a", "b"])
+    #expect(state.nodes["/d"]?.value == Array("w".utf8))
+    do {
+      try state.apply(ChangeRecord(sequence: 3, changes: [
+        .put(path: "/d", value: [], permissions: owner, children: .append("c")),
+        .put(path: "/d", value: [], permissions: owner, children: .append("a")),
+      ]))
+      Issue.record("a child appended twice was taken")
+    } catch {
+      #expect(error.description == "cannot add child a to /d")
+    }
+    #expect(state.nodes["/d"]?.children == ["a", "b"], "the refused record's first append is undone too")
+    try state.apply(ChangeRecord(sequence: 3, changes: [
+      .put(path: "/d", value: [], permissions: owner, children: .remove("a")),
+      .put(path: "/d", value: [], permissions: owner, children: .append("a")),
+    ]))
+    #expect(state.nodes["/d"]?.children == ["b", "a"])
+    state.endReplay()
+    #expect(state.problems.isEmpty)
+  }
+
   @Test(arguments: [UInt64(11), 12, 13])
   func replayingTheRecordsOfRandomRequestsRebuildsTheState(seed: UInt64) throws {
     var random = RandomRequestTests.SplitMix(state: seed)

@@ -105,6 +105,7 @@ struct StateLoader {
         truncate = (name, stop.offset)
       }
     }
+    state.endReplay()
     if !state.problems.isEmpty {
       let files = logs.map { directory.file(StateDirectory.logName($0)) }.joined(separator: ", ")
       throw .stateImpossible("replaying \(files)", state.problems, directory: directory.path)

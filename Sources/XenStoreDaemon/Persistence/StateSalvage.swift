@@ -80,6 +80,7 @@ public enum StateSalvage {
         stopped = true
       }
     }
+    state.endReplay()
     let problems = state.problems
     if !problems.isEmpty {
       report.wasIntact = false
