@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Benchmarks: package-benchmark microbenchmarks (Benchmarks/), then the same raw-protocol load
 # against our xenstored and Xen's C xenstored side by side (needs xen-utils-4.17 and gcc),
-# and durability's cost (memory-only beside --state-dir, scripts/bench/durability.sh).
-# Usage: scripts/bench.sh [micro|xenstore|durability|all]   (default all)
+# durability's cost (memory-only beside --state-dir, scripts/bench/durability.sh), and recovery
+# with 100,000 nodes (scripts/bench/recovery.sh).
+# Usage: scripts/bench.sh [micro|xenstore|durability|recovery|all]   (default all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}
@@ -17,4 +18,7 @@ if [[ $what == xenstore || $what == all ]]; then
 fi
 if [[ $what == durability || $what == all ]]; then
   scripts/bench/durability.sh
+fi
+if [[ $what == recovery || $what == all ]]; then
+  scripts/bench/recovery.sh
 fi
