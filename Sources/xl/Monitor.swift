@@ -19,18 +19,6 @@ struct Monitor: XLSubcommand {
   var readyDescriptor: Int32 = 3
 
   func execute() async throws {
-    try await Self.run(domid: domid, readyDescriptor: readyDescriptor)
-  }
-
-  /// `xl create` starts `xl monitor <domid>` exactly so: main runs that form straight here,
-  /// sparing the monitor the argument parser's start-up (about 1 ms of CPU at the moment the
-  /// device model is starting beside it).
-  static func fastPath(_ arguments: [String]) -> UInt32? {
-    guard arguments.count == 2, arguments[0] == "monitor" else { return nil }
-    return UInt32(arguments[1])
-  }
-
-  static func run(domid: UInt32, readyDescriptor: Int32 = 3) async throws {
     let paths = ToolstackPaths.current()
     let monitor = DomainMonitor(
       connector: XenStoreConnector(paths: paths, spawner: Spawner()), paths: paths, log: { Terminal.output($0 + "\n") })

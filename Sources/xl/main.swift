@@ -8,10 +8,6 @@ Interrupts.block()
 
 Task.detached {
   do {
-    if let domid = Monitor.fastPath(Array(CommandLine.arguments.dropFirst())) {
-      try await Monitor.run(domid: domid)
-      XL.exit()
-    }
     var command = try XL.parseAsRoot()
     if let subcommand = command as? any XLSubcommand {
       try await subcommand.execute()
