@@ -67,6 +67,15 @@ struct NodeTable: Sendable, ExpressibleByDictionaryLiteral {
   /// The child list of the node at `path`, if there is one.
   func childList(_ path: String) -> [UInt8]? { find(path).map { records[$0].childList } }
 
+  /// Whether there is a node at `path` (nothing of it copied).
+  func contains(_ path: String) -> Bool { find(path) != nil }
+
+  /// Every path with its child list, in no particular order: the tree's shape, without
+  /// copying any value.
+  func forEachChildList(_ body: (_ path: String, _ childList: [UInt8]) -> Void) {
+    for index in records.indices where !records[index].isFree { body(path(at: index), records[index].childList) }
+  }
+
   /// Appends `name` to the child list of the node at `path` in place: with nothing else
   /// holding that list, a node of n children takes one more in O(name), not O(n). False if
   /// there is no node at `path`.
