@@ -29,7 +29,10 @@ struct Node {
   }
 
   /// Child names in creation order.
-  var children: [String] {
+  var children: [String] { Self.names(in: childList) }
+
+  /// The names of a child list (DIRECTORY bytes: each name followed by NUL).
+  static func names(in childList: [UInt8]) -> [String] {
     guard !childList.isEmpty else { return [] }
     return childList.dropLast().split(separator: 0, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
   }

@@ -45,7 +45,7 @@ struct DurableState: Sendable {
         children = nodes.childList(path) ?? []
       case .append(let name):
         // Checked against a set and appended in place: O(name) for a node of any size.
-        if appendedNames[path] == nil, let list = nodes.childList(path) { appendedNames[path] = Self.names(list) }
+        if appendedNames[path] == nil, let list = nodes.childList(path) { appendedNames[path] = Set(Node.names(in: list)) }
         guard appendedNames[path]?.insert(name).inserted == true, nodes.appendChild(name, to: path) else {
           throw Inconsistency(description: "cannot add child \(name) to \(path)")
         }
@@ -74,11 +74,6 @@ struct DurableState: Sendable {
     }
   }
 
-  /// The names in a child list (DIRECTORY bytes).
-  private static func names(_ childList: [UInt8]) -> Set<String> {
-    Set(Node(permissions: Permissions(owner: 0), childList: childList).children)
-  }
-
   /// A replay is over: its scratch index goes.
   mutating func endReplay() { appendedNames = [:] }
 
@@ -93,7 +88,7 @@ struct DurableState: Sendable {
     // Paths and child lists only: 100,000 nodes are checked at every start.
     nodes.forEachChildList { path, childList in
       if !XenStorePath.isValidNode(path) { problems.append("invalid path \(path)") }
-      for name in Node(permissions: Permissions(owner: 0), childList: childList).children {
+      for name in Node.names(in: childList) {
         if name.isEmpty || name.contains("/") { problems.append("\(path) lists an invalid child name \(name)") }
         let child = XenStorePath.child(name, of: path)
         if !listed.insert(child).inserted { problems.append("\(path) lists child \(name) twice") }
