@@ -1,5 +1,9 @@
 import Spawn
+import Synchronization
 import Testing
+
+/// Parsed values kept alive until the test process exits (see `aValueAliveAtExitIsNotReportedAsLeaked`).
+private let keptUntilExit = Mutex<[JSON]>([])
 
 /// `JSON.parse`: what QMP sends, and every way a line can fail to be JSON.
 @Suite struct JSONParserTests {
@@ -20,6 +24,17 @@ import Testing
     #expect(try JSON.parse(#"{"return": {}}"#)["return"] == .object([]))
     #expect(try JSON.parse(" [ ] ") == .array([]))
     #expect(try JSON.parse("null") == .null)
+  }
+
+  /// Under the sanitizer job LeakSanitizer checks this process at exit: a parsed value still alive
+  /// then must be seen as alive. While `JSON` was `indirect`, LeakSanitizer could not follow the
+  /// tagged pointers to its boxes and reported such a value (a QMP event in a monitor's hands when
+  /// it exited) as leaked: 153 bytes in 4 allocations for the event below.
+  @Test func aValueAliveAtExitIsNotReportedAsLeaked() throws {
+    let event = try JSON.parse(
+      #"{"event": "SHUTDOWN", "data": {"guest": true, "reason": "guest-shutdown, said at length"}}"#)
+    keptUntilExit.withLock { $0.append(event) }
+    #expect(MemoryLayout<JSON>.size > MemoryLayout<UnsafeRawPointer>.size, "JSON is boxed again")
   }
 
   @Test func membersKeepTheirOrder() throws {

@@ -2,7 +2,8 @@
 ///
 /// xl's own parser (libxlu) keeps every atom as text and converts on use; here numbers are
 /// converted once, with the same rules as `strtol(…, 0)`: decimal, 0-prefixed octal, 0x hex.
-public indirect enum ConfigValue: Hashable, Sendable, CustomStringConvertible {
+/// Not `indirect`, for the reason given on `JSON`.
+public enum ConfigValue: Hashable, Sendable, CustomStringConvertible {
   case string(String)
   case number(Int64)
   case list([ConfigValue])
