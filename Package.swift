@@ -73,6 +73,8 @@ let package = Package(
     .testTarget(name: "XenStoreDaemonTests", dependencies: ["TestSupport", "XenStoreDaemon", "XenStore"]),
     .testTarget(name: "SpawnTests", dependencies: ["TestSupport", "Spawn", "CSpawn", "spawn-fixture"]),
     .testTarget(name: "XenLightTests", dependencies: ["TestSupport", "XenLight", "XenStore", "Spawn"]),
+    // The xl command's own parts: its command-line fast path held to ArgumentParser's reading.
+    .testTarget(name: "XLTests", dependencies: ["xl", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
     // Shared by the process-level test targets below: daemons under test, raw clients, the xl
     // testbed, fault and stress helpers.
     .target(name: "InteropSupport", dependencies: [

@@ -54,20 +54,48 @@ struct Create: XLSubcommand {
   @Argument(help: ArgumentHelp("The xl.cfg file, then more settings: KEY=VALUE or KEY+=VALUE.", valueName: "file-and-settings"))
   var arguments: [String] = []
 
+  /// What was asked, in the form the fast path parses too.
+  var request: CreateRequest {
+    CreateRequest(
+      dryRun: dryRun, verbose: verbose, quiet: quiet, foreground: foreground, noMonitor: noMonitor, console: console,
+      timeout: timeout, xenstoreTimeout: xenstoreTimeout, defconfig: defconfig, arguments: arguments)
+  }
+
+  func validate() throws {
+    if let problem = request.problem { throw ValidationError(problem) }
+  }
+
+  func execute() async throws { try await request.execute() }
+}
+
+/// `xl create` as asked: parsed by ArgumentParser (`Create`) or, for the usual command lines,
+/// by `FastCommandLine`, which gives the same request without ArgumentParser's start-up cost.
+struct CreateRequest: Equatable, Sendable {
+  var dryRun = false
+  var verbose = false
+  var quiet = false
+  var foreground = false
+  var noMonitor = false
+  var console = false
+  var timeout: Double?
+  var xenstoreTimeout: Double = 10
+  var defconfig: String?
+  var arguments: [String] = []
+
   /// The config file: `-f`, else the first argument.
   private var configFile: String { defconfig ?? arguments.first ?? "" }
 
   /// The KEY=VALUE arguments.
   private var settings: [String] { defconfig == nil ? Array(arguments.dropFirst()) : arguments }
 
-  func validate() throws {
-    if defconfig == nil && arguments.isEmpty { throw ValidationError("Missing the config file: xl create FILE [KEY=VALUE...]") }
-    if let timeout, !(timeout > 0 && timeout <= 86400) {
-      throw ValidationError("--timeout must be a number of seconds above 0")
-    }
-    if quiet && verbose { throw ValidationError("-q and -v contradict each other") }
-    if foreground && noMonitor { throw ValidationError("-F and -e contradict each other") }
-    if !(xenstoreTimeout > 0) { throw ValidationError("--xenstore-timeout must be a number of seconds above 0") }
+  /// Why these options cannot run together (nil: they can).
+  var problem: String? {
+    if defconfig == nil && arguments.isEmpty { return "Missing the config file: xl create FILE [KEY=VALUE...]" }
+    if let timeout, !(timeout > 0 && timeout <= 86400) { return "--timeout must be a number of seconds above 0" }
+    if quiet && verbose { return "-q and -v contradict each other" }
+    if foreground && noMonitor { return "-F and -e contradict each other" }
+    if !(xenstoreTimeout > 0) { return "--xenstore-timeout must be a number of seconds above 0" }
+    return nil
   }
 
   func execute() async throws {

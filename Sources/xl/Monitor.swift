@@ -18,16 +18,19 @@ struct Monitor: XLSubcommand {
   @Option(name: .long, help: "The descriptor to write \"ready\" on once watching (-1: none).")
   var readyDescriptor: Int32 = 3
 
-  func execute() async throws {
+  func execute() async throws { try await Self.watch(domid: domid, readyDescriptor: readyDescriptor) }
+
+  /// Watches domain `domid` until it is gone, writing "ready" on `readyDescriptor` (if >= 0)
+  /// once watching.
+  static func watch(domid: UInt32, readyDescriptor: Int32) async throws {
     let paths = ToolstackPaths.current()
     let monitor = DomainMonitor(
       connector: XenStoreConnector(paths: paths, spawner: Spawner()), paths: paths, log: { Terminal.output($0 + "\n") })
-    let descriptor = readyDescriptor
     do {
       try await monitor.run(domid: domid) {
-        guard descriptor >= 0 else { return }
-        _ = "ready\n".withCString { write(descriptor, $0, 6) }
-        close(descriptor)
+        guard readyDescriptor >= 0 else { return }
+        _ = "ready\n".withCString { write(readyDescriptor, $0, 6) }
+        close(readyDescriptor)
       }
     } catch {
       throw ExitStatus.fail(error)

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import ArgumentParser
 
 // No async main: Swift's async main ends in dispatch_main, which on Linux parks the main
@@ -8,12 +11,23 @@ Interrupts.block()
 
 Task.detached {
   do {
-    var command = try XL.parseAsRoot()
-    if let subcommand = command as? any XLSubcommand {
-      try await subcommand.execute()
-    } else {
-      try command.run()
+    switch FastCommandLine(CommandLine.arguments.dropFirst()) {
+    case .create(let request)?:
+      try await request.execute()
+    case .monitor(let domid)?:
+      try await Monitor.watch(domid: domid, readyDescriptor: 3)
+    case nil:
+      var command = try XL.parseAsRoot()
+      if let subcommand = command as? any XLSubcommand {
+        try await subcommand.execute()
+      } else {
+        try command.run()
+      }
     }
+  } catch let status as ExitCode {
+    // The message is out already; ArgumentParser's exit(withError:) would first build the
+    // usage text of every command, to print none of it.
+    exit(status.rawValue)
   } catch {
     XL.exit(withError: error)
   }
