@@ -1,4 +1,5 @@
 #define _GNU_SOURCE
+#include <nss.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -12,3 +13,8 @@ int creactor_set_thread_name(pthread_t thread, const char *name) {
 }
 
 int creactor_accept_nonblocking(int fd) { return accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC); }
+
+int creactor_users_from_files(void) {
+  if (__nss_configure_lookup("passwd", "files") != 0) return -1;
+  return __nss_configure_lookup("group", "files");
+}

@@ -128,14 +128,14 @@ extension GuestSuites {
       defer { bed.stop() }
       let missing = try await bed.xlAwaiting(["create", "-q", bed.tinyGuest("tiny", "device_model_user = \"xldm-nobody-here\"")])
       #expect(missing.status == 1)
-      #expect(missing.stderr == "xl: device_model_user: no user \"xldm-nobody-here\" to run the device model as; create it with: adduser --system --group --no-create-home xldm-nobody-here\n", "\(missing)")
+      #expect(missing.stderr == "xl: device_model_user: no user \"xldm-nobody-here\" in /etc/passwd to run the device model as; create it with: adduser --system --group --no-create-home xldm-nobody-here\n", "\(missing)")
       let root = try await bed.xlAwaiting(["create", "-q", bed.tinyGuest("tiny", "device_model_user = \"root\"")])
       #expect(root.status == 1)
       #expect(root.stderr == "xl: device_model_user: \"root\" has uid 0; the device model must not run as root\n", "\(root)")
       if (try? run(["/usr/bin/getent", "passwd", "xen-qemuuser-range-base"]))?.status != 0 {
         let range = try await bed.xlAwaiting(["create", "-q", bed.tinyGuest("tiny", "dm_restrict = 1")])
         #expect(range.status == 1)
-        #expect(range.stderr == "xl: dm_restrict: no user \"xen-qemuuser-range-base\" to run the device model as (domain N runs as its uid + N); create it with: adduser --system --uid 131072 --group --no-create-home xen-qemuuser-range-base\n", "\(range)")
+        #expect(range.stderr == "xl: dm_restrict: no user \"xen-qemuuser-range-base\" in /etc/passwd to run the device model as (domain N runs as its uid + N); create it with: adduser --system --uid 131072 --group --no-create-home xen-qemuuser-range-base\n", "\(range)")
       }
       try await bed.expectNoLeftovers()
     }

@@ -78,9 +78,12 @@ public func writeFile(_ path: String, _ text: String) {
   close(fd)
 }
 
-/// Where SwiftPM put the package's executables (next to the test bundle).
+/// Where SwiftPM put the package's executables: next to the test bundle, or in
+/// `$XL_TEST_PRODUCTS` (scripts/test.sh points it at the release build, whose commands are
+/// static executables, to run the end-to-end tests on what ships).
 public enum BuiltProducts {
   public static var directory: String {
+    if let products = getenv("XL_TEST_PRODUCTS").map({ String(cString: $0) }), !products.isEmpty { return products }
     var buffer = [CChar](repeating: 0, count: 4096)
     let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
     precondition(n > 0)

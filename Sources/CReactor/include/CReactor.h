@@ -10,4 +10,8 @@ int creactor_set_thread_name(pthread_t thread, const char *name);
 /// and close-on-exec from the start (no window for a concurrent fork to inherit it, and no
 /// two fcntl calls after). The new descriptor, or -1 with errno as accept(2) sets it.
 int creactor_accept_nonblocking(int fd);
+/// Makes this process look users and groups up in /etc/passwd and /etc/group only
+/// (__nss_configure_lookup): the shipped commands are static executables, and a static glibc
+/// that loads another NSS module (libnss_systemd, say) crashes in it. 0, or -1 with errno.
+int creactor_users_from_files(void);
 #endif

@@ -1,10 +1,15 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CReactor
 
 /// The user a restricted device model runs as, chosen as libxl does: `device_model_user`
 /// when set, else `xen-qemuuser-range-base`'s uid + the domid, with that user's gid.
 /// Neither present is an error that says which user to create; uid 0 is refused.
+///
+/// Users and groups are looked up in /etc/passwd and /etc/group only, where libxl asks NSS:
+/// the shipped `xl` is a static executable, and a static glibc crashes in NSS modules it loads
+/// (libnss_systemd). The users `dm_restrict` needs are local system users (`adduser --system`).
 public struct DeviceModelUser: Hashable, Sendable {
   /// The range's base user (libxl's LIBXL_QEMU_USER_RANGE_BASE).
   public static let rangeBase = "xen-qemuuser-range-base"
@@ -55,7 +60,7 @@ public struct DeviceModelUser: Hashable, Sendable {
       guard let user = lookUp(name) else {
         throw XenLightError(
           .invalidConfig,
-          "device_model_user: no user \"\(name)\" to run the device model as; create it with: adduser --system --group --no-create-home \(name)")
+          "device_model_user: no user \"\(name)\" in /etc/passwd to run the device model as; create it with: adduser --system --group --no-create-home \(name)")
       }
       guard user.uid != 0 else {
         throw XenLightError(.invalidConfig, "device_model_user: \"\(name)\" has uid 0; the device model must not run as root")
@@ -65,7 +70,7 @@ public struct DeviceModelUser: Hashable, Sendable {
     guard let base else {
       throw XenLightError(
         .invalidConfig,
-        "dm_restrict: no user \"\(rangeBase)\" to run the device model as (domain N runs as its uid + N); create it with: adduser --system --uid \(suggestedBaseUID) --group --no-create-home \(rangeBase)")
+        "dm_restrict: no user \"\(rangeBase)\" in /etc/passwd to run the device model as (domain N runs as its uid + N); create it with: adduser --system --uid \(suggestedBaseUID) --group --no-create-home \(rangeBase)")
     }
     guard base.uid != 0 else {
       throw XenLightError(.invalidConfig, "dm_restrict: \"\(rangeBase)\" has uid 0; the device model must not run as root")
@@ -73,7 +78,11 @@ public struct DeviceModelUser: Hashable, Sendable {
     return .range(baseUID: base.uid, gid: base.gid)
   }
 
+  /// Looks-ups from files only, configured once per process.
+  private static let filesOnly: Void = { _ = creactor_users_from_files() }()
+
   static func lookUp(_ name: String) -> (uid: UInt32, gid: UInt32)? {
+    _ = filesOnly
     var entry = passwd()
     var result: UnsafeMutablePointer<passwd>?
     var buffer = [CChar](repeating: 0, count: 16384)
@@ -82,6 +91,7 @@ public struct DeviceModelUser: Hashable, Sendable {
   }
 
   static func groupID(_ name: String) -> UInt32? {
+    _ = filesOnly
     var entry = group()
     var result: UnsafeMutablePointer<group>?
     var buffer = [CChar](repeating: 0, count: 16384)
