@@ -138,14 +138,31 @@ extension GuestSuites {
       }
       try #require(advertised.status == 0, "\(advertised)")
 
-      // The agent: wait for the request, note it, acknowledge it by clearing the node.
+      // The agent: wait for the request, note it, acknowledge it by clearing the node. It says
+      // "watching" once its watch has fired the first time (registered), on a FIFO read here:
+      // an `xl shutdown` that wrote before the watch existed would never be seen.
       let noted = bed.directory.appending("request")
+      let said = bed.directory.appending("agent.out")
+      try #require(mkfifo(said, 0o600) == 0)
+      // Open for reading first (without waiting for a writer), or the agent's start would
+      // block opening its output.
+      let saying = open(said, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+      try #require(saying >= 0)
+      defer { close(saying) }
       let agent = try spawnBackground(
         ["/bin/sh", "-c", """
-          xenstore-watch -n 2 /local/domain/1/control/shutdown >/dev/null
+          xenstore-watch -n 2 /local/domain/1/control/shutdown | { read first; echo watching; read second; }
           xenstore-read /local/domain/1/control/shutdown > \(noted)
           xenstore-write /local/domain/1/control/shutdown ""
-          """], environment: asDomain, output: bed.directory.appending("agent.out"))
+          """], environment: asDomain, output: said)
+      _ = fcntl(saying, F_SETFL, 0)  // blocking reads from here: the agent holds the write end
+      let firstLine = try await offPool { () -> String in
+        var line: [UInt8] = []
+        var byte: UInt8 = 0
+        while read(saying, &byte, 1) == 1, byte != UInt8(ascii: "\n") { line.append(byte) }
+        return String(decoding: line, as: UTF8.self)
+      }
+      try #require(firstLine == "watching", "the agent: \(firstLine)")
       let shutdown = try await bed.xlAwaiting(["shutdown", "tiny"])
       #expect(shutdown.status == 0, "\(shutdown)")
       #expect(waitForExit(agent, seconds: 30) == 0)

@@ -110,6 +110,16 @@ public struct DomainCreator: Sendable {
       throw XenLightError(.interrupted, "interrupted while connecting to xenstore; nothing was created")
     }
     defer { xenstore.close() }
+    // On the client's loop thread throughout: the dozen or so requests in a row of a create
+    // are each sent and resumed there, without two thread hops apiece.
+    return try await xenstore.withLoopExecutor { () async throws(XenLightError) -> CreatedDomain in
+      try await create(domain, xenstore: xenstore, events: events)
+    }
+  }
+
+  private func create(_ domain: DomainConfiguration, xenstore: XenStoreClient, events: CreateEvents) async throws(XenLightError)
+    -> CreatedDomain
+  {
     try checkInterrupt("before any record was written")
     try ToolstackPaths.makeDirectories(paths.runDirectory)
 
