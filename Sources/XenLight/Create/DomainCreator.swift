@@ -317,13 +317,13 @@ public struct DomainCreator: Sendable {
         // the console's pty where libxl keeps it.
         events.phase(.record, layout.deviceModelStatePath)
         if domain.serial.first == "pty" { tty = try await Self.consolePTY(command, loop: creator.spawner.loop) }
-        var running = [
-          XenStoreRecord(layout.deviceModelStatePath, "running"), XenStoreRecord(layout.runStatePath, RunState.running.rawValue),
-        ]
+        // The run state last: the domain monitor takes the domain over when it appears.
+        var running = [XenStoreRecord(layout.deviceModelStatePath, "running")]
         if let tty { running.append(XenStoreRecord(layout.serialTTYPath(0), tty)) }
+        running.append(XenStoreRecord(layout.runStatePath, RunState.running.rawValue))
         try await DomainCreator.uncancellable { [running] () async throws(XenLightError) in
           try await deadline.run(xenstore, "recording the device model as running") { () async throws(XenLightError) in
-            try await store.write(running)
+            try await store.writeInOrder(running)
           }
         }
       }

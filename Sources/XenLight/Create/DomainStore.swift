@@ -165,6 +165,19 @@ public struct DomainStore: Sendable {
     }
   }
 
+  /// Writes `records` in the order given, pipelined, without a transaction: one round trip
+  /// (xenstored commits them together). Each write stands alone, so the last record is the
+  /// one readers wait for: once they see it, the others are there.
+  public func writeInOrder(_ records: [XenStoreRecord]) async throws(XenLightError) {
+    do {
+      try await xenstore.pipeline(records.map { .write($0.path, $0.value) })
+    } catch let error as XenStoreBatchError {
+      throw XenStoreConnector.failure("cannot write to xenstore", error.error)
+    } catch {
+      throw XenStoreConnector.failure("cannot write to xenstore", error)
+    }
+  }
+
   /// Writes `records` in one transaction.
   public func write(_ records: [XenStoreRecord]) async throws(XenLightError) {
     do {
