@@ -193,7 +193,7 @@ public struct DomainCreator: Sendable {
     /// whose reply we stopped waiting for would leave records nobody knows of. The lock keeps
     /// this host's concurrent creates from retrying each other's claims.
     func claim() async throws(XenLightError) -> UInt32 {
-      try await DomainCreator.uncancellable { () async throws(XenLightError) -> UInt32 in
+      try await DomainCreator.uncancellable(on: xenstore.executor) { () async throws(XenLightError) -> UInt32 in
         let lock = try await FileLock.acquire(paths.domainsLock)
         defer { lock.release() }
         let killUID = account.map { account in
@@ -214,7 +214,7 @@ public struct DomainCreator: Sendable {
     /// The rest of the records, then the domain introduced and given its own nodes.
     func fill(_ domid: UInt32) async throws(XenLightError) {
       let (layout, all) = records(domid)
-      try await DomainCreator.uncancellable { () async throws(XenLightError) in
+      try await DomainCreator.uncancellable(on: xenstore.executor) { () async throws(XenLightError) in
         try await deadline.run(xenstore, "writing the records") { () async throws(XenLightError) in
           try await store.fill(domid: domid, records: all.filter { !layout.isRoot($0) })
         }
@@ -280,7 +280,7 @@ public struct DomainCreator: Sendable {
       var monitorTask: MonitorLaunch?
       do {
         let daemon = try await creator.spawner.start(spawnCommand, readiness: readiness) { identity in
-          try await DomainCreator.uncancellable { () async throws(XenLightError) in
+          try await DomainCreator.uncancellable(on: xenstore.executor) { () async throws(XenLightError) in
             try await deadline.run(xenstore, "recording the device model") { () async throws(XenLightError) in
               try await store.write(layout.deviceModelRecords(pid: identity.pid, identity: identity.description))
             }
@@ -321,7 +321,7 @@ public struct DomainCreator: Sendable {
         var running = [XenStoreRecord(layout.deviceModelStatePath, "running")]
         if let tty { running.append(XenStoreRecord(layout.serialTTYPath(0), tty)) }
         running.append(XenStoreRecord(layout.runStatePath, RunState.running.rawValue))
-        try await DomainCreator.uncancellable { [running] () async throws(XenLightError) in
+        try await DomainCreator.uncancellable(on: xenstore.executor) { [running] () async throws(XenLightError) in
           try await deadline.run(xenstore, "recording the device model as running") { () async throws(XenLightError) in
             try await store.writeInOrder(running)
           }
@@ -351,7 +351,7 @@ public struct DomainCreator: Sendable {
       let failure = (error as? XenLightError) ?? XenLightError(.xenstore, "\(error)", cause: .init(error))
       let (creator, store, paths, deadline, xenstore) = (creator, store, paths, deadline, xenstore)
       let sockets = [command(domid).qmpSocketPath, command(domid).eventSocketPath]
-      let problems = try? await DomainCreator.uncancellable { () async throws(XenLightError) -> [String] in
+      let problems = try? await DomainCreator.uncancellable(on: xenstore.executor) { () async throws(XenLightError) -> [String] in
         var problems: [String] = []
         if let running {
           do { _ = try await creator.spawner.stop(running) } catch { problems.append("\(error)") }
@@ -423,11 +423,12 @@ public struct DomainCreator: Sendable {
     return XenLightError(code, message, errno: error.errno.map { $0.rawValue }, cause: .spawn(error))
   }
 
-  /// Runs `body` in a task of its own that the caller's cancellation does not reach.
+  /// Runs `body` in a task of its own that the caller's cancellation does not reach, on
+  /// `executor` (the xenstore client's, for requests without a thread hop each).
   static func uncancellable<T: Sendable>(
-    _ body: @escaping @Sendable () async throws(XenLightError) -> T
+    on executor: (any TaskExecutor)?, _ body: @escaping @Sendable () async throws(XenLightError) -> T
   ) async throws(XenLightError) -> T {
-    let result = await Task.detached { () async -> Result<T, XenLightError> in
+    let result = await Task.detached(executorPreference: executor) { () async -> Result<T, XenLightError> in
       do throws(XenLightError) { return .success(try await body()) } catch { return .failure(error) }
     }.value
     return try result.get()
