@@ -47,7 +47,7 @@ let package = Package(
       "XenStore", "Spawn", "Reactor", "CReactor", .product(name: "Logging", package: "swift-log"),
     ]),
     .executableTarget(name: "xl", dependencies: [
-      "XenLight", "XenStore", "Spawn",
+      "XenLight", "XenStore", "Spawn", "CReactor",
       .product(name: "ArgumentParser", package: "swift-argument-parser"),
       .product(name: "Logging", package: "swift-log"),
     ], linkerSettings: shippedCommand),

@@ -18,3 +18,12 @@ int creactor_users_from_files(void) {
   if (__nss_configure_lookup("passwd", "files") != 0) return -1;
   return __nss_configure_lookup("group", "files");
 }
+
+int creactor_sanitized(void) {
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+  return 1;
+#endif
+#endif
+  return 0;
+}

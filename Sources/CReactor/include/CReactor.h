@@ -14,4 +14,6 @@ int creactor_accept_nonblocking(int fd);
 /// (__nss_configure_lookup): the shipped commands are static executables, and a static glibc
 /// that loads another NSS module (libnss_systemd, say) crashes in it. 0, or -1 with errno.
 int creactor_users_from_files(void);
+/// 1 in a build under AddressSanitizer or ThreadSanitizer (whose checks run at exit), else 0.
+int creactor_sanitized(void);
 #endif
