@@ -27,7 +27,7 @@ let package = Package(
     // Everything between fork and exec: C, async-signal-safe only.
     .target(name: "CSpawn"),
     // One epoll thread per loop: fds, timers and cross-thread work, never the cooperative pool.
-    // CReactor: the Linux calls Glibc does not export (thread names, accept4).
+    // CReactor: the Linux calls Glibc does not export (thread names, accept4, NSS from files only).
     .target(name: "CReactor"),
     .target(name: "Reactor", dependencies: ["CReactor", .product(name: "HeapModule", package: "swift-collections")]),
     .target(name: "XenStore", dependencies: [

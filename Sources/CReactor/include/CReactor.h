@@ -1,4 +1,5 @@
-// CReactor: the Linux calls the Glibc module does not export (they need _GNU_SOURCE).
+// CReactor: the Linux calls the Glibc module does not export (they need _GNU_SOURCE or are
+// glibc-internal), and whether this build is sanitized.
 #ifndef CREACTOR_H
 #define CREACTOR_H
 #include <sys/epoll.h>
