@@ -182,6 +182,9 @@ final class ClientConnection: @unchecked Sendable {
         }
         return
       }
+      // A broken pipe or a reset: the daemon closed its end (killed mid-exchange, say), which
+      // a read would report as a close; the same end for the caller, in the same words.
+      if error == EPIPE || error == ECONNRESET { lost("xenstored closed the connection"); return }
       lost("sending failed", errno: error)
       return
     }

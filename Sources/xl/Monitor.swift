@@ -59,12 +59,15 @@ struct Monitor: XLSubcommand {
     defer { client.close() }
     let store = DomainStore(xenstore: client)
     do {
-      let daemon = try await connector.spawner.start(command, readiness: .notificationPipe(descriptor: 3)) { identity in
-        try await store.write([XenStoreRecord(layout.monitorIdentityPath, identity.description)])
+      // On the client's loop thread, as create: no thread hop per step beside QEMU's start.
+      return try await client.withLoopExecutor { () async throws -> ProcessIdentity in
+        let daemon = try await connector.spawner.start(command, readiness: .notificationPipe(descriptor: 3)) { identity in
+          try await store.write([XenStoreRecord(layout.monitorIdentityPath, identity.description)])
+        }
+        let identity = try await daemon.confirm().identity
+        if command.niceness != nil, let priority { Priority.set(priority, of: identity) }
+        return identity
       }
-      let identity = try await daemon.confirm().identity
-      if command.niceness != nil, let priority { Priority.set(priority, of: identity) }
-      return identity
     } catch {
       throw XenLightError(.monitorFailed, "domain \(domid) (\(name)): its monitor did not start: \(error) (log: \(log))")
     }
