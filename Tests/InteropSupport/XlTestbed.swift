@@ -49,6 +49,12 @@ package final class XlTestbed: @unchecked Sendable {
         _ = awaitExit(pid, seconds: 10)
       }
     }
+    // Whatever a failed test left running (a domain's QEMU and monitor, which wait for a
+    // xenstored that is gone; a helper of the test's): never past the test. Tests that pass
+    // prove they leave nothing with `expectNoLeftovers` before this.
+    let leftovers = processes(mentioning: directory.path + "/")
+    for pid in leftovers { kill(pid, SIGKILL) }
+    for pid in leftovers { _ = awaitExit(pid, seconds: 10) }
     directory.remove()
   }
 
