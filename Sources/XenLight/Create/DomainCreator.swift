@@ -173,6 +173,12 @@ public struct DomainCreator: Sendable {
     var deadline: XenStoreDeadline { creator.xenstoreDeadline }
     var xenstore: XenStoreClient { store.xenstore }
 
+    /// `DomainCreator.uncancellable` on the xenstore client's executor: the step's requests
+    /// go out and come back on its loop thread, without a hop each.
+    func uncancellable<T: Sendable>(_ body: @escaping @Sendable () async throws(XenLightError) -> T) async throws(XenLightError) -> T {
+      try await DomainCreator.uncancellable(on: xenstore.executor, body)
+    }
+
     var consoleLog: String? { domain.serial.first == "pty" ? paths.consoleLog(name: domain.name) : nil }
 
     func command(_ domid: UInt32) -> DeviceModelCommand {
@@ -193,7 +199,7 @@ public struct DomainCreator: Sendable {
     /// whose reply we stopped waiting for would leave records nobody knows of. The lock keeps
     /// this host's concurrent creates from retrying each other's claims.
     func claim() async throws(XenLightError) -> UInt32 {
-      try await DomainCreator.uncancellable(on: xenstore.executor) { () async throws(XenLightError) -> UInt32 in
+      try await uncancellable { () async throws(XenLightError) -> UInt32 in
         let lock = try await FileLock.acquire(paths.domainsLock)
         defer { lock.release() }
         let killUID = account.map { account in
@@ -214,7 +220,7 @@ public struct DomainCreator: Sendable {
     /// The rest of the records, then the domain introduced and given its own nodes.
     func fill(_ domid: UInt32) async throws(XenLightError) {
       let (layout, all) = records(domid)
-      try await DomainCreator.uncancellable(on: xenstore.executor) { () async throws(XenLightError) in
+      try await uncancellable { () async throws(XenLightError) in
         try await deadline.run(xenstore, "writing the records") { () async throws(XenLightError) in
           try await store.fill(domid: domid, records: all.filter { !layout.isRoot($0) })
         }
@@ -280,7 +286,7 @@ public struct DomainCreator: Sendable {
       var monitorTask: MonitorLaunch?
       do {
         let daemon = try await creator.spawner.start(spawnCommand, readiness: readiness) { identity in
-          try await DomainCreator.uncancellable(on: xenstore.executor) { () async throws(XenLightError) in
+          try await uncancellable { () async throws(XenLightError) in
             try await deadline.run(xenstore, "recording the device model") { () async throws(XenLightError) in
               try await store.write(layout.deviceModelRecords(pid: identity.pid, identity: identity.description))
             }
@@ -321,7 +327,7 @@ public struct DomainCreator: Sendable {
         var running = [XenStoreRecord(layout.deviceModelStatePath, "running")]
         if let tty { running.append(XenStoreRecord(layout.serialTTYPath(0), tty)) }
         running.append(XenStoreRecord(layout.runStatePath, RunState.running.rawValue))
-        try await DomainCreator.uncancellable(on: xenstore.executor) { [running] () async throws(XenLightError) in
+        try await uncancellable { [running] () async throws(XenLightError) in
           try await deadline.run(xenstore, "recording the device model as running") { () async throws(XenLightError) in
             try await store.writeInOrder(running)
           }
@@ -351,7 +357,7 @@ public struct DomainCreator: Sendable {
       let failure = (error as? XenLightError) ?? XenLightError(.xenstore, "\(error)", cause: .init(error))
       let (creator, store, paths, deadline, xenstore) = (creator, store, paths, deadline, xenstore)
       let sockets = [command(domid).qmpSocketPath, command(domid).eventSocketPath]
-      let problems = try? await DomainCreator.uncancellable(on: xenstore.executor) { () async throws(XenLightError) -> [String] in
+      let problems = try? await uncancellable { () async throws(XenLightError) -> [String] in
         var problems: [String] = []
         if let running {
           do { _ = try await creator.spawner.stop(running) } catch { problems.append("\(error)") }

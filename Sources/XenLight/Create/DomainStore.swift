@@ -257,4 +257,3 @@ public struct DomainStore: Sendable {
     return values
   }
 }
-

@@ -1,4 +1,5 @@
 import Spawn
+
 /// What `xl list` knows of a domain: its xenstore records and whether its device model lives.
 public struct DomainInfo: Hashable, Sendable {
   /// Whether the device model recorded for the domain is still that process.
