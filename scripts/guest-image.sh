@@ -8,7 +8,7 @@
 #
 # Cache: $XL_GUEST_DIR (default /var/cache/xenlight-guest), outside the build tree:
 #   vmlinuz         the kernel (linux-image-<abi>-cloud-amd64)
-#   initrd.cpio.gz  busybox-static + the kernel's button/evdev/pvpanic modules + /init
+#   initrd.cpio.gz  busybox-static + the kernel's button/evdev/pvpanic, virtio, IDE/CD modules + /init
 #   stamp           versions it was built from; written last, so no stamp = not built
 # A cache whose stamp matches this script is used as is (no apt, no network): delete the
 # stamp, or set XL_GUEST_REFRESH=1, to rebuild with the newest packages apt knows of.
@@ -116,10 +116,17 @@ visit() {
   esac
 }
 # config symbol of each module the guest needs
+# (devices that change while the guest runs: virtio net/blk/balloon/console, IDE disks and CDs,
+# ISO 9660; ACPI PCI and CPU hotplug are built in)
 declare -A wanted=([button]=CONFIG_ACPI_BUTTON [evdev]=CONFIG_INPUT_EVDEV
-  [pvpanic-mmio]=CONFIG_PVPANIC_MMIO [pvpanic-pci]=CONFIG_PVPANIC_PCI)
+  [pvpanic-mmio]=CONFIG_PVPANIC_MMIO [pvpanic-pci]=CONFIG_PVPANIC_PCI
+  [virtio_pci]=CONFIG_VIRTIO_PCI [virtio_net]=CONFIG_VIRTIO_NET [virtio_blk]=CONFIG_VIRTIO_BLK
+  [virtio_balloon]=CONFIG_VIRTIO_BALLOON [virtio_console]=CONFIG_VIRTIO_CONSOLE
+  [ata_piix]=CONFIG_ATA_PIIX [sd_mod]=CONFIG_BLK_DEV_SD [sr_mod]=CONFIG_BLK_DEV_SR
+  [isofs]=CONFIG_ISO9660_FS)
 builtin=()
-for name in evdev button pvpanic-mmio pvpanic-pci; do
+for name in evdev button pvpanic-mmio pvpanic-pci virtio_pci virtio_net virtio_blk virtio_balloon \
+  virtio_console ata_piix sd_mod sr_mod isofs; do
   setting=$(sed -n "s/^${wanted[$name]}=//p" "$config")
   case $setting in
     m) visit "$name" ;;
