@@ -41,7 +41,7 @@ let package = Package(
     // libxl's log rotation (log → log.1 … log.10), shared by Spawn's users and xenstored.
     .target(name: "RotatingLogs"),
     .target(name: "Spawn", dependencies: [
-      "CSpawn", "Reactor", "RotatingLogs", .product(name: "Logging", package: "swift-log"),
+      "CSpawn", "CReactor", "Reactor", "RotatingLogs", .product(name: "Logging", package: "swift-log"),
     ]),
     .target(name: "XenLight", dependencies: [
       "XenStore", "Spawn", "Reactor", "CReactor", .product(name: "Logging", package: "swift-log"),

@@ -14,6 +14,22 @@ int creactor_set_thread_name(pthread_t thread, const char *name) {
 
 int creactor_accept_nonblocking(int fd) { return accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC); }
 
+long creactor_send_with_descriptor(int fd, const void *bytes, unsigned long count, int descriptor) {
+  struct iovec part = {.iov_base = (void *)bytes, .iov_len = count};
+  union {
+    char space[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+  } control;
+  memset(&control, 0, sizeof control);
+  struct msghdr message = {.msg_iov = &part, .msg_iovlen = 1, .msg_control = control.space, .msg_controllen = sizeof control.space};
+  struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+  header->cmsg_level = SOL_SOCKET;
+  header->cmsg_type = SCM_RIGHTS;
+  header->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(header), &descriptor, sizeof(int));
+  return sendmsg(fd, &message, MSG_NOSIGNAL);
+}
+
 int creactor_users_from_files(void) {
   if (__nss_configure_lookup("passwd", "files") != 0) return -1;
   return __nss_configure_lookup("group", "files");

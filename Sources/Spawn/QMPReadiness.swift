@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CReactor
 import Reactor
 
 /// Confirmation by QMP, QEMU's monitor protocol, on a Unix socket QEMU listens on
@@ -203,13 +204,21 @@ public struct QMPConnection: Sendable {
     }
   }
 
-  /// Sends `command` (one JSON object) with its line end.
-  public func send(_ command: String) async throws {
+  /// Sends `command` (one JSON object) with its line end. `descriptor`, when given, rides
+  /// along with the first bytes (SCM_RIGHTS), as QMP's `getfd` and `add-fd` expect: QEMU
+  /// takes it with the command, so a confined device model never opens a host path itself.
+  /// The caller keeps its own copy and closes it.
+  public func send(_ command: String, passing descriptor: Int32? = nil) async throws {
     var bytes = Array((command + "\r\n").utf8)[...]
+    var attached = descriptor
     while !bytes.isEmpty {
       // MSG_NOSIGNAL: a QEMU that just died must not take the caller down with SIGPIPE.
-      let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+      let n = bytes.withUnsafeBytes { raw in
+        if let attached { return creactor_send_with_descriptor(fd, raw.baseAddress, UInt(raw.count), attached) }
+        return Glibc.send(fd, raw.baseAddress, raw.count, Int32(MSG_NOSIGNAL))
+      }
       if n > 0 {
+        attached = nil
         bytes = bytes.dropFirst(n)
       } else if errno == EAGAIN || errno == EINTR {
         _ = try await loop.wait(for: .writable, on: fd)

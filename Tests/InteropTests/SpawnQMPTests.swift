@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Spawn
 import Testing
+import XenLight
 import InteropSupport
 import TestSupport
 
@@ -102,6 +103,31 @@ import TestSupport
     #expect(error.code == .exited)
     #expect(error.status?.exitCode == 1)
     #expect(!error.logTail.isEmpty)
+  }
+
+  /// A descriptor sent with a command (SCM_RIGHTS) reaches QEMU: `add-fd` files it in an fd
+  /// set that `query-fdsets` then lists; `getfd` sent without one is refused in QEMU's words.
+  @Test(.enabled(if: TestEnvironment.shouldRun([.qemu])))
+  func aDescriptorPassedWithACommandReachesQEMU() async throws {
+    let directory = TemporaryDirectory()
+    defer { directory.remove() }
+    let socket = directory.appending("qmp")
+    let confirmed = try await spawner.spawn(
+      qemu([], socket: socket, log: directory.appending("log")), readiness: .qmp(socketPath: socket))
+    let qmp = try await QMPClient.connect(path: socket)
+    var ends: [Int32] = [-1, -1]
+    #expect(pipe(&ends) == 0)
+    let added = try await qmp.execute("add-fd", [("opaque", .string("probe"))], passing: ends[0])
+    _ = close(ends[0])
+    _ = close(ends[1])
+    let setID = try #require(added["fdset-id"]?.intValue)
+    let sets = try await qmp.execute("query-fdsets").arrayValue ?? []
+    let filed = sets.first { $0["fdset-id"]?.intValue == setID }?["fds"]?.arrayValue ?? []
+    #expect(filed.map { $0["opaque"]?.stringValue } == ["probe"])
+    let refused = await #expect(throws: XenLightError.self) { try await qmp.execute("getfd", [("fdname", .string("none"))]) }
+    #expect(refused?.message == "QEMU refused: No file descriptor supplied via SCM_RIGHTS")
+    await qmp.finish()
+    #expect(try await spawner.stop(confirmed.identity, what: "device model", grace: .seconds(10)) == .terminated)
   }
 }
 

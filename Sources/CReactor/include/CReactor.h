@@ -11,6 +11,10 @@ int creactor_set_thread_name(pthread_t thread, const char *name);
 /// and close-on-exec from the start (no window for a concurrent fork to inherit it, and no
 /// two fcntl calls after). The new descriptor, or -1 with errno as accept(2) sets it.
 int creactor_accept_nonblocking(int fd);
+/// sendmsg(fd, bytes, MSG_NOSIGNAL) with `descriptor` attached as SCM_RIGHTS (the CMSG_*
+/// macros are not visible to Swift): how QMP's `getfd`/`add-fd` receive a descriptor. The bytes
+/// sent (at least one carries the descriptor), or -1 with errno as sendmsg(2) sets it.
+long creactor_send_with_descriptor(int fd, const void *bytes, unsigned long count, int descriptor);
 /// Makes this process look users and groups up in /etc/passwd and /etc/group only
 /// (__nss_configure_lookup): the shipped commands are static executables, and a static glibc
 /// that loads another NSS module (libnss_systemd, say) crashes in it. 0, or -1 with errno.

@@ -69,9 +69,13 @@ public final class QMPClient: Sendable {
   }
 
   /// Runs `command` and returns its `return` value. A QMP error reply, or the connection
-  /// closing first, throws `.deviceModelFailed` with QEMU's words.
+  /// closing first, throws `.deviceModelFailed` with QEMU's words. `descriptor`, when given,
+  /// is passed with the command (SCM_RIGHTS) for `getfd` and `add-fd`; the caller still owns
+  /// its copy.
   @discardableResult
-  public func execute(_ command: String, _ arguments: [(String, JSON)] = []) async throws(XenLightError) -> JSON {
+  public func execute(
+    _ command: String, _ arguments: [(String, JSON)] = [], passing descriptor: Int32? = nil
+  ) async throws(XenLightError) -> JSON {
     let id: String = state.withLock { state in
       defer { state.nextID += 1 }
       return "xl-\(state.nextID)"
@@ -90,7 +94,7 @@ public final class QMPClient: Sendable {
         }
         if let refused { continuation.resume(throwing: refused); return }
         Task {
-          do { try await connection.send(text) } catch { self.fail(id, XenLightError(.deviceModelFailed, "\(error)", cause: .init(error))) }
+          do { try await connection.send(text, passing: descriptor) } catch { self.fail(id, XenLightError(.deviceModelFailed, "\(error)", cause: .init(error))) }
         }
       }
     } catch let error as XenLightError {
