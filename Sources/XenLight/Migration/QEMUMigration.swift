@@ -1,0 +1,94 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Spawn
+
+/// QEMU's migration driven over QMP (qapi/migration.json), through descriptors only: the
+/// file or transport is opened by xl and handed to QEMU with `getfd` (SCM_RIGHTS), then
+/// `migrate` / `migrate-incoming` to `fd:<name>`. A confined device model never opens a
+/// host path, and no `exec:` runs a shell. The end is QEMU's `MIGRATION` event (the
+/// `events` capability), never a poll of `query-migrate`.
+public enum QEMUMigration {
+  /// The name the descriptor goes by in QEMU (`getfd`).
+  static let descriptorName = "xl-migration"
+
+  /// What QEMU reports of a finished outgoing migration (`query-migrate`).
+  public struct Totals: Sendable, Hashable {
+    /// From `migrate` to completion.
+    public var totalMilliseconds: Int64
+    /// How long the guest was stopped at the end, as QEMU measured it.
+    public var downtimeMilliseconds: Int64
+    public var setupMilliseconds: Int64
+    /// RAM bytes sent, and the guest's RAM.
+    public var transferredBytes: Int64
+    public var ramBytes: Int64
+    /// Pages sent again because the guest dirtied them (pre-copy rounds).
+    public var dirtySyncCount: Int64
+
+    init(_ reply: JSON) {
+      totalMilliseconds = reply["total-time"]?.intValue ?? 0
+      downtimeMilliseconds = reply["downtime"]?.intValue ?? 0
+      setupMilliseconds = reply["setup-time"]?.intValue ?? 0
+      transferredBytes = reply["ram"]?["transferred"]?.intValue ?? 0
+      ramBytes = reply["ram"]?["total"]?.intValue ?? 0
+      dirtySyncCount = reply["ram"]?["dirty-sync-count"]?.intValue ?? 0
+    }
+
+    public var description: String {
+      "total \(totalMilliseconds) ms, downtime \(downtimeMilliseconds) ms, setup \(setupMilliseconds) ms, \(transferredBytes / 1024) KiB sent of \(ramBytes / 1024) KiB RAM in \(dirtySyncCount) passes"
+    }
+  }
+
+  /// Turns on the `MIGRATION` events and lifts the bandwidth cap (QEMU's default is 32 MiB/s,
+  /// meant for links shared with guests; a save or a local transport should go at full speed).
+  static func prepare(_ qmp: QMPClient, uncapped: Bool) async throws(XenLightError) {
+    try await qmp.execute(
+      "migrate-set-capabilities",
+      [("capabilities", .array([.object([("capability", .string("events")), ("state", .bool(true))])]))])
+    if uncapped {
+      // QEMU's bound is SIZE_MAX bytes/s; INT64_MAX is what libvirt asks for "unlimited".
+      try await qmp.execute("migrate-set-parameters", [("max-bandwidth", .number(Int64.max))])
+    }
+  }
+
+  /// Sends the device model's state into `descriptor` and returns QEMU's totals once the
+  /// migration completed. Live (the guest runs while its memory is copied, pre-copy) unless
+  /// the caller stopped it first. A failure throws with QEMU's reason; the source is left as
+  /// QEMU leaves it (stopped at the end of a live migration only if it completed).
+  public static func send(_ qmp: QMPClient, into descriptor: Int32, uncapped: Bool = true) async throws(XenLightError) -> Totals {
+    try await prepare(qmp, uncapped: uncapped)
+    try await qmp.execute("getfd", [("fdname", .string(descriptorName))], passing: descriptor)
+    try await qmp.execute("migrate", [("uri", .string("fd:" + descriptorName))])
+    let status = try await finalStatus(qmp)
+    let reply = try await qmp.execute("query-migrate")
+    guard status == "completed" else {
+      let reason = reply["error-desc"]?.stringValue ?? "status \(status)"
+      throw XenLightError(.deviceModelFailed, "the device model's migration failed: \(reason)")
+    }
+    return Totals(reply)
+  }
+
+  /// Feeds `descriptor` (positioned at the start of QEMU's stream) to a device model started
+  /// with `-incoming defer`, and waits until it has loaded it. QEMU 7.2 exits when a load
+  /// fails; the caller turns that into its log's last lines (`LoadFailure`).
+  public static func receive(_ qmp: QMPClient, from descriptor: Int32) async throws(XenLightError) {
+    try await prepare(qmp, uncapped: false)
+    try await qmp.execute("getfd", [("fdname", .string(descriptorName))], passing: descriptor)
+    try await qmp.execute("migrate-incoming", [("uri", .string("fd:" + descriptorName))])
+    let status = try await finalStatus(qmp)
+    guard status == "completed" else {
+      let reply = try? await qmp.execute("query-migrate")
+      throw XenLightError(.deviceModelFailed, reply?["error-desc"]?.stringValue ?? "the migration ended with status \(status)")
+    }
+  }
+
+  /// The first final `MIGRATION` status: completed, failed or cancelled. The session closing
+  /// first (QEMU exited) throws.
+  static func finalStatus(_ qmp: QMPClient) async throws(XenLightError) -> String {
+    for await event in qmp.events where event.name == "MIGRATION" {
+      let status = event.data["status"]?.stringValue ?? ""
+      if ["completed", "failed", "cancelled"].contains(status) { return status }
+    }
+    throw XenLightError(.deviceModelFailed, "the device model exited during the migration")
+  }
+}

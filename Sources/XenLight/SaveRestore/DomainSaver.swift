@@ -1,0 +1,111 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Spawn
+
+/// What `xl save` did.
+public struct SavedDomain: Sendable {
+  public var domid: UInt32
+  public var name: String
+  public var header: SaveFileHeader
+  public var totals: QEMUMigration.Totals
+  /// What became of the domain: destroyed, running again (`-c`) or left paused (`-p`).
+  public var after: DomainSaver.After
+  /// From the guest stopped to its state in the file (and synced, when it is destroyed).
+  public var pausedFor: Duration
+}
+
+/// `xl save`: the domain's config and its device model's state into one file, after xl
+/// (xl_saverestore.c `save_domain`): the header with the config (the domain's saved config,
+/// which includes the devices attached while it ran, or the one given), then QEMU's
+/// migration stream, written by QEMU itself into the descriptor xl opened (`getfd`), so a
+/// confined device model saves too. The guest is stopped first, as xl suspends it: the file
+/// is one consistent instant. Then, as asked, the domain is destroyed (after the file is on
+/// disk), resumed (`-c`), or left paused (`-p`). A failure removes the file and resumes the
+/// guest if it was running: nothing is lost, nothing left behind.
+public struct DomainSaver: Sendable {
+  public enum After: Sendable, Hashable {
+    case destroy, keepRunning, leavePaused
+  }
+
+  public var toolstack: Toolstack
+
+  public init(toolstack: Toolstack) { self.toolstack = toolstack }
+
+  public func save(_ reference: String, to path: String, configFile: String?, after: After) async throws(XenLightError)
+    -> SavedDomain
+  {
+    let saved = try await toolstack.withStore { store throws(XenLightError) -> SavedDomain in
+      let control = DomainControl(store: store, loop: toolstack.spawner.loop)
+      let target = try await control.target(reference)
+      try control.require(target, "save", allowed: [.running, .paused])
+      guard let socket = target.qmpSocket, target.deviceModelTarget == .local else {
+        throw XenLightError(.invalidState, "cannot save domain \(target.domid) (\(target.name)): only a local device model's state can be saved here")
+      }
+      let config = try configText(target, file: configFile)
+      let header = SaveFileHeader(config: config)
+      let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+      guard fd >= 0 else {
+        let e = errno
+        throw XenLightError(.io, "cannot open \(path) for writing: \(FileIO.describe(errno: e))", errno: e)
+      }
+      defer { close(fd) }
+      do throws(XenLightError) {
+        let file = DescriptorStream(fd: fd, source: path, loop: toolstack.spawner.loop)
+        try await file.write(header.encoded, what: "header")
+        let (totals, pausedFor, wasRunning) = try await QMPClient.session(
+          path: socket, loop: toolstack.spawner.loop, what: "domain \(target.domid) device model"
+        ) { qmp throws(XenLightError) -> (QEMUMigration.Totals, Duration, Bool) in
+          let wasRunning = try await qmp.execute("query-status")["running"]?.boolValue ?? false
+          let clock = ContinuousClock()
+          let stopped = clock.now
+          if wasRunning {
+            try await qmp.execute("stop")
+            try await store.update(domid: target.domid, [XenStoreRecord(target.layout.runStatePath, RunState.paused.rawValue)])
+          }
+          do throws(XenLightError) {
+            let totals = try await QEMUMigration.send(qmp, into: fd)
+            if after == .destroy, fdatasync(fd) != 0 {
+              let e = errno
+              throw XenLightError(.io, "cannot write \(path) to disk: \(FileIO.describe(errno: e))", errno: e)
+            }
+            let pausedFor = clock.now - stopped
+            if after == .keepRunning && wasRunning { try await resume(qmp, target, store) }
+            return (totals, pausedFor, wasRunning)
+          } catch {
+            if wasRunning { try? await resume(qmp, target, store) }
+            throw error
+          }
+        }
+        _ = wasRunning
+        return SavedDomain(domid: target.domid, name: target.name, header: header, totals: totals, after: after, pausedFor: pausedFor)
+      } catch {
+        unlink(path)
+        throw XenLightError(error.code, "domain \(target.domid) (\(target.name)) not saved (it runs on as before): \(error.message)", errno: error.errno, cause: error.cause)
+      }
+    }
+    guard let saved else { throw XenLightError(.notFound, "no domain \"\(reference)\" (no xenstored answers at \(toolstack.connector.socketPath))") }
+    if after == .destroy { _ = try await toolstack.destroy("\(saved.domid)") }
+    return saved
+  }
+
+  private func resume(_ qmp: QMPClient, _ target: DomainControl.Target, _ store: DomainStore) async throws(XenLightError) {
+    try await qmp.execute("cont")
+    try await store.update(domid: target.domid, [XenStoreRecord(target.layout.runStatePath, RunState.running.rawValue)])
+  }
+
+  /// The config to put in the file: `file` (checked), else the domain's saved config.
+  private func configText(_ target: DomainControl.Target, file: String?) throws(XenLightError) -> String {
+    if let file {
+      let text = try FileIO.readText(file)
+      _ = try DomainConfiguration(try ConfigFile.parse(text, file: file), source: file)
+      return text
+    }
+    let saved = toolstack.paths.savedConfig(domid: target.domid, uuid: target.layout.uuid)
+    do { return try FileIO.readText(saved) } catch {
+      throw XenLightError(
+        .invalidState,
+        "domain \(target.domid) (\(target.name)) has no saved config (\(saved)): give one (xl save \(target.name) <file> <config>)")
+    }
+  }
+}
