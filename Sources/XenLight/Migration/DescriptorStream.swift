@@ -25,14 +25,16 @@ public struct DescriptorStream: Sendable {
     if flags >= 0 { _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK) }
   }
 
-  /// Up to `count` bytes: fewer only at the end of the stream.
-  public func read(_ count: Int, what: String) async throws(XenLightError) -> [UInt8] {
+  /// Up to `count` bytes: fewer only at the end of the stream, or — `partial` — as soon as
+  /// some are there.
+  public func read(_ count: Int, what: String, partial: Bool = false) async throws(XenLightError) -> [UInt8] {
     var bytes = [UInt8](repeating: 0, count: count)
     var filled = 0
     while filled < count {
       let n = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + filled, count - filled) }
       if n > 0 {
         filled += n
+        if partial { break }
       } else if n == 0 {
         break
       } else if errno == EINTR {
@@ -79,6 +81,29 @@ public struct DescriptorStream: Sendable {
         let e = errno
         throw XenLightError(.io, "\(source): cannot write the \(what): \(FileIO.describe(errno: e))", errno: e)
       }
+    }
+  }
+
+  /// A connected pair of Unix stream sockets (close-on-exec), for a device model to write
+  /// into or read from where a file would not do.
+  public static func socketPair() throws(XenLightError) -> (Int32, Int32) {
+    var pair: [Int32] = [-1, -1]
+    guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) == 0 else {
+      let e = errno
+      throw XenLightError(.io, "socketpair: \(FileIO.describe(errno: e))", errno: e)
+    }
+    return (pair[0], pair[1])
+  }
+
+  /// Copies everything this (non-blocking) stream delivers into `output` until its end;
+  /// returns the bytes copied.
+  public func copy(to output: DescriptorStream) async throws(XenLightError) -> Int64 {
+    var total: Int64 = 0
+    while true {
+      let chunk = try await read(1 << 20, what: "device model's state", partial: true)
+      if chunk.isEmpty { return total }
+      try await output.write(chunk, what: "device model's state")
+      total += Int64(chunk.count)
     }
   }
 

@@ -55,9 +55,14 @@ public enum QEMUMigration {
   /// migration completed. Live (the guest runs while its memory is copied, pre-copy) unless
   /// the caller stopped it first. A failure throws with QEMU's reason; the source is left as
   /// QEMU leaves it (stopped at the end of a live migration only if it completed).
-  public static func send(_ qmp: QMPClient, into descriptor: Int32, uncapped: Bool = true) async throws(XenLightError) -> Totals {
+  /// `handedOver` runs once QEMU holds its own copy of the descriptor (a pipe or socket's
+  /// writer must close ours for the reader to see the end).
+  public static func send(
+    _ qmp: QMPClient, into descriptor: Int32, uncapped: Bool = true, handedOver: () -> Void = {}
+  ) async throws(XenLightError) -> Totals {
     try await prepare(qmp, uncapped: uncapped)
     try await qmp.execute("getfd", [("fdname", .string(descriptorName))], passing: descriptor)
+    handedOver()
     try await qmp.execute("migrate", [("uri", .string("fd:" + descriptorName))])
     let status = try await finalStatus(qmp)
     let reply = try await qmp.execute("query-migrate")

@@ -43,6 +43,7 @@ public struct DomainSaver: Sendable {
         throw XenLightError(.invalidState, "cannot save domain \(target.domid) (\(target.name)): only a local device model's state can be saved here")
       }
       let config = try configText(target, file: configFile)
+      let confined = try await Self.isConfined(target, store)
       let header = SaveFileHeader(config: config)
       let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
       guard fd >= 0 else {
@@ -64,7 +65,7 @@ public struct DomainSaver: Sendable {
             try await store.update(domid: target.domid, [XenStoreRecord(target.layout.runStatePath, RunState.paused.rawValue)])
           }
           do throws(XenLightError) {
-            let totals = try await QEMUMigration.send(qmp, into: fd)
+            let totals = try await send(qmp, into: file, confined: confined)
             if after == .destroy, fdatasync(fd) != 0 {
               let e = errno
               throw XenLightError(.io, "cannot write \(path) to disk: \(FileIO.describe(errno: e))", errno: e)
@@ -87,6 +88,42 @@ public struct DomainSaver: Sendable {
     guard let saved else { throw XenLightError(.notFound, "no domain \"\(reference)\" (no xenstored answers at \(toolstack.connector.socketPath))") }
     if after == .destroy { _ = try await toolstack.destroy("\(saved.domid)") }
     return saved
+  }
+
+  /// QEMU writes the state into `file` itself — or, confined, into a socket xl drains into
+  /// the file: libxl's RLIMIT_FSIZE (256 KiB) on a confined device model would stop it early
+  /// in a file, and a socket is no file.
+  private func send(_ qmp: QMPClient, into file: DescriptorStream, confined: Bool) async throws(XenLightError)
+    -> QEMUMigration.Totals
+  {
+    guard confined else { return try await QEMUMigration.send(qmp, into: file.fd) }
+    let (ours, theirs) = try DescriptorStream.socketPair()
+    let source = DescriptorStream(fd: ours, source: file.source, loop: file.loop)
+    source.makeNonBlocking()
+    defer { close(ours) }
+    let drain = Task { () async -> Result<Int64, XenLightError> in
+      do throws(XenLightError) { return .success(try await source.copy(to: file)) } catch { return .failure(error) }
+    }
+    let sent: Result<QEMUMigration.Totals, XenLightError>
+    var held = true
+    do throws(XenLightError) {
+      sent = .success(try await QEMUMigration.send(qmp, into: theirs, handedOver: { close(theirs); held = false }))
+    } catch {
+      sent = .failure(error)
+      if held { close(theirs) }
+      shutdown(ours, Int32(SHUT_RDWR))
+    }
+    let drained = await drain.value
+    let totals = try sent.get()
+    _ = try drained.get()
+    return totals
+  }
+
+  /// Whether the domain's device model runs confined (libxl's kill uid is recorded).
+  static func isConfined(_ target: DomainControl.Target, _ store: DomainStore) async throws(XenLightError) -> Bool {
+    do { return try await DomainStore.readOptional(store.xenstore, target.layout.deviceModelKillUIDPath) != nil } catch {
+      throw XenStoreConnector.failure("cannot read domain \(target.domid)'s records", error)
+    }
   }
 
   private func resume(_ qmp: QMPClient, _ target: DomainControl.Target, _ store: DomainStore) async throws(XenLightError) {

@@ -58,7 +58,7 @@ public struct SaveFileHeader: Equatable, Sendable {
   /// `source` names the file (or stream) in messages.
   public static func optionalDataLength(fixed bytes: [UInt8], source: String) throws(XenLightError) -> (Flags, UInt32, Int) {
     guard bytes.count == fixedSize else {
-      if bytes.count >= magic.count, Array(bytes[0..<magic.count]) != magic { throw notASaveFile(source) }
+      if Array(bytes.prefix(magic.count)) != Array(magic.prefix(bytes.count)) { throw notASaveFile(source) }
       throw XenLightError(.io, "\(source): truncated: the save file's header ends after \(bytes.count) of \(fixedSize) bytes")
     }
     guard Array(bytes[0..<magic.count]) == magic else { throw notASaveFile(source) }
