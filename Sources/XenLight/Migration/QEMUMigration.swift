@@ -24,6 +24,9 @@ public enum QEMUMigration {
     public var ramBytes: Int64
     /// Pages sent again because the guest dirtied them (pre-copy rounds).
     public var dirtySyncCount: Int64
+    /// When QEMU stopped the guest for the last pass (its `STOP` event, CLOCK_REALTIME µs; 0 if
+    /// it was stopped before the migration).
+    public var stoppedAtMicroseconds: Int64 = 0
 
     init(_ reply: JSON) {
       totalMilliseconds = reply["total-time"]?.intValue ?? 0
@@ -64,13 +67,15 @@ public enum QEMUMigration {
     try await qmp.execute("getfd", [("fdname", .string(descriptorName))], passing: descriptor)
     handedOver()
     try await qmp.execute("migrate", [("uri", .string("fd:" + descriptorName))])
-    let status = try await finalStatus(qmp)
+    let (status, stoppedAt) = try await finalStatus(qmp)
     let reply = try await qmp.execute("query-migrate")
     guard status == "completed" else {
       let reason = reply["error-desc"]?.stringValue ?? "status \(status)"
       throw XenLightError(.deviceModelFailed, "the device model's migration failed: \(reason)")
     }
-    return Totals(reply)
+    var totals = Totals(reply)
+    totals.stoppedAtMicroseconds = stoppedAt
+    return totals
   }
 
   /// Feeds `descriptor` (positioned at the start of QEMU's stream) to a device model started
@@ -80,19 +85,22 @@ public enum QEMUMigration {
     try await prepare(qmp, uncapped: false)
     try await qmp.execute("getfd", [("fdname", .string(descriptorName))], passing: descriptor)
     try await qmp.execute("migrate-incoming", [("uri", .string("fd:" + descriptorName))])
-    let status = try await finalStatus(qmp)
+    let (status, _) = try await finalStatus(qmp)
     guard status == "completed" else {
       let reply = try? await qmp.execute("query-migrate")
       throw XenLightError(.deviceModelFailed, reply?["error-desc"]?.stringValue ?? "the migration ended with status \(status)")
     }
   }
 
-  /// The first final `MIGRATION` status: completed, failed or cancelled. The session closing
-  /// first (QEMU exited) throws.
-  static func finalStatus(_ qmp: QMPClient) async throws(XenLightError) -> String {
-    for await event in qmp.events where event.name == "MIGRATION" {
+  /// The first final `MIGRATION` status: completed, failed or cancelled, and when the guest
+  /// was stopped on the way (`STOP`). The session closing first (QEMU exited) throws.
+  static func finalStatus(_ qmp: QMPClient) async throws(XenLightError) -> (String, Int64) {
+    var stoppedAt: Int64 = 0
+    for await event in qmp.events {
+      if event.name == "STOP" { stoppedAt = event.timestampMicroseconds }
+      guard event.name == "MIGRATION" else { continue }
       let status = event.data["status"]?.stringValue ?? ""
-      if ["completed", "failed", "cancelled"].contains(status) { return status }
+      if ["completed", "failed", "cancelled"].contains(status) { return (status, stoppedAt) }
     }
     throw XenLightError(.deviceModelFailed, "the device model exited during the migration")
   }

@@ -22,6 +22,8 @@ public struct DomainRestorer: Sendable {
   public var monitor: (@Sendable (_ domid: UInt32, _ uuid: DomainUUID, _ name: String) async throws(XenLightError) -> ProcessIdentity)?
   /// The name to create the domain under instead of the config's (`<name>--incoming`).
   public var temporaryName: String?
+  /// Runs once the domain exists and its device model waits, before the state is loaded.
+  public var beforeLoading: (@Sendable (_ domid: UInt32) async throws(XenLightError) -> Void)?
 
   public init(toolstack: Toolstack) { self.toolstack = toolstack }
 
@@ -98,8 +100,9 @@ public struct DomainRestorer: Sendable {
       creator.monitor = { domid, uuid throws(XenLightError) in try await monitor(domid, uuid, name) }
     }
     let log = toolstack.paths.deviceModelLog(name: domain.name)
-    let (paused, loop, source, fd) = (paused, toolstack.spawner.loop, stream.source, stream.fd)
+    let (paused, loop, source, fd, beforeLoading) = (paused, toolstack.spawner.loop, stream.source, stream.fd, beforeLoading)
     creator.incoming = { domid, command throws(XenLightError) -> RunState in
+      try await beforeLoading?(domid)
       let start = Self.size(of: log)
       return try await QMPClient.session(path: command.qmpSocketPath, loop: loop, what: "domain \(domid) device model") {
         qmp throws(XenLightError) -> RunState in

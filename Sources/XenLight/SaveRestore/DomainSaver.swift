@@ -42,7 +42,7 @@ public struct DomainSaver: Sendable {
       guard let socket = target.qmpSocket, target.deviceModelTarget == .local else {
         throw XenLightError(.invalidState, "cannot save domain \(target.domid) (\(target.name)): only a local device model's state can be saved here")
       }
-      let config = try configText(target, file: configFile)
+      let config = try Self.configText(target, file: configFile, paths: toolstack.paths)
       let confined = try await Self.isConfined(target, store)
       let header = SaveFileHeader(config: config)
       let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
@@ -132,13 +132,13 @@ public struct DomainSaver: Sendable {
   }
 
   /// The config to put in the file: `file` (checked), else the domain's saved config.
-  private func configText(_ target: DomainControl.Target, file: String?) throws(XenLightError) -> String {
+  static func configText(_ target: DomainControl.Target, file: String?, paths: ToolstackPaths) throws(XenLightError) -> String {
     if let file {
       let text = try FileIO.readText(file)
       _ = try DomainConfiguration(try ConfigFile.parse(text, file: file), source: file)
       return text
     }
-    let saved = toolstack.paths.savedConfig(domid: target.domid, uuid: target.layout.uuid)
+    let saved = paths.savedConfig(domid: target.domid, uuid: target.layout.uuid)
     do { return try FileIO.readText(saved) } catch {
       throw XenLightError(
         .invalidState,
