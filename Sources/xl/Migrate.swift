@@ -74,10 +74,24 @@ struct MigrateReceive: XLSubcommand {
   @Flag(name: .customShort("d"), help: "Print each step.") var debug = false
   @Flag(name: .customShort("e"), help: "Start no domain monitor.") var noMonitor = false
   @Flag(name: .customShort("p"), help: "Leave the domain paused.") var pauseAfter = false
+  @Option(name: .long, help: "Only say whether this side has the domain with this uuid (here, absent, unsettled), after settling abandoned migrations.")
+  var resolve: String?
 
   func execute() async throws {
     signal(SIGPIPE, SIG_IGN)
     let toolstack = Toolstack.forXL()
+    if let resolve {
+      guard let uuid = DomainUUID(resolve) else { throw ExitStatus.fail(XenLightError(.invalidConfig, "--resolve: \"\(resolve)\" is not a uuid")) }
+      do {
+        let answer = try await toolstack.withStore { store throws(XenLightError) in
+          try await MigrationLeftovers.answer(uuid: uuid, store, toolstack: toolstack)
+        }
+        Terminal.output((answer ?? .absent).rawValue + "\n")
+      } catch {
+        throw ExitStatus.fail(error)
+      }
+      return
+    }
     var receiver = MigrationReceiver(toolstack: toolstack)
     receiver.pauseAfter = pauseAfter
     receiver.log = { Terminal.error($0) }

@@ -24,7 +24,11 @@ import XenStore
 /// name. The one state no single side can decide alone is `outgoing-go` with the report
 /// lost (the transport cut right after `go`): the sender's copy stays paused as
 /// `<name>--migratedaway` and is never resumed by itself — at most one copy runs, the
-/// receiver's if `go` reached it — and `xl list` shows it for the operator to destroy.
+/// receiver's if `go` reached it. That copy is settled by asking the receiver's side, through
+/// the same transport, whether it has the domain (`xl migrate-receive --resolve <uuid>`, after
+/// settling its own leftovers): there, this copy is destroyed; absent, it is resumed; no
+/// answer, it stays paused until the next xl asks again (`xl migrate`, `xl migrate-receive`,
+/// `xl list` each settle what they find).
 public enum MigrationProtocol {
   /// Sent by the receiver first (without a terminating NUL, as xl).
   public static let banner = Array("xl migration receiver ready, send binary domain data.\n".utf8)
@@ -69,6 +73,8 @@ public enum MigrationProtocol {
     }
 
     static func path(_ domid: UInt32) -> String { "/libxl/\(domid)/migration" }
+    /// The sender's transport command, to ask the receiver later what became of the domain.
+    static func runePath(_ domid: UInt32) -> String { "/libxl/\(domid)/migration-rune" }
 
     /// This process as a driver.
     static func me() throws(XenLightError) -> ProcessIdentity {
@@ -83,6 +89,7 @@ public enum MigrationProtocol {
 
     static func clear(_ domid: UInt32, _ store: DomainStore) async {
       _ = try? await store.xenstore.rm(path(domid))
+      _ = try? await store.xenstore.rm(runePath(domid))
     }
   }
 }

@@ -41,6 +41,7 @@ public struct MigrationSender: Sendable {
       let note = MigrationProtocol.Note(
         step: .outgoing, driver: try MigrationProtocol.Note.me(), name: target.name, wasRunning: target.runState != .paused)
       try await note.write(target.domid, store)
+      _ = try await store.update(domid: target.domid, [XenStoreRecord(MigrationProtocol.Note.runePath(target.domid), rune)])
       return (target, config, note.wasRunning)
     }
     guard let (target, config, wasRunning) = found else {
@@ -57,16 +58,16 @@ public struct MigrationSender: Sendable {
     let totals: QEMUMigration.Totals
     do throws(XenLightError) {
       try await startTransport(rune, socket: theirs, stream: stream)
-      step("preamble")
+      step("preamble", stream)
       try await stream.write(SaveFileHeader(config: config).encoded, what: "header")
-      step("stream")
+      step("stream", stream)
       log("migration sender: sending domain \(target.domid) (\(target.name))")
       totals = try await QMPClient.session(path: target.qmpSocket!, loop: loop, what: "domain \(target.domid) device model") {
         qmp throws(XenLightError) in try await QEMUMigration.send(qmp, into: ours)
       }
       // QEMU made the socket blocking for its writes: ours must not block the pool.
       stream.makeNonBlocking()
-      step("ready")
+      step("ready", stream)
       try await stream.expect(MigrationProtocol.ready, what: "ready message")
     } catch {
       let resumed = await undo(target, wasRunning: wasRunning, renamed: false)
@@ -86,7 +87,7 @@ public struct MigrationSender: Sendable {
       throw XenLightError(error.code, "\(error.message); migration failed, \(resumed)", errno: error.errno, cause: error.cause)
     }
     log("migration sender: Giving target permission to start.")
-    step("go")
+    step("go", stream)
     do throws(XenLightError) {
       try await stream.write(MigrationProtocol.go, what: "GO message")
     } catch {
@@ -101,10 +102,10 @@ public struct MigrationSender: Sendable {
       try await stream.expect(MigrationProtocol.report, what: "success/failure report message")
       status = try await stream.readExactly(1, what: "success/failure status")[0]
     } catch {
-      throw XenLightError(
-        error.code,
-        "\(error.message): the receiver's report was lost after it was given the domain. Domain \(target.domid) stays paused here as \"\(MigrationProtocol.awayName(target.name))\" and is never resumed by itself; if \"\(target.name)\" runs at the receiver, destroy it here (xl destroy \(MigrationProtocol.awayName(target.name)))",
-        errno: error.errno)
+      // In doubt: ask the receiver's side what it has.
+      let settled = await MigrationLeftovers.settleInDoubt(
+        target.domid, uuid: target.layout.uuid, name: target.name, wasRunning: wasRunning, rune: rune, toolstack: toolstack, log: log)
+      throw XenLightError(error.code, "\(error.message) after the domain was handed over; \(settled)", errno: error.errno)
     }
     guard status == 0 else {
       log("migration sender: Target reports startup failure (status code \(status)).")
@@ -168,7 +169,10 @@ public struct MigrationSender: Sendable {
     }
   }
 
-  private func step(_ name: String) {
+  /// `<step>`: this process dies there; `cut-<step>`: the transport is cut there (both ends
+  /// shut), as if the link went down.
+  private func step(_ name: String, _ stream: DescriptorStream? = nil) {
     if fault == name { kill(getpid(), SIGKILL) }
+    if fault == "cut-" + name, let stream { shutdown(stream.fd, Int32(SHUT_RDWR)) }
   }
 }
