@@ -89,7 +89,8 @@ extension GuestSuites {
       let there = try XlTestbed()
       defer { there.stop() }
       try #require(try await here.xlAwaiting(["create", "-q", here.tinyGuest()]).status == 0)
-      let receiverEnvironment = fault.receiver.map { ["XL_MIGRATION_FAULT": $0] } ?? [:]
+      // The transport inherits the sender's environment: the receiver's fault is set either way.
+      let receiverEnvironment = ["XL_MIGRATION_FAULT": fault.receiver ?? "none"]
       let senderEnvironment = fault.sender.map { ["XL_MIGRATION_FAULT": $0] } ?? [:]
       let sent = try await here.xlAwaiting(
         ["migrate", "-s", "", "tiny", Self.receiver(there, receiverEnvironment)], environment: senderEnvironment)

@@ -249,6 +249,7 @@ public struct DomainCreator: Sendable {
       let layout = DomainLayout(domid: domid, uuid: domain.uuid)
       let command = command(domid)
       let what = "domain \(domid) device model"
+      if !creator.rotateLogs { try ToolstackPaths.makeDirectories(paths.logDirectory) }
       let log = creator.rotateLogs ? try paths.rotatedDeviceModelLog(name: domain.name) : paths.deviceModelLog(name: domain.name)
       if let consoleLog {
         if creator.rotateLogs { _ = try ToolstackPaths.rotated(consoleLog) } else { try ToolstackPaths.makeDirectories(paths.logDirectory + "/console") }

@@ -90,6 +90,7 @@ public struct MigrationSender: Sendable {
     step("go", stream)
     do throws(XenLightError) {
       try await stream.write(MigrationProtocol.go, what: "GO message")
+      step("report", stream)
     } catch {
       // Nothing was written: the receiver cannot have it.
       let resumed = await undo(target, wasRunning: wasRunning, renamed: true)
