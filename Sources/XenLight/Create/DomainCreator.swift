@@ -11,6 +11,7 @@ public enum CreatePhase: String, Sendable, CaseIterable {
   case register = "allocate a domid and write the records"
   case spawn = "spawn the device model"
   case confirm = "wait for the device model to confirm"
+  case guest = "wait for the guest's console"
   case record = "record the device model as running"
   case cleanUp = "stop the device model and remove the records"
 }
@@ -51,6 +52,8 @@ public struct CreatedDomain: Sendable {
   public var consoleTTY: String?
   /// The domain monitor, confirmed watching (nil when none was asked for).
   public var monitor: ProcessIdentity?
+  /// The console line that confirmed the guest (`guest_ready_console`; nil without one).
+  public var guest: GuestConfirmation?
 }
 
 /// The domain monitor's start, run beside the device model's confirmation.
@@ -256,6 +259,7 @@ public struct DomainCreator: Sendable {
         throw DomainCreator.describe(error, domain: domain.name, log: log, xenstoreLost: false)
       }
       defer { close(sockets.command); close(sockets.events) }
+      let consoleStart = try GuestReadiness.startOffset(domain, consoleLog: consoleLog, target: command.target)
       var passed = [
         DeviceModelCommand.commandSocketDescriptor: sockets.command, DeviceModelCommand.eventSocketDescriptor: sockets.events,
       ]
@@ -318,9 +322,18 @@ public struct DomainCreator: Sendable {
       }
       try creator.checkInterrupt("after the device model confirmed")
       var tty: String?
+      var guest: GuestConfirmation?
       if command.target == .local {
         // Under Xen, QEMU writes the state itself; here xl says it for QEMU, after QMP, with
         // the console's pty where libxl keeps it.
+        // The guest first (when asked): the domain monitor takes over only a guest that is up.
+        if let check = domain.guestReady, let consoleLog {
+          events.phase(.guest, "a line matching \(ConfigValue.quoted(check.consolePattern)) in \(consoleLog)")
+          guest = try await GuestReadiness(
+            check: check, domain: domain.name, consoleLog: consoleLog, startOffset: consoleStart, qmpSocket: command.qmpSocketPath,
+            loop: creator.spawner.loop
+          ).wait()
+        }
         events.phase(.record, layout.deviceModelStatePath)
         if domain.serial.first == "pty" { tty = try await Self.consolePTY(command, loop: creator.spawner.loop) }
         // The run state last: the domain monitor takes the domain over when it appears.
@@ -336,6 +349,7 @@ public struct DomainCreator: Sendable {
       var created = CreatedDomain(
         domid: domid, name: domain.name, uuid: domain.uuid, deviceModel: command, identity: confirmation.identity,
         confirmedBy: confirmation.value, confirmationTime: confirmation.elapsed, logPath: log, consoleTTY: tty)
+      created.guest = guest
       if let monitorTask { created.monitor = try await monitorTask.value.get() }
       return created
     }
