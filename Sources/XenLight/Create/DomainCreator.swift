@@ -12,6 +12,7 @@ public enum CreatePhase: String, Sendable, CaseIterable {
   case spawn = "spawn the device model"
   case confirm = "wait for the device model to confirm"
   case receive = "load the saved state"
+  case guest = "wait for the guest's console"
   case record = "record the device model as running"
   case cleanUp = "stop the device model and remove the records"
 }
@@ -52,6 +53,8 @@ public struct CreatedDomain: Sendable {
   public var consoleTTY: String?
   /// The domain monitor, confirmed watching (nil when none was asked for).
   public var monitor: ProcessIdentity?
+  /// The console line that confirmed the guest (`guest_ready_console`; nil without one).
+  public var guest: GuestConfirmation?
 }
 
 /// The domain monitor's start, run beside the device model's confirmation.
@@ -266,6 +269,7 @@ public struct DomainCreator: Sendable {
         throw DomainCreator.describe(error, domain: domain.name, log: log, xenstoreLost: false)
       }
       defer { close(sockets.command); close(sockets.events) }
+      let consoleStart = try GuestReadiness.startOffset(domain, consoleLog: consoleLog, target: command.target)
       var passed = [
         DeviceModelCommand.commandSocketDescriptor: sockets.command, DeviceModelCommand.eventSocketDescriptor: sockets.events,
       ]
@@ -329,6 +333,7 @@ public struct DomainCreator: Sendable {
       }
       try creator.checkInterrupt("after the device model confirmed")
       var tty: String?
+      var guest: GuestConfirmation?
       if command.target == .local {
         // Under Xen, QEMU writes the state itself; here xl says it for QEMU, after QMP, with
         // the console's pty where libxl keeps it.
@@ -336,6 +341,14 @@ public struct DomainCreator: Sendable {
         if let incoming = creator.incoming {
           events.phase(.receive, "\(command.qmpSocketPath)")
           state = try await incoming(domid, command)
+        } else if let check = domain.guestReady, let consoleLog {
+          // The guest first (when asked): the domain monitor takes over only a guest that is
+          // up. A restored guest is up already: its console printed the line before it was saved.
+          events.phase(.guest, "a line matching \(ConfigValue.quoted(check.consolePattern)) in \(consoleLog)")
+          guest = try await GuestReadiness(
+            check: check, domain: domain.name, consoleLog: consoleLog, startOffset: consoleStart, qmpSocket: command.qmpSocketPath,
+            loop: creator.spawner.loop
+          ).wait()
         }
         events.phase(.record, layout.deviceModelStatePath)
         if domain.serial.first == "pty" { tty = try await Self.consolePTY(command, loop: creator.spawner.loop) }
@@ -352,6 +365,7 @@ public struct DomainCreator: Sendable {
       var created = CreatedDomain(
         domid: domid, name: domain.name, uuid: domain.uuid, deviceModel: command, identity: confirmation.identity,
         confirmedBy: confirmation.value, confirmationTime: confirmation.elapsed, logPath: log, consoleTTY: tty)
+      created.guest = guest
       if let monitorTask { created.monitor = try await monitorTask.value.get() }
       return created
     }

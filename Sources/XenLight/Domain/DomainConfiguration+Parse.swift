@@ -86,6 +86,7 @@ extension DomainConfiguration {
     }
 
     try readDeviceModel(&r, file)
+    guestReady = try GuestReadyCheck.read(&r, file, serial: serial)
     collectWarnings(r, file)
   }
 

@@ -98,6 +98,8 @@ public struct DomainConfiguration: Hashable, Sendable {
   /// `boot`: the boot order for HVM guests (c disk, d CD-ROM, n network, a floppy).
   public var boot: String?
   public var deviceModel = DeviceModelSettings()
+  /// `guest_ready_console` / `guest_ready_timeout`: create waits for the guest itself.
+  public var guestReady: GuestReadyCheck?
   /// Settings this toolstack does not know; kept, reported in `warnings`.
   public var unknownSettings: [ConfigSetting] = []
   public var warnings: [ConfigWarning] = []
