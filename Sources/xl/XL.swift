@@ -29,6 +29,7 @@ struct XL: AsyncParsableCommand {
       """,
     subcommands: [
       Create.self, Destroy.self, List.self, Shutdown.self, Reboot.self, Pause.self, Unpause.self, Console.self, Monitor.self,
+      BlockAttach.self, BlockDetach.self, BlockList.self, CDInsert.self, CDEject.self, MemSet.self, MemMax.self, VcpuSet.self,
     ])
 }
 

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Changes to xl's saved config of a running domain (libxl's userdata,
 /// `ToolstackPaths.savedConfig`), so that a restart — and a later save/restore — re-creates
 /// the domain with the devices, memory and vCPUs it has now, as libxl updates its stored
@@ -27,8 +31,10 @@ public enum SavedConfigEditor {
     return lines.joined(separator: "\n") + "\n"
   }
 
-  /// Applies `edit` to the saved config at `path` (written whole, then renamed over it).
-  public static func update(_ path: String, _ edit: (String) -> String) throws(XenLightError) {
-    try FileIO.writeText(edit(try FileIO.readText(path)), to: path)
+  /// Applies `edit` to the saved config at `path` (written whole, then renamed over it); a
+  /// domain created without one (an embedder's) has none to edit.
+  public static func update(_ path: String, _ edit: (String) throws(XenLightError) -> String) throws(XenLightError) {
+    guard access(path, F_OK) == 0 else { return }
+    try FileIO.writeText(try edit(try FileIO.readText(path)), to: path)
   }
 }
