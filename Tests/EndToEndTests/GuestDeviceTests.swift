@@ -141,6 +141,24 @@ extension GuestSuites {
       #expect(number(after: "CPUS1 ", in: online) == 2, "\(online)")
       #expect(try await bed.xlAwaiting(["list", "devs"]).stdout.contains(" 1    96     2 "))
 
+      // Maxima: mem-max within the room QEMU has and above the target; vCPUs kept under TCG.
+      let roomless = try await bed.xlAwaiting(["mem-max", "devs", "512m"])
+      #expect(roomless.status == 1)
+      #expect(roomless.stderr == "xl: cannot set domain 1 (devs)'s maximum memory to 512 MiB: its device model has room for 256 MiB (maxmem at create)\n")
+      let belowTarget = try await bed.xlAwaiting(["mem-max", "devs", "64m"])
+      #expect(belowTarget.stderr == "xl: cannot set domain 1 (devs)'s maximum memory to 64 MiB: less than its memory, 96 MiB (xl mem-set lowers it)\n")
+      #expect(try await bed.xlAwaiting(["mem-max", "devs", "200m"]).status == 0)
+      let overNewMaximum = try await bed.xlAwaiting(["mem-set", "devs", "220"])
+      #expect(overNewMaximum.stderr == "xl: cannot set domain 1 (devs)'s memory to 220 MiB: more than its maximum, 200 MiB (maxmem; xl mem-max raises it)\n")
+      let badSize = try await bed.xlAwaiting(["mem-set", "devs", "12q"])
+      #expect(badSize.status == 1 && badSize.stderr == "xl: invalid memory size: 12q\n")
+      let fewer = try await bed.xlAwaiting(["vcpu-set", "devs", "1"])
+      #expect(fewer.status == 1)
+      #expect(
+        fewer.stderr
+          == "xl: cannot take domain 1 (devs) down to 1 vCPUs: QEMU under TCG cannot add a vCPU back once removed (it aborts), so xl does not remove them; the guest can take one offline (echo 0 > /sys/devices/system/cpu/cpuN/online)\n")
+      #expect(try await bed.xlAwaiting(["list", "devs"]).stdout.contains(" 1    96     2 "))
+
       // A restart (the guest reboots, on_reboot = "restart") comes back with all of it.
       let first = try await bed.read("/libxl/1/device-model-identity")
       _ = try await ConsoleSession.exchangeAwaiting(bed, domain: "devs", send: "reboot -f\r", until: "reboot: Restarting")

@@ -81,7 +81,8 @@ public struct ResourceControl: Sendable {
 
   /// `xl vcpu-set`: `count` vCPUs present, from 1 to `maxvcpus`. CPUs are added and removed by
   /// socket/core/thread from `query-hotpluggable-cpus`; those QEMU booted with (`vcpus` at
-  /// create) cannot be removed. A hot-added vCPU is offline in the guest until it onlines it.
+  /// create) cannot be removed, nor any under TCG (see below). A hot-added vCPU is offline in
+  /// the guest until it onlines it.
   public func setVcpus(_ target: DomainControl.Target, count: Int) async throws(XenLightError) {
     try control.require(target, "set the vCPUs of", allowed: [.running, .paused])
     let maximum: Int
@@ -105,6 +106,15 @@ public struct ResourceControl: Sendable {
           try await qmp.execute("device_add", [("driver", .string(slot.type)), ("id", .string(slot.id))] + slot.properties)
         }
       } else if count < present.count {
+        // QEMU (7.2) under TCG gives each vCPU it ever adds a translation context of its own,
+        // up to maxvcpus, and aborts when one more is asked for: a vCPU removed could never
+        // come back. Its guest can still take it offline.
+        let kvm = try await qmp.execute("query-kvm")["enabled"]?.boolValue ?? false
+        guard kvm else {
+          throw XenLightError(
+            .invalidConfig,
+            "cannot take domain \(target.domid) (\(target.name)) down to \(count) vCPUs: QEMU under TCG cannot add a vCPU back once removed (it aborts), so xl does not remove them; the guest can take one offline (echo 0 > /sys/devices/system/cpu/cpuN/online)")
+        }
         let removable = present.filter { $0.qomPath!.hasPrefix("/machine/peripheral/") }
         let excess = present.count - count
         guard removable.count >= excess else {
@@ -117,7 +127,15 @@ public struct ResourceControl: Sendable {
           let events = qmp.events
           let id = slot.id
           let deleted = try? await first(within: timeout) { () async -> Bool in
-            for await event in events where event.name == "DEVICE_DELETED" && event.data["device"]?.stringValue == id { return true }
+            // QEMU reports the vCPU's local APIC deleted (`<path>/lapic`), the vCPU itself
+            // only once nothing holds it.
+            for await event in events where event.name == "DEVICE_DELETED" {
+              if event.data["device"]?.stringValue == id
+                || event.data["path"]?.stringValue?.hasPrefix("/machine/peripheral/\(id)/") == true
+              {
+                return true
+              }
+            }
             return false
           }
           guard deleted == true else {
