@@ -10,6 +10,7 @@ need=()
 [[ -f /usr/include/xenstore.h ]] || need+=(libxen-dev)
 [[ -x /usr/bin/qemu-system-x86_64 ]] || need+=(qemu-system-x86)
 command -v gcc >/dev/null || need+=(gcc)
+[[ -x /usr/bin/xorriso ]] || need+=(xorriso)
 command -v pkg-config >/dev/null || need+=(pkg-config)
 if ((${#need[@]})); then
   echo "install-peers: installing ${need[*]}"
@@ -17,6 +18,6 @@ if ((${#need[@]})); then
   $sudo apt-get update -qq
   # policy-rc.d keeps postinst scripts from starting Xen's own daemons.
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
-    xen-utils-4.17 xenstore-utils python3-pyxs libxen-dev qemu-system-x86 gcc pkg-config >/dev/null
+    xen-utils-4.17 xenstore-utils python3-pyxs libxen-dev qemu-system-x86 gcc pkg-config xorriso >/dev/null
 fi
 scripts/guest-image.sh >/dev/null

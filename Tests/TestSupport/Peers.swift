@@ -16,6 +16,8 @@ public struct Peer: Sendable, CustomStringConvertible {
   public static let libxenstore = Peer(name: "libxen-dev", path: "/usr/include/xenstore.h")
   public static let qemu = Peer(name: "qemu-system-x86", path: "/usr/bin/qemu-system-x86_64")
   public static let gcc = Peer(name: "gcc", path: "/usr/bin/gcc")
+  /// Makes the ISO images the CD tests insert.
+  public static let xorriso = Peer(name: "xorriso", path: "/usr/bin/xorriso")
   /// Debian's cloud kernel and a busybox initramfs, built by scripts/guest-image.sh.
   public static let linuxGuest = Peer(name: "the Linux test guest (scripts/guest-image.sh)", path: "/var/cache/xenlight-guest/stamp")
 

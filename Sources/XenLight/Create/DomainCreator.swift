@@ -279,7 +279,7 @@ public struct DomainCreator: Sendable {
       if let user = command.user, let chroot = command.chrootPath {
         try Restriction.check(domain, user: user)
         for file in command.passedFiles {
-          let fd = try Restriction.open(file, user: user)
+          let fd = try Restriction.open(file)
           files.append(fd)
           passed[file.descriptor] = fd
         }
@@ -351,7 +351,10 @@ public struct DomainCreator: Sendable {
           ).wait()
         }
         events.phase(.record, layout.deviceModelStatePath)
-        if domain.serial.first == "pty" { tty = try await Self.consolePTY(command, loop: creator.spawner.loop) }
+        let balloon = domain.maxMemoryMiB > domain.memoryMiB ? domain.memoryMiB : nil
+        if domain.serial.first == "pty" || balloon != nil {
+          tty = try await Self.afterStart(command, consolePTY: domain.serial.first == "pty", balloonMiB: balloon, loop: creator.spawner.loop)
+        }
         // The run state last: the domain monitor takes the domain over when it appears.
         var running = [XenStoreRecord(layout.deviceModelStatePath, "running")]
         if let tty { running.append(XenStoreRecord(layout.serialTTYPath(0), tty)) }
@@ -370,10 +373,14 @@ public struct DomainCreator: Sendable {
       return created
     }
 
-    /// The pty QEMU opened for serial port 0 (`query-chardev`, label `serial0`).
-    static func consolePTY(_ command: DeviceModelCommand, loop: EventLoop) async throws(XenLightError) -> String? {
+    /// In one QMP session: the balloon set to `memory` when QEMU has room for more
+    /// (`maxmem`), and the pty QEMU opened for serial port 0 (`query-chardev`, label `serial0`).
+    static func afterStart(_ command: DeviceModelCommand, consolePTY: Bool, balloonMiB: Int?, loop: EventLoop)
+      async throws(XenLightError) -> String?
+    {
       let chardevs = try await QMPClient.session(path: command.qmpSocketPath, loop: loop) { qmp throws(XenLightError) in
-        try await qmp.execute("query-chardev").arrayValue ?? []
+        if let balloonMiB { try await qmp.execute("balloon", [("value", .number(Int64(balloonMiB) << 20))]) }
+        return consolePTY ? try await qmp.execute("query-chardev").arrayValue ?? [] : []
       }
       let serial = chardevs.first { $0["label"]?.stringValue == "serial0" }
       guard let filename = serial?["filename"]?.stringValue, filename.hasPrefix("pty:") else { return nil }
