@@ -29,6 +29,7 @@ struct XL: AsyncParsableCommand {
       """,
     subcommands: [
       Create.self, Destroy.self, List.self, Shutdown.self, Reboot.self, Pause.self, Unpause.self, Console.self, Monitor.self,
+      NetworkAttach.self, NetworkDetach.self, NetworkList.self,
     ])
 }
 

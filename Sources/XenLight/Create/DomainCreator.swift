@@ -123,6 +123,10 @@ public struct DomainCreator: Sendable {
     try checkInterrupt("before any record was written")
     try ToolstackPaths.makeDirectories(paths.runDirectory)
 
+    // A missing bridge is refused before anything is claimed (a script decides for itself).
+    for nic in domain.nics where nic.script == nil {
+      if let bridge = nic.bridge { try BridgePort.check(bridge, what: "vif \(nic.devid ?? 0)") }
+    }
     events.phase(.register, domain.name)
     let account = try DeviceModelUser.account(for: domain.deviceModel)
     let run = Run(
@@ -131,7 +135,11 @@ public struct DomainCreator: Sendable {
     var identity: ProcessIdentity?
     var monitor: MonitorLaunch?
     do {
-      if let configText { try SavedConfig.write(configText, uuid: domain.uuid, domid: domid, paths: paths) }
+      if let configText {
+        // Its NICs pinned (random MACs and devids written out): a restart brings back the same ones.
+        let pinned = domain.nics.isEmpty ? configText : SavedConfigEditor.setting("vif", to: domain.nics.map(\.canonical), in: configText)
+        try SavedConfig.write(pinned, uuid: domain.uuid, domid: domid, paths: paths)
+      }
       guard run.command(domid).target == .local else {
         // Under Xen, QEMU reads the domain's records as it starts: they come first.
         try await run.fill(domid)
@@ -192,6 +200,7 @@ public struct DomainCreator: Sendable {
       let log = paths.deviceModelLog(name: domain.name)
       var records = layout.records(for: domain, deviceModel: command(domid), logPath: log, startTime: startTime)
       if let consoleLog { records.append(XenStoreRecord(layout.consoleLogPathPath, consoleLog)) }
+      records += NetworkLayout.records(for: domain, domid: domid, scriptDirectory: paths.scriptDirectory)
       return (layout, records)
     }
 
@@ -272,6 +281,20 @@ public struct DomainCreator: Sendable {
         try Restriction.makeRoot(chroot, user: user)
         confinement = Confinement(uid: user.uid, gid: user.gid, groups: user.groups)
       }
+      var taps: [Int32] = []
+      defer { for fd in taps { close(fd) } }
+      for tap in command.taps {
+        let fd = try TapDevice.open(tap.name, what: "vif \(tap.devid)")
+        taps.append(fd)
+        passed[tap.descriptor] = fd
+      }
+      if !command.taps.isEmpty {
+        // Hotplug scripts read the NICs' records: those are written first.
+        if command.taps.contains(where: { $0.nic.script != nil }), case .failure(let error)? = await records?.value { throw error }
+        let hotplug = VifHotplug(
+          domid: domid, paths: paths, spawner: creator.spawner, xenstore: xenstore, xenstoreSocket: creator.connector.socketPath)
+        for tap in command.taps { try await hotplug.connect(tap: tap.name, nic: tap.nic, devid: tap.devid) }
+      }
       events.phase(.spawn, command.shellCommand)
       var spawnCommand = SpawnCommand(
         what: what, executable: command.executable, arguments: command.arguments,
@@ -322,7 +345,7 @@ public struct DomainCreator: Sendable {
         // Under Xen, QEMU writes the state itself; here xl says it for QEMU, after QMP, with
         // the console's pty where libxl keeps it.
         events.phase(.record, layout.deviceModelStatePath)
-        if domain.serial.first == "pty" { tty = try await Self.consolePTY(command, loop: creator.spawner.loop) }
+        tty = try await Self.configureStarted(command, domain: domain, loop: creator.spawner.loop)
         // The run state last: the domain monitor takes the domain over when it appears.
         var running = [XenStoreRecord(layout.deviceModelStatePath, "running")]
         if let tty { running.append(XenStoreRecord(layout.serialTTYPath(0), tty)) }
@@ -340,10 +363,20 @@ public struct DomainCreator: Sendable {
       return created
     }
 
-    /// The pty QEMU opened for serial port 0 (`query-chardev`, label `serial0`).
-    static func consolePTY(_ command: DeviceModelCommand, loop: EventLoop) async throws(XenLightError) -> String? {
+    /// What QMP sets up once the device model confirmed, in one session: the VNC password
+    /// (libxl's post-config step; until it is set, `password=on` refuses every client), then
+    /// the pty QEMU opened for serial port 0 (`query-chardev`, label `serial0`), returned.
+    static func configureStarted(_ command: DeviceModelCommand, domain: DomainConfiguration, loop: EventLoop)
+      async throws(XenLightError) -> String?
+    {
+      let password = domain.display.vnc ? domain.display.vncPassword : nil
+      let wantsTTY = domain.serial.first == "pty"
+      guard password != nil || wantsTTY else { return nil }
       let chardevs = try await QMPClient.session(path: command.qmpSocketPath, loop: loop) { qmp throws(XenLightError) in
-        try await qmp.execute("query-chardev").arrayValue ?? []
+        if let password {
+          try await qmp.execute("set_password", [("protocol", .string("vnc")), ("password", .string(password))])
+        }
+        return wantsTTY ? try await qmp.execute("query-chardev").arrayValue ?? [] : []
       }
       let serial = chardevs.first { $0["label"]?.stringValue == "serial0" }
       guard let filename = serial?["filename"]?.stringValue, filename.hasPrefix("pty:") else { return nil }
@@ -373,6 +406,11 @@ public struct DomainCreator: Sendable {
           }
         }
         if let chroot = command.chrootPath { Restriction.removeRoot(chroot) }
+        if domain.nics.contains(where: { $0.script != nil }) {
+          let hotplug = VifHotplug(
+            domid: domid, paths: paths, spawner: creator.spawner, xenstore: xenstore, xenstoreSocket: creator.connector.socketPath)
+          problems += await hotplug.disconnectAll()
+        }
         do throws(XenLightError) {
           let lock = try await FileLock.acquire(paths.domainsLock)
           defer { lock.release() }

@@ -107,7 +107,11 @@ public struct DomainLayout: Hashable, Sendable {
       XenStoreRecord(dom + "/device", permissions: ro),
       XenStoreRecord(dom + "/control", permissions: ro),
     ]
-    if d.type == .hvm { r.append(XenStoreRecord(dom + "/hvmloader", permissions: ro)) }
+    if d.type == .hvm {
+      // The firmware hvmloader loads, as libxl records it.
+      r.append(XenStoreRecord(dom + "/hvmloader", permissions: ro))
+      r.append(XenStoreRecord(dom + "/hvmloader/bios", d.hardware.bios ?? "seabios"))
+    }
     r += [
       XenStoreRecord(dom + "/control/platform-feature-multiprocessor-suspend", "1"),
       XenStoreRecord(dom + "/control/platform-feature-xs_reset_watches", "1"),
