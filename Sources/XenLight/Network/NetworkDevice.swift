@@ -11,11 +11,13 @@ enum NetworkDevice {
     "\(model(nic, type: type)),id=nic\(devid),netdev=net\(devid),mac=\(nic.mac)"
   }
 
-  /// The same device for QMP's `device_add`.
+  /// The same device for QMP's `device_add`, without an option ROM (`romfile=""`): a NIC
+  /// added to a running guest boots nothing, and a confined QEMU, chrooted into an empty
+  /// directory, could not load one.
   static func qmpArguments(_ nic: NicSpec, devid: Int, type: DomainType) -> [(String, JSON)] {
     [
       ("driver", .string(model(nic, type: type))), ("id", .string("nic\(devid)")), ("netdev", .string("net\(devid)")),
-      ("mac", .string(nic.mac)),
+      ("mac", .string(nic.mac)), ("romfile", .string("")),
     ]
   }
 }

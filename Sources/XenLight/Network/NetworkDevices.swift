@@ -55,6 +55,8 @@ extension Toolstack {
         throw XenLightError(.invalidConfig, "vif \(ConfigValue.quoted(spec)): \(error)")
       }
       if nic.script == nil, let bridge = nic.bridge { try BridgePort.check(bridge, what: "vif \(nic.devid!)") }
+      // As at create: a PV or PVH guest's NIC is paravirtual (its device model's is virtio).
+      if try await domain.domainType(control.store) != .hvm { nic.type = "vif" }
       return try await domain.attach(nic, store: control.store, toolstack: self)
     }
   }
@@ -152,7 +154,7 @@ struct NetworkTarget: Sendable {
         try await hotplug.connect(tap: created, nic: nic, devid: devid)
       }
       try await QMPClient.session(path: qmpSocket, loop: loop, what: "\(name) device model") { qmp throws(XenLightError) in
-        try await Self.plug(nic, devid: devid, tap: tap, type: target.layout, qmp: qmp, domainType: try await domainType(store))
+        try await Self.plug(nic, devid: devid, tap: tap, qmp: qmp, domainType: try await domainType(store))
       }
       try updateSavedConfig(store: store) { nics in nics + [nic] }
     } catch {
@@ -170,7 +172,7 @@ struct NetworkTarget: Sendable {
 
   /// `getfd` (the tap), `netdev_add`, `device_add`; a failed `device_add` takes its netdev back.
   static func plug(
-    _ nic: NicSpec, devid: Int, tap: Int32?, type: DomainLayout, qmp: QMPClient, domainType: DomainType
+    _ nic: NicSpec, devid: Int, tap: Int32?, qmp: QMPClient, domainType: DomainType
   ) async throws(XenLightError) {
     var netdev: [(String, JSON)] = [("id", .string("net\(devid)"))]
     if let tap {
