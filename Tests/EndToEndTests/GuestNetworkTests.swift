@@ -155,3 +155,79 @@ extension GuestSuites {
     }
   }
 }
+
+extension GuestSuites.GuestNetworkTests {
+  /// Bad NICs at create and while a guest runs (the firmware-only guest: what it runs does not
+  /// matter here): each its message and exit code, and nothing left or changed — no tap, no
+  /// QEMU, no records, the saved config as it was.
+  @Test(.enabled(if: TestEnvironment.shouldRun([.qemu, .xenstoreRead, .xenVifScripts])))
+  func badNetworkInputGetsItsMessageAndChangesNothing() async throws {
+    let bridge = try HostBridge()
+    defer { bridge.remove() }
+    let bed = try XlTestbed()
+    defer { bed.stop() }
+    let absent = "xlbr-i17nnone"
+
+    let missing = try await bed.xlAwaiting(["create", "-q", bed.tinyGuest("tiny", "vif = [\"bridge=\(absent)\"]")])
+    #expect(missing.status == 1)
+    #expect(missing.stderr == "xl: vif 0: bridge \(absent) does not exist (create it first, e.g. ip link add \(absent) type bridge)\n")
+    try await bed.expectNoLeftovers()
+
+    // Xen's own vif-bridge refuses (its fatal: hotplug-error); then nothing is left.
+    let refused = try await bed.xlAwaiting(["create", "-q", bed.tinyGuest("tiny", "vif = [\"bridge=\(absent),script=vif-bridge\"]")])
+    #expect(refused.status == 1)
+    #expect(refused.stderr == "xl: vif 0: /etc/xen/scripts/vif-bridge add failed: Could not find bridge device \(absent)\n", "\(refused)")
+    #expect(!interfaceExists("vif1.0-emu"))
+    #expect(try await bed.children("/local/domain/0/backend/vif") == [])
+    try await bed.expectNoLeftovers()
+
+    // A script of one's own that fails without a word in xenstore: what it printed, and the
+    // environment and arguments libxl gives a tap's script.
+    let script = bed.config(
+      "#!/bin/sh\n[ \"$1\" = add ] || exit 0\necho \"no $1 $2 INTERFACE=$INTERFACE vif=$vif XENBUS_PATH=$XENBUS_PATH XENBUS_TYPE=$XENBUS_TYPE netdev=$netdev\" >&2\nexit 3\n",
+      name: "vif-fails")
+    chmod(script, 0o755)
+    let failed = try await bed.xlAwaiting(["create", "-q", bed.tinyGuest("tiny", "vif = [\"bridge=\(bridge.name),script=\(script),gatewaydev=eth9\"]")])
+    #expect(failed.status == 1)
+    #expect(failed.stderr == "xl: vif 0: \(script) add exited with status 3: no add type_if=tap INTERFACE=vif1.0-emu vif=vif1.0 XENBUS_PATH=backend/vif/1/0 XENBUS_TYPE=vif netdev=eth9\n", "\(failed)")
+    #expect(bridge.ports == [] && !interfaceExists("vif1.0-emu"))
+    try await bed.expectNoLeftovers()
+
+    let badMAC = try await bed.xlAwaiting(["create", "-q", bed.tinyGuest("tiny", "vif = [\"bridge=\(bridge.name),mac=00:16:3e:zz:00:01\"]")])
+    #expect(badMAC.status == 1)
+    #expect(badMAC.stderr.hasSuffix("vif: item 1 \"bridge=\(bridge.name),mac=00:16:3e:zz:00:01\": invalid mac \"00:16:3e:zz:00:01\" (expected six hex bytes like 00:16:3e:12:34:56)\n"), "\(badMAC)")
+    try await bed.expectNoLeftovers()
+
+    // A running guest with one NIC: every bad change refused, nothing changed.
+    try #require(try await bed.xlAwaiting(["create", "-q", bed.tinyGuest("tiny", "vif = [\"bridge=\(bridge.name),mac=00:16:3e:5a:01:01\"]")]).status == 0)
+    let saved = try #require(files(in: bed.libDirectory).first { $0.hasPrefix("userdata-") })
+    let savedText = try readFile(bed.libDirectory + "/" + saved)
+    let records = try await bed.children("/local/domain/0/backend/vif/1")
+    for (arguments, status, message) in [
+      (["network-attach", "tiny", "bridge=\(bridge.name)", "mac=00:16:3e:5a:01"], Int32(1),
+       "xl: vif \"bridge=\(bridge.name),mac=00:16:3e:5a:01\": invalid mac \"00:16:3e:5a:01\" (expected six hex bytes like 00:16:3e:12:34:56)\n"),
+      (["network-attach", "tiny", "bridge=\(absent)"], 1,
+       "xl: vif 1: bridge \(absent) does not exist (create it first, e.g. ip link add \(absent) type bridge)\n"),
+      (["network-attach", "tiny", "bridge=\(absent)", "script=vif-bridge"], 1,
+       "xl: vif 1: /etc/xen/scripts/vif-bridge add failed: Could not find bridge device \(absent)\n"),
+      (["network-attach", "tiny", "bridge=\(bridge.name)", "devid=0"], 1,
+       "xl: vif \"bridge=\(bridge.name),devid=0\": devid 0 is taken by another vif\n"),
+      (["network-detach", "tiny", "7"], 1, "xl: domain 1 (tiny) has no network device 7 (xl network-list tiny shows them)\n"),
+      (["network-detach", "tiny", "00:16:3e:5a:01:09"], 1,
+       "xl: domain 1 (tiny) has no network device 00:16:3e:5a:01:09 (xl network-list tiny shows them)\n"),
+      (["network-attach", "other", "bridge=\(bridge.name)"], 1, "xl: no domain \"other\"\n"),
+      (["network-detach", "other", "0"], 1, "xl: no domain \"other\"\n"),
+      (["network-list", "other"], 1, "xl: no domain \"other\"\n"),
+    ] {
+      let result = try await bed.xlAwaiting(arguments)
+      #expect(result.status == status && result.stderr == message, "\(arguments): \(result)")
+    }
+    #expect(bridge.ports == ["vif1.0-emu"])
+    #expect(!interfaceExists("vif1.1-emu"))
+    #expect(try await bed.children("/local/domain/0/backend/vif/1") == records)
+    #expect(try readFile(bed.libDirectory + "/" + saved) == savedText)
+    #expect(try await bed.xlAwaiting(["destroy", "tiny"]).status == 0)
+    #expect(bridge.ports == [])
+    try await bed.expectNoLeftovers()
+  }
+}

@@ -409,7 +409,8 @@ public struct DomainCreator: Sendable {
         if domain.nics.contains(where: { $0.script != nil }) {
           let hotplug = VifHotplug(
             domid: domid, paths: paths, spawner: creator.spawner, xenstore: xenstore, xenstoreSocket: creator.connector.socketPath)
-          problems += await hotplug.disconnectAll()
+          // Their `remove` after a failed `add` may fail in turn: the failure reported is the first.
+          _ = await hotplug.disconnectAll()
         }
         do throws(XenLightError) {
           let lock = try await FileLock.acquire(paths.domainsLock)
