@@ -198,9 +198,9 @@ public struct DomainCreator: Sendable {
     func records(_ domid: UInt32) -> (DomainLayout, [XenStoreRecord]) {
       let layout = DomainLayout(domid: domid, uuid: domain.uuid)
       let log = paths.deviceModelLog(name: domain.name)
-      var records = layout.records(for: domain, deviceModel: command(domid), logPath: log, startTime: startTime)
+      var records = layout.records(
+        for: domain, deviceModel: command(domid), logPath: log, startTime: startTime, scriptDirectory: paths.scriptDirectory)
       if let consoleLog { records.append(XenStoreRecord(layout.consoleLogPathPath, consoleLog)) }
-      records += NetworkLayout.records(for: domain, domid: domid, scriptDirectory: paths.scriptDirectory)
       return (layout, records)
     }
 
