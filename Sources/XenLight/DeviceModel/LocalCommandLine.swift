@@ -3,9 +3,10 @@ import Glibc
 #endif
 
 /// The QEMU command line for a host without Xen: QEMU runs the guest itself, under KVM when
-/// `/dev/kvm` works and TCG otherwise, with the same display, console, boot, NIC (user-mode
-/// networking: there is no Xen bridge) and disk settings, a QMP monitor for confirmation and
-/// control, and the user's `device_model_args` (then `_hvm` or `_pv`) last.
+/// `/dev/kvm` works and TCG otherwise, with the same display, console, boot, NIC (a tap xl
+/// passes when the vif names a bridge or script, else user-mode networking) and disk
+/// settings, a QMP monitor for confirmation and control, and the user's `device_model_args`
+/// (then `_hvm` or `_pv`) last.
 ///
 /// PV and PVH guests with a `kernel` boot it directly (`-kernel`, `-initrd`, `-append`);
 /// QEMU's PVH loader reads the same ELF note Xen does.
