@@ -33,6 +33,7 @@ struct XL: AsyncParsableCommand {
       Info.self, Uptime.self, DomID.self, DomName.self, VMList.self, VCPUList.self, VCPUPin.self, Trigger.self, ButtonPress.self,
       Sysrq.self, QemuMonitorCommand.self, DumpCore.self, Rename.self, ConfigUpdate.self, Help.self,
       BlockAttach.self, BlockDetach.self, BlockList.self, CDInsert.self, CDEject.self, MemSet.self, MemMax.self, VcpuSet.self,
+      NetworkAttach.self, NetworkDetach.self, NetworkList.self,
     ])
 }
 
