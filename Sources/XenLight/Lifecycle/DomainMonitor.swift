@@ -69,6 +69,10 @@ public struct DomainMonitor: Sendable {
   public var host: HostCapabilities
   /// One line for the monitor's log (`xl-<name>.log`).
   public var log: @Sendable (String) -> Void
+  /// Asks the monitor to stop between actions (`xl monitor`'s SIGTERM).
+  public var stop = MonitorStop()
+  /// The lock of the domid the monitor takes over in a restart (held from the new domain's claim).
+  private let nextLock = LockSlot()
 
   public init(
     connector: XenStoreConnector, paths: ToolstackPaths, host: HostCapabilities = .current,
@@ -89,6 +93,7 @@ public struct DomainMonitor: Sendable {
     case deviceModelExited
     case recordsChanged
     case xenstoreLost
+    case stopRequested
   }
 
   /// How watching one domid ended.
@@ -99,13 +104,23 @@ public struct DomainMonitor: Sendable {
 
   /// Watches domain `domid` until it is destroyed. `ready` runs once, when the monitor is
   /// watching (QMP events subscribed, the device model's exit and the records watched).
+  /// One monitor per domain: a second one for the same domid is refused (`.monitorFailed`).
   public func run(domid first: UInt32, ready: @escaping @Sendable () -> Void) async throws(XenLightError) {
+    guard var lock = try FileLock.take(paths.monitorLock(domid: first)) else {
+      throw XenLightError(.monitorFailed, "domain \(first) already has a monitor (\(paths.monitorLock(domid: first)) is locked); not starting another")
+    }
+    defer { lock.release() }
     var domid = first
     var ready: (@Sendable () -> Void)? = ready
     while true {
       switch try await watch(domid, ready: ready) {
       case .destroyed: return
-      case .restarted(let next): domid = next
+      case .restarted(let next):
+        domid = next
+        if let next = nextLock.take() {
+          lock.release()
+          lock = next
+        }
       }
       ready = nil
     }
@@ -158,7 +173,14 @@ public struct DomainMonitor: Sendable {
     var xenstore = try await connect()
     defer { xenstore.close() }
     let domain = try await WatchedDomain.read(domid, DomainStore(xenstore: xenstore), paths: paths)
+    if try await domain.runState(DomainStore(xenstore: xenstore)) == .restarting {
+      // A monitor died restarting it: its intent is finished here.
+      ready?()
+      log("Domain \(domid) (\(domain.name)) was being restarted; finishing the restart")
+      return try await finishRestart(domain, DomainStore(xenstore: xenstore))
+    }
     let (events, sink) = AsyncStream.makeStream(of: Event.self)
+    stop.deliver { sink.yield(.stopRequested) }
     let spawner = self.spawner
     // The QMP session comes up in the background: its socket exists and queues us from the
     // moment QEMU was exec'd, and what happened before QEMU greets us is in `query-status`,
@@ -166,7 +188,21 @@ public struct DomainMonitor: Sendable {
     let log = self.log
     let qmpTask = Task {
       do throws(XenLightError) {
-        let qmp = try await QMPClient.connect(path: domain.eventSocket, loop: spawner.loop, what: "domain \(domid) device model")
+        // Bounded: a device model that never greets is judged by its exit alone.
+        let what = "domain \(domid) device model", path = domain.eventSocket, loop = spawner.loop
+        let greeted: QMPClient?
+        do {
+          greeted = try await first(within: .seconds(30)) { () async throws -> QMPClient in
+            try await QMPClient.connect(path: path, loop: loop, what: what)
+          }
+        } catch let error as XenLightError {
+          throw error
+        } catch {
+          throw XenLightError(.interrupted, "\(what): interrupted waiting for its QMP greeting")
+        }
+        guard let qmp = greeted else {
+          throw XenLightError(.deviceModelFailed, "\(what): no QMP greeting on \(path) within 30 s")
+        }
         session.client.withLock { $0 = qmp }
         let status = try await qmp.execute("query-status")["status"]?.stringValue ?? ""
         sink.yield(.qmp(QMPClient.Event(name: "status", data: .string(status), timestampMicroseconds: 0)))
@@ -204,6 +240,10 @@ public struct DomainMonitor: Sendable {
       } else if let next = await iterator.next() {
         event = next
       } else {
+        return .destroyed
+      }
+      if case .stopRequested = event {
+        log("Asked to stop: domain \(domid) is left unmonitored (the next xl command starts another monitor)")
         return .destroyed
       }
       // xenstored may die while an event is handled: wait for it, then handle the event again.
@@ -249,16 +289,16 @@ public struct DomainMonitor: Sendable {
             }
           } else if qmpEvent.name == "STOP" || qmpEvent.name == "RESUME" || qmpEvent.data.stringValue == "paused" {
             let state: RunState = qmpEvent.name == "RESUME" ? .running : .paused
-            if !preserved, (try? await domain.isGoing(store)) == false {
-              try? await store.update(domid: domid, [domain.runState(state)])
+            if !preserved, try await !domain.isGoing(store) {
+              try await store.update(domid: domid, [domain.runState(state)])
             }
           }
-        case .qmpClosed:
-          break  // the exit decides
+        case .qmpClosed, .stopRequested:
+          break  // the exit decides; a stop was taken above
         case .deviceModelExited:
           if try await domain.isGoing(store) { continue }  // `xl destroy` stopped it
           if preserved {
-            try? await store.update(domid: domid, [domain.runState(.crashed)])
+            try await store.update(domid: domid, [domain.runState(.crashed)])
             continue
           }
           log("domain \(domid): device model [\(domain.deviceModel?.pid ?? 0)] died unexpectedly")
@@ -292,6 +332,13 @@ public struct DomainMonitor: Sendable {
     let client = Mutex<QMPClient?>(nil)
   }
 
+  /// The next domid's monitor lock, from the restart's claim until the monitor moves on.
+  final class LockSlot: Sendable {
+    private let lock = Mutex<FileLock?>(nil)
+    func put(_ new: FileLock) { lock.withLock { $0 = new } }
+    @discardableResult func take() -> FileLock? { lock.withLock { value in defer { value = nil }; return value } }
+  }
+
   enum Action {
     case preserved
     case ended(Outcome)
@@ -320,22 +367,15 @@ public struct DomainMonitor: Sendable {
     }
     switch action {
     case .preserve:
-      try? await store.update(domid: domid, [domain.runState(reason == .crash || reason == .watchdog ? .crashed : .shutdown)])
+      try await store.update(domid: domid, [domain.runState(reason == .crash || reason == .watchdog ? .crashed : .shutdown)])
       return .preserved
     case .renameRestart:
       let stamp = Self.utcStamp()
-      let newName = "\(domain.name)-\(stamp)"
       log("Preserving domain \(domid) \(domain.name) with suffix \(stamp)")
-      try? await store.update(domid: domid, [
-        XenStoreRecord(domain.layout.domainPath + "/name", newName), XenStoreRecord(domain.layout.vmPath + "/name", newName),
-        domain.runState(reason == .crash ? .crashed : .shutdown),
-      ])
-      try? await store.xenstore.rm(domain.layout.monitorIdentityPath)
-      return .ended(try await restart(domain, saved, store, newUUID: true))
+      return .ended(try await restart(domain, store, renamedTo: "\(domain.name)-\(stamp)", kept: reason == .crash ? .crashed : .shutdown))
     case .restart, .softReset:
-      log("Domain \(domid) needs to be cleaned up: destroying the domain")
-      try await destroy(domain, store, keepConfig: true)
-      return .ended(try await restart(domain, saved, store, newUUID: false))
+      log("Domain \(domid) needs to be cleaned up: restarting it")
+      return .ended(try await restart(domain, store, renamedTo: nil, kept: .shutdown))
     default:
       log("Domain \(domid) needs to be cleaned up: destroying the domain")
       try await destroy(domain, store, keepConfig: false)
@@ -351,31 +391,74 @@ public struct DomainMonitor: Sendable {
     _ = try await destroyer.destroy(domid: domain.domid, in: store)
   }
 
-  /// Creates the domain again from its saved config; the monitor goes on with the new domid.
-  private func restart(
-    _ old: WatchedDomain, _ saved: (text: String, config: DomainConfiguration)?, _ store: DomainStore, newUUID: Bool
-  ) async throws(XenLightError) -> Outcome {
-    guard var config = saved?.config, let text = saved?.text else {
-      log("Domain \(old.domid): no saved config to restart from; exiting")
+  /// Restarts the domain: the intent recorded first (run state `restarting`, and for
+  /// `rename-restart` the name the old domain keeps), then carried out by `finishRestart`.
+  private func restart(_ old: WatchedDomain, _ store: DomainStore, renamedTo: String?, kept: RunState)
+    async throws(XenLightError) -> Outcome
+  {
+    var intent = [old.runState(.restarting)]
+    if let renamedTo {
+      intent += [XenStoreRecord(old.layout.restartAsPath, renamedTo), XenStoreRecord(old.layout.restartKeptPath, kept.rawValue)]
+    }
+    guard try await store.update(domid: old.domid, intent) else {
+      log("Domain \(old.domid) has been destroyed.")
       return .destroyed
     }
-    if newUUID { config.uuid = .random() }
+    return try await finishRestart(old, store)
+  }
+
+  /// Carries out a recorded restart, from wherever it was left: the old device model stopped
+  /// (by its identity: at most once), then the domain created again from its saved config.
+  /// The old records hold the name until the new domain's claim takes it over in the same
+  /// transaction (`DomainReplacement`): no other create can take the name meanwhile. The
+  /// monitor goes on with the new domid, whose monitor lock it takes at the claim.
+  private func finishRestart(_ old: WatchedDomain, _ store: DomainStore) async throws(XenLightError) -> Outcome {
+    let notes: [String: String]
+    do { notes = try await store.read(["restart-as", "restart-kept"], under: old.layout.libxlPath) } catch {
+      throw XenStoreConnector.failure("cannot read domain \(old.domid)'s records", error)
+    }
+    guard let saved = old.savedConfig else {
+      log("Domain \(old.domid): no saved config to restart from; destroying it")
+      try await destroy(old, store, keepConfig: false)
+      return .destroyed
+    }
+    var stopper = DomainDestroyer(spawner: spawner)
+    stopper.monitor = .isCaller
+    stopper.removesRecords = false
+    _ = try await stopper.destroy(domid: old.domid, in: store)
+
+    var config = saved.config
+    let renamedTo = notes["restart-as"]
+    if renamedTo != nil { config.uuid = .random() }
     log("Done. Rebooting now")
     var creator = DomainCreator(connector: connector, paths: paths, host: host)
     creator.rotateLogs = false
-    creator.configText = text
+    creator.configText = saved.text
+    creator.replacing = DomainReplacement(
+      domid: old.domid, layout: old.layout, renamedTo: renamedTo,
+      keptRunState: notes["restart-kept"].flatMap(RunState.init) ?? .shutdown)
+    let (paths, nextLock) = (self.paths, self.nextLock)
+    creator.monitor = { domid, uuid throws(XenLightError) in
+      guard let lock = try FileLock.take(paths.monitorLock(domid: domid)) else {
+        throw XenLightError(.monitorFailed, "domain \(domid) already has a monitor")
+      }
+      nextLock.put(lock)
+      let me: ProcessIdentity
+      do { me = try ProcessIdentity.of(pid: getpid()) } catch {
+        throw XenLightError(.monitorFailed, "cannot read this monitor's identity: \(error)")
+      }
+      try await store.write([XenStoreRecord(DomainLayout(domid: domid, uuid: uuid).monitorIdentityPath, me.description)])
+      return me
+    }
     let created: CreatedDomain
     do {
       created = try await creator.create(config)
     } catch {
+      nextLock.take()?.release()
       log("restarting domain \(config.name) failed: \(error.message)")
-      unlink(paths.savedConfig(domid: old.domid, uuid: old.uuid))
       throw error
     }
-    unlink(paths.savedConfig(domid: old.domid, uuid: old.uuid))
-    if let me = try? ProcessIdentity.of(pid: getpid()) {
-      try? await store.write([XenStoreRecord(DomainLayout(domid: created.domid, uuid: config.uuid).monitorIdentityPath, me.description)])
-    }
+    if renamedTo == nil { unlink(paths.savedConfig(domid: old.domid, uuid: old.uuid)) }
     return .restarted(created.domid)
   }
 
@@ -449,6 +532,13 @@ struct WatchedDomain: Sendable {
   }
 
   func runState(_ state: RunState) -> XenStoreRecord { XenStoreRecord(layout.runStatePath, state.rawValue) }
+
+  /// The recorded run state (nil: create has not recorded one yet).
+  func runState(_ store: DomainStore) async throws(XenLightError) -> RunState? {
+    do { return try await currentRunState(store) } catch {
+      throw XenStoreConnector.failure("cannot read domain \(domid)'s records", error)
+    }
+  }
 
   func currentRunState(_ store: DomainStore) async throws -> RunState? {
     try await DomainStore.readOptional(store.xenstore, layout.runStatePath).flatMap(RunState.init)
