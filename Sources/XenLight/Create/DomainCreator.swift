@@ -212,9 +212,16 @@ public struct DomainCreator: Sendable {
           }
         }
         let domid = try await deadline.run(xenstore, "allocating a domid") { () async throws(XenLightError) in
-          try await store.claim(name: domain.name, replacing: creator.replacing, killUID: killUID) { domid in
+          try await store.claim(name: domain.name, replacing: creator.replacing, killUID: killUID) { [replacing = creator.replacing] domid in
             let (layout, all) = records(domid)
-            return all.filter(layout.isRoot)
+            // A restart's new domain is "restarting" until it runs: if its monitor dies
+            // before, the next one re-creates it (`DomainMonitor.finishRestart`).
+            var intent: [XenStoreRecord] = []
+            if let replacing {
+              intent.append(XenStoreRecord(layout.runStatePath, RunState.restarting.rawValue))
+              if let monitor = replacing.monitor { intent.append(XenStoreRecord(layout.monitorIdentityPath, monitor.description)) }
+            }
+            return all.filter(layout.isRoot) + intent
           }
         }
         if let old = creator.replacing, old.renamedTo == nil {

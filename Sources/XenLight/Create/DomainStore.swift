@@ -1,3 +1,4 @@
+import Spawn
 import XenStore
 
 /// The domains' records in xenstore: registering a new domain (claiming a domid, then
@@ -276,12 +277,19 @@ public struct DomainReplacement: Sendable {
   public var renamedTo: String?
   /// Its run state once renamed (`shutdown` or `crashed`).
   public var keptRunState: RunState
+  /// The monitor doing the restart: recorded as the new domain's from its claim on, so that
+  /// the next `xl` knows whether it still lives (`MonitorKeeper`).
+  public var monitor: ProcessIdentity?
 
-  public init(domid: UInt32, layout: DomainLayout, renamedTo: String? = nil, keptRunState: RunState = .shutdown) {
+  public init(
+    domid: UInt32, layout: DomainLayout, renamedTo: String? = nil, keptRunState: RunState = .shutdown,
+    monitor: ProcessIdentity? = nil
+  ) {
     self.domid = domid
     self.layout = layout
     self.renamedTo = renamedTo
     self.keptRunState = keptRunState
+    self.monitor = monitor
   }
 
   /// Inside the claim's transaction: the old domain's name is no longer `name`.

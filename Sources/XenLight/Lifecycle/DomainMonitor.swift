@@ -434,20 +434,20 @@ public struct DomainMonitor: Sendable {
     var creator = DomainCreator(connector: connector, paths: paths, host: host)
     creator.rotateLogs = false
     creator.configText = saved.text
+    let me: ProcessIdentity
+    do { me = try ProcessIdentity.of(pid: getpid()) } catch {
+      throw XenLightError(.monitorFailed, "cannot read this monitor's identity: \(error)")
+    }
+    // The new domain names this monitor from its claim on (`DomainReplacement.monitor`).
     creator.replacing = DomainReplacement(
       domid: old.domid, layout: old.layout, renamedTo: renamedTo,
-      keptRunState: notes["restart-kept"].flatMap(RunState.init) ?? .shutdown)
+      keptRunState: notes["restart-kept"].flatMap(RunState.init) ?? .shutdown, monitor: me)
     let (paths, nextLock) = (self.paths, self.nextLock)
-    creator.monitor = { domid, uuid throws(XenLightError) in
+    creator.monitor = { domid, _ throws(XenLightError) in
       guard let lock = try FileLock.take(paths.monitorLock(domid: domid)) else {
         throw XenLightError(.monitorFailed, "domain \(domid) already has a monitor")
       }
       nextLock.put(lock)
-      let me: ProcessIdentity
-      do { me = try ProcessIdentity.of(pid: getpid()) } catch {
-        throw XenLightError(.monitorFailed, "cannot read this monitor's identity: \(error)")
-      }
-      try await store.write([XenStoreRecord(DomainLayout(domid: domid, uuid: uuid).monitorIdentityPath, me.description)])
       return me
     }
     let created: CreatedDomain
