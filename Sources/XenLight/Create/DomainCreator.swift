@@ -220,6 +220,7 @@ public struct DomainCreator: Sendable {
             if let replacing {
               intent.append(XenStoreRecord(layout.runStatePath, RunState.restarting.rawValue))
               if let monitor = replacing.monitor { intent.append(XenStoreRecord(layout.monitorIdentityPath, monitor.description)) }
+              if let config = replacing.config { intent.append(XenStoreRecord(layout.libxlPath + "/restart-config", config)) }
             }
             return all.filter(layout.isRoot) + intent
           }

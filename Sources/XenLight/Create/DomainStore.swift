@@ -280,16 +280,20 @@ public struct DomainReplacement: Sendable {
   /// The monitor doing the restart: recorded as the new domain's from its claim on, so that
   /// the next `xl` knows whether it still lives (`MonitorKeeper`).
   public var monitor: ProcessIdentity?
+  /// The saved config the restart re-creates from, recorded with the new domain until it has
+  /// its own (a monitor killed before it is written still finds it).
+  public var config: String?
 
   public init(
     domid: UInt32, layout: DomainLayout, renamedTo: String? = nil, keptRunState: RunState = .shutdown,
-    monitor: ProcessIdentity? = nil
+    monitor: ProcessIdentity? = nil, config: String? = nil
   ) {
     self.domid = domid
     self.layout = layout
     self.renamedTo = renamedTo
     self.keptRunState = keptRunState
     self.monitor = monitor
+    self.config = config
   }
 
   /// Inside the claim's transaction: the old domain's name is no longer `name`.

@@ -255,7 +255,7 @@ public struct DomainMonitor: Sendable {
           case .recordsChanged:
             guard try await domain.exists(store) else {
               log("Domain \(domid) has been destroyed.")
-              return .destroyed
+              return try await claimedRestart(store).map(Outcome.restarted) ?? .destroyed
             }
             if try await domain.isRecordedRunning(store) {
               live = true
@@ -309,7 +309,7 @@ public struct DomainMonitor: Sendable {
         case .recordsChanged:
           if try await !domain.exists(store) {
             log("Domain \(domid) has been destroyed.")
-            return .destroyed
+            return try await claimedRestart(store).map(Outcome.restarted) ?? .destroyed
           }
         case .xenstoreLost:
           log("xenstore connection lost; waiting for xenstored to come back")
@@ -407,6 +407,18 @@ public struct DomainMonitor: Sendable {
     return try await finishRestart(old, store)
   }
 
+  /// A restart of this monitor's whose new domain was claimed when xenstored went away under
+  /// it (the create failed; the claim stood): that domain is "restarting" and names this
+  /// monitor. It is finished here, not left to the next `xl`.
+  private func claimedRestart(_ store: DomainStore) async throws(XenLightError) -> UInt32? {
+    guard let me = try? ProcessIdentity.of(pid: getpid()) else { return nil }
+    for orphan in try await MonitorKeeper.domains(in: store, where: { $0.monitor == me && $0.runState == .restarting }) {
+      log("Domain \(orphan.domid) (\(orphan.name)), this monitor's restart, was left half-created; finishing it")
+      return orphan.domid
+    }
+    return nil
+  }
+
   /// Carries out a recorded restart, from wherever it was left: the old device model stopped
   /// (by its identity: at most once), then the domain created again from its saved config.
   /// The old records hold the name until the new domain's claim takes it over in the same
@@ -417,7 +429,7 @@ public struct DomainMonitor: Sendable {
     do { notes = try await store.read(["restart-as", "restart-kept"], under: old.layout.libxlPath) } catch {
       throw XenStoreConnector.failure("cannot read domain \(old.domid)'s records", error)
     }
-    guard let saved = old.savedConfig else {
+    guard let saved = old.savedConfig ?? notes["restart-config"].flatMap(WatchedDomain.savedConfig(at:)) else {
       log("Domain \(old.domid): no saved config to restart from; destroying it")
       try await destroy(old, store, keepConfig: false)
       return .destroyed
@@ -441,7 +453,8 @@ public struct DomainMonitor: Sendable {
     // The new domain names this monitor from its claim on (`DomainReplacement.monitor`).
     creator.replacing = DomainReplacement(
       domid: old.domid, layout: old.layout, renamedTo: renamedTo,
-      keptRunState: notes["restart-kept"].flatMap(RunState.init) ?? .shutdown, monitor: me)
+      keptRunState: notes["restart-kept"].flatMap(RunState.init) ?? .shutdown, monitor: me,
+      config: saved.path)
     let (paths, nextLock) = (self.paths, self.nextLock)
     creator.monitor = { domid, _ throws(XenLightError) in
       guard let lock = try FileLock.take(paths.monitorLock(domid: domid)) else {
@@ -459,6 +472,7 @@ public struct DomainMonitor: Sendable {
       throw error
     }
     if renamedTo == nil { unlink(paths.savedConfig(domid: old.domid, uuid: old.uuid)) }
+    if let first = notes["restart-config"], first != paths.savedConfig(domid: created.domid, uuid: config.uuid) { unlink(first) }
     return .restarted(created.domid)
   }
 
@@ -505,11 +519,13 @@ struct WatchedDomain: Sendable {
   let configPath: String
 
   /// The saved config's text and what it parses to (nil if missing or no longer valid).
-  var savedConfig: (text: String, config: DomainConfiguration)? {
-    guard let text = try? FileIO.readText(configPath), let file = try? ConfigFile.parse(text, file: configPath),
-      let config = try? DomainConfiguration(file, source: configPath)
+  var savedConfig: (text: String, config: DomainConfiguration, path: String)? { Self.savedConfig(at: configPath) }
+
+  static func savedConfig(at path: String) -> (text: String, config: DomainConfiguration, path: String)? {
+    guard let text = try? FileIO.readText(path), let file = try? ConfigFile.parse(text, file: path),
+      let config = try? DomainConfiguration(file, source: path)
     else { return nil }
-    return (text, config)
+    return (text, config, path)
   }
 
   static func read(_ domid: UInt32, _ store: DomainStore, paths: ToolstackPaths) async throws(XenLightError) -> WatchedDomain {

@@ -16,19 +16,35 @@ public enum MonitorKeeper {
     public var lost: ProcessIdentity
   }
 
+  /// What the records say of a domain's monitor.
+  public struct Domain: Sendable, Hashable {
+    public var domid: UInt32
+    public var uuid: DomainUUID
+    public var name: String
+    public var monitor: ProcessIdentity?
+    public var runState: RunState?
+  }
+
   /// The domains of `store` whose recorded monitor is gone.
   public static func orphans(in store: DomainStore) async throws(XenLightError) -> [Orphan] {
+    try await domains(in: store) { domain in
+      guard let monitor = domain.monitor, let state = domain.runState else { return false }
+      return state != .dying && DomainDestroyer.liveness(of: monitor) != .running
+    }.map { Orphan(domid: $0.domid, uuid: $0.uuid, name: $0.name, lost: $0.monitor!) }
+  }
+
+  /// The domains of `store` that `include` picks.
+  static func domains(in store: DomainStore, where include: (Domain) -> Bool) async throws(XenLightError) -> [Domain] {
     do {
-      var found: [Orphan] = []
+      var found: [Domain] = []
       for domid in try await store.guestDomids() {
         let libxl = try await store.read(["monitor-identity", "run-state"], under: "/libxl/\(domid)")
         let home = try await store.read(["name", "vm"], under: "/local/domain/\(domid)")
-        guard let text = libxl["monitor-identity"], let lost = ProcessIdentity(text),
-          let state = libxl["run-state"].flatMap(RunState.init), state != .dying,
-          let name = home["name"], let vm = home["vm"], let uuid = DomainUUID(String(vm.dropFirst(4))),
-          DomainDestroyer.liveness(of: lost) != .running
-        else { continue }
-        found.append(Orphan(domid: domid, uuid: uuid, name: name, lost: lost))
+        guard let name = home["name"], let vm = home["vm"], let uuid = DomainUUID(String(vm.dropFirst(4))) else { continue }
+        let domain = Domain(
+          domid: domid, uuid: uuid, name: name, monitor: libxl["monitor-identity"].flatMap(ProcessIdentity.init),
+          runState: libxl["run-state"].flatMap(RunState.init))
+        if include(domain) { found.append(domain) }
       }
       return found
     } catch let error as XenLightError {
