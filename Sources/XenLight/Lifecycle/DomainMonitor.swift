@@ -71,8 +71,8 @@ public struct DomainMonitor: Sendable {
   public var log: @Sendable (String) -> Void
   /// Asks the monitor to stop between actions (`xl monitor`'s SIGTERM).
   public var stop = MonitorStop()
-  /// The lock of the domid the monitor takes over in a restart (held from the new domain's claim).
-  private let nextLock = LockSlot()
+  /// The monitor locks it holds: its domid's, and in a restart the new domid's from the claim on.
+  private let locks = MonitorLocks()
 
   public init(
     connector: XenStoreConnector, paths: ToolstackPaths, host: HostCapabilities = .current,
@@ -106,10 +106,11 @@ public struct DomainMonitor: Sendable {
   /// watching (QMP events subscribed, the device model's exit and the records watched).
   /// One monitor per domain: a second one for the same domid is refused (`.monitorFailed`).
   public func run(domid first: UInt32, ready: @escaping @Sendable () -> Void) async throws(XenLightError) {
-    guard var lock = try FileLock.take(paths.monitorLock(domid: first)) else {
+    guard try locks.prepare(first, paths: paths) else {
       throw XenLightError(.monitorFailed, "domain \(first) already has a monitor (\(paths.monitorLock(domid: first)) is locked); not starting another")
     }
-    defer { lock.release() }
+    locks.advance(to: first)
+    defer { locks.releaseAll() }
     var domid = first
     var ready: (@Sendable () -> Void)? = ready
     while true {
@@ -117,10 +118,7 @@ public struct DomainMonitor: Sendable {
       case .destroyed: return
       case .restarted(let next):
         domid = next
-        if let next = nextLock.take() {
-          lock.release()
-          lock = next
-        }
+        locks.advance(to: next)
       }
       ready = nil
     }
@@ -332,11 +330,49 @@ public struct DomainMonitor: Sendable {
     let client = Mutex<QMPClient?>(nil)
   }
 
-  /// The next domid's monitor lock, from the restart's claim until the monitor moves on.
-  final class LockSlot: Sendable {
-    private let lock = Mutex<FileLock?>(nil)
-    func put(_ new: FileLock) { lock.withLock { $0 = new } }
-    @discardableResult func take() -> FileLock? { lock.withLock { value in defer { value = nil }; return value } }
+  /// The monitor locks (`ToolstackPaths.monitorLock`) one monitor holds: the domid it
+  /// watches, and in a restart the new domid's, taken at the new domain's claim.
+  final class MonitorLocks: Sendable {
+    private struct Held {
+      var current: (domid: UInt32, lock: FileLock)?
+      var prepared: (domid: UInt32, lock: FileLock)?
+    }
+    private let held = Mutex(Held())
+
+    /// Takes `domid`'s lock unless this monitor holds it already; false if another does.
+    func prepare(_ domid: UInt32, paths: ToolstackPaths) throws(XenLightError) -> Bool {
+      if held.withLock({ $0.current?.domid == domid || $0.prepared?.domid == domid }) { return true }
+      guard let lock = try FileLock.take(paths.monitorLock(domid: domid)) else { return false }
+      let dropped = held.withLock { held in
+        defer { held.prepared = (domid, lock) }
+        return held.prepared?.lock
+      }
+      dropped?.release()
+      return true
+    }
+
+    /// The monitor now watches `domid`: its prepared lock becomes the current one.
+    func advance(to domid: UInt32) {
+      let released = held.withLock { held -> FileLock? in
+        guard let prepared = held.prepared, prepared.domid == domid else { return nil }
+        defer { held.current = prepared; held.prepared = nil }
+        return held.current?.lock
+      }
+      released?.release()
+    }
+
+    /// A restart that failed: the new domid's lock goes.
+    func dropPrepared() {
+      held.withLock { held in defer { held.prepared = nil }; return held.prepared?.lock }?.release()
+    }
+
+    func releaseAll() {
+      let all = held.withLock { held in
+        defer { held = Held() }
+        return [held.current?.lock, held.prepared?.lock].compactMap { $0 }
+      }
+      for lock in all { lock.release() }
+    }
   }
 
   enum Action {
@@ -426,10 +462,12 @@ public struct DomainMonitor: Sendable {
   /// monitor goes on with the new domid, whose monitor lock it takes at the claim.
   private func finishRestart(_ old: WatchedDomain, _ store: DomainStore) async throws(XenLightError) -> Outcome {
     let notes: [String: String]
-    do { notes = try await store.read(["restart-as", "restart-kept"], under: old.layout.libxlPath) } catch {
+    do { notes = try await store.read(["restart-as", "restart-kept", "restart-config"], under: old.layout.libxlPath) } catch {
       throw XenStoreConnector.failure("cannot read domain \(old.domid)'s records", error)
     }
-    guard let saved = old.savedConfig ?? notes["restart-config"].flatMap(WatchedDomain.savedConfig(at:)) else {
+    // A restart's new domain cut short before its own config was saved: the one it came from.
+    let own = old.savedConfig
+    guard let saved = own ?? notes["restart-config"].flatMap(WatchedDomain.savedConfig(at:)) else {
       log("Domain \(old.domid): no saved config to restart from; destroying it")
       try await destroy(old, store, keepConfig: false)
       return .destroyed
@@ -438,10 +476,14 @@ public struct DomainMonitor: Sendable {
     stopper.monitor = .isCaller
     stopper.removesRecords = false
     _ = try await stopper.destroy(domid: old.domid, in: store)
+    // Where create makes its sockets (a create cut short may not have recorded them).
+    let sockets = DeviceModelCommand.socketPaths(runDirectory: paths.runDirectory, domid: old.domid)
+    unlink(sockets.commands)
+    unlink(sockets.events)
 
     var config = saved.config
     let renamedTo = notes["restart-as"]
-    if renamedTo != nil { config.uuid = .random() }
+    if renamedTo != nil { config.uuid = .random() } else if own == nil { config.uuid = old.uuid }
     log("Done. Rebooting now")
     var creator = DomainCreator(connector: connector, paths: paths, host: host)
     creator.rotateLogs = false
@@ -455,20 +497,24 @@ public struct DomainMonitor: Sendable {
       domid: old.domid, layout: old.layout, renamedTo: renamedTo,
       keptRunState: notes["restart-kept"].flatMap(RunState.init) ?? .shutdown, monitor: me,
       config: saved.path)
-    let (paths, nextLock) = (self.paths, self.nextLock)
+    let (paths, locks) = (self.paths, self.locks)
     creator.monitor = { domid, _ throws(XenLightError) in
-      guard let lock = try FileLock.take(paths.monitorLock(domid: domid)) else {
+      guard try locks.prepare(domid, paths: paths) else {
         throw XenLightError(.monitorFailed, "domain \(domid) already has a monitor")
       }
-      nextLock.put(lock)
       return me
     }
     let created: CreatedDomain
     do {
       created = try await creator.create(config)
     } catch {
-      nextLock.take()?.release()
+      locks.dropPrepared()
       log("restarting domain \(config.name) failed: \(error.message)")
+      // xenstored gone under the create (its error may say so only as a cause): the monitor
+      // waits for it and goes on from what the records say then.
+      if error.code != .xenstoreLost, await !store.xenstore.answers() {
+        throw XenLightError(.xenstoreLost, error.message)
+      }
       throw error
     }
     if renamedTo == nil { unlink(paths.savedConfig(domid: old.domid, uuid: old.uuid)) }
@@ -603,5 +649,17 @@ public enum SavedConfig {
     if !full.hasSuffix("\n") { full += "\n" }
     full += "uuid = \"\(uuid)\"\n"
     try FileIO.writeText(full, to: paths.savedConfig(domid: domid, uuid: uuid))
+  }
+}
+
+extension XenStoreClient {
+  /// Whether xenstored still answers on this connection (a read of the root's permissions).
+  func answers() async -> Bool {
+    do {
+      _ = try await getPermissions("/")
+      return true
+    } catch {
+      return error.code != .connectionLost
+    }
   }
 }
