@@ -151,6 +151,7 @@ extension GuestSuites {
       let next = try #require(try await bed.read("/libxl/1/monitor-identity").flatMap(ProcessIdentity.init))
       #expect(next != monitor && isAlive(next.pid))
       try await reset(bed, domid: 1)
+      try await bed.waitUntil("/local/domain/1/name", is: nil)  // the new domain took over
       let running = try await waitForOneRunningGuest(bed, named: "tiny")
       #expect(running.domid == 2)
       #expect(try await bed.xl(["destroy", "tiny"]).status == 0)
