@@ -94,6 +94,16 @@ public struct DomainMonitor: Sendable {
     case recordsChanged
     case xenstoreLost
     case stopRequested
+
+    /// The QMP session is subscribed (its first event is `query-status`'s answer), or will
+    /// never be.
+    var endsTheWaitForQMP: Bool {
+      switch self {
+      case .qmp(let event): event.name == "status"
+      case .qmpClosed, .deviceModelExited: true
+      default: false
+      }
+    }
   }
 
   /// How watching one domid ended.
@@ -221,8 +231,12 @@ public struct DomainMonitor: Sendable {
       watchTask.cancel()
       session.client.withLock { $0 }?.close()
     }
-    ready?()
     log("Waiting for domain \(domain.name) (domid \(domid)) to die [pid \(getpid())]")
+    // Ready once QMP events are subscribed (or QMP has failed: the exit decides then). A
+    // reboot QEMU reported before that is seen only as the status "shutdown", whose reason
+    // is gone; so whoever waits for the monitor (xl create, the next xl verb) knows that
+    // from then on no shutdown goes unexplained.
+    var ready = ready
 
     // Until create records the domain running, the domain is create's: what happens is held,
     // and a create that fails removes the records, which ends the monitor.
@@ -243,6 +257,10 @@ public struct DomainMonitor: Sendable {
       if case .stopRequested = event {
         log("Asked to stop: domain \(domid) is left unmonitored (the next xl command starts another monitor)")
         return .destroyed
+      }
+      if ready != nil, event.endsTheWaitForQMP {
+        ready?()
+        ready = nil
       }
       // xenstored may die while an event is handled: wait for it, then handle the event again.
       do throws(XenLightError) {
