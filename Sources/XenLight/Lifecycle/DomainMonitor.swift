@@ -586,10 +586,8 @@ struct WatchedDomain: Sendable {
   var savedConfig: (text: String, config: DomainConfiguration, path: String)? { Self.savedConfig(at: configPath) }
 
   static func savedConfig(at path: String) -> (text: String, config: DomainConfiguration, path: String)? {
-    guard let text = try? FileIO.readText(path), let file = try? ConfigFile.parse(text, file: path),
-      let config = try? DomainConfiguration(file, source: path)
-    else { return nil }
-    return (text, config, path)
+    guard let saved = try? SavedConfig.read(path) else { return nil }
+    return (saved.text, saved.config, path)
   }
 
   static func read(_ domid: UInt32, _ store: DomainStore, paths: ToolstackPaths) async throws(XenLightError) -> WatchedDomain {
@@ -658,6 +656,12 @@ public enum SavedConfig {
     var text = try FileIO.readText(file)
     for setting in settings { text += "\n" + setting }
     return text
+  }
+
+  /// The saved config at `path`: its text and what it parses to.
+  public static func read(_ path: String) throws(XenLightError) -> (text: String, config: DomainConfiguration) {
+    let text = try FileIO.readText(path)
+    return (text, try DomainConfiguration(try ConfigFile.parse(text, file: path), source: path))
   }
 
   /// `text` is the file and its command-line settings; the uuid is pinned so a restart keeps it.
