@@ -59,6 +59,16 @@ extension Toolstack {
   static func forXL(xenstoreTimeout seconds: Double = 10) -> Toolstack {
     var toolstack = Toolstack(xenstoreTimeout: .milliseconds(Int64(seconds * 1000)))
     toolstack.xenstoredStarted = toolstack.connector.noteRestart
+    let (paths, connector) = (toolstack.paths, toolstack.connector)
+    toolstack.replaceMonitor = { orphan, _ in
+      do throws(XenLightError) {
+        let started = try await Monitor.start(
+          domid: orphan.domid, uuid: orphan.uuid, name: orphan.name, paths: paths, connector: connector)
+        Terminal.error("xl: domain \(orphan.domid) (\(orphan.name)): its monitor [\(orphan.lost.pid)] had died; started another [\(started.pid)]")
+      } catch {
+        Terminal.error("xl: domain \(orphan.domid) (\(orphan.name)): its monitor [\(orphan.lost.pid)] had died; \(error.message)")
+      }
+    }
     return toolstack
   }
 
