@@ -47,7 +47,6 @@ import XenStore
     #expect(VirtualDisk.nodeName("xvdb", 7) == "xl-xvdb-7")
     #expect(VirtualDisk.fdset(ofNode: "xl-xvdb-7") == 7)
     #expect(VirtualDisk.fdset(ofNode: "xl-xvda-0") == nil)
-    #expect(VirtualDisk.qemuFormat("vhd") == "vpc")
   }
 
   @Test func memorySizesAreXls() {

@@ -3,9 +3,10 @@ import Glibc
 #endif
 
 /// The QEMU command line for a host without Xen: QEMU runs the guest itself, under KVM when
-/// `/dev/kvm` works and TCG otherwise, with the same display, console, boot, NIC (user-mode
-/// networking: there is no Xen bridge) and disk settings, a QMP monitor for confirmation and
-/// control, and the user's `device_model_args` (then `_hvm` or `_pv`) last.
+/// `/dev/kvm` works and TCG otherwise, with the same display, console, boot, NIC (a tap xl
+/// passes when the vif names a bridge or script, else user-mode networking) and disk
+/// settings, a QMP monitor for confirmation and control, and the user's `device_model_args`
+/// (then `_hvm` or `_pv`) last.
 ///
 /// PV and PVH guests with a `kernel` boot it directly (`-kernel`, `-initrd`, `-append`);
 /// QEMU's PVH loader reads the same ELF note Xen does.
@@ -14,19 +15,21 @@ enum LocalCommandLine {
 
   /// With `passing` (a restricted device model), the files QEMU would open by path — disks
   /// and the console log — are opened by xl instead and passed: `-add-fd` and `/dev/fdset/N`.
+  /// A NIC with a bridge or script gets a tap that xl opens and passes (`taps`); one without, QEMU's
+  /// user-mode network.
   static func arguments(
-    for d: DomainConfiguration, accelerator: Accelerator, consoleLog: String?,
-    passing: Bool = false, passed: inout [DeviceModelCommand.PassedFile]
+    for d: DomainConfiguration, domid: UInt32, accelerator: Accelerator, consoleLog: String?,
+    passing: Bool = false, passed: inout [DeviceModelCommand.PassedFile], taps: inout [DeviceModelCommand.PassedTap]
   ) -> [String] {
     var fdsets: [String] = []
     // QEMU takes from a set the descriptor whose access mode it asks for, and its block
     // layer asks for O_RDONLY as well as O_RDWR: a writable disk's set holds one of each.
     // The set's id is the next descriptor's number (a disk's block node is named after it).
-    var nextSet: Int32? { passing ? DeviceModelCommand.firstPassedDescriptor + Int32(passed.count) : nil }
+    var nextSet: Int32? { passing ? DeviceModelCommand.firstPassedDescriptor + Int32(passed.count + taps.count) : nil }
     func pass(_ path: String, _ flags: Int32, _ what: String) -> String {
       guard let set = nextSet else { return path }
       for mode in flags & O_ACCMODE == O_RDWR ? [flags, O_RDONLY] : [flags] {
-        let fd = DeviceModelCommand.firstPassedDescriptor + Int32(passed.count)
+        let fd = DeviceModelCommand.firstPassedDescriptor + Int32(passed.count + taps.count)
         passed.append(DeviceModelCommand.PassedFile(descriptor: fd, path: path, flags: mode, what: what))
         fdsets += ["-add-fd", "fd=\(fd),set=\(set)"]
       }
@@ -66,6 +69,8 @@ enum LocalCommandLine {
     if d.type == .hvm {
       args += DisplayArguments.vga(d.display.vga)
       args += ["-boot", "order=\(d.boot ?? "cda")"]
+      args += d.hardware.usbAndSoundArguments
+      args += d.hardware.localArguments()
     }
     if let kernel = d.kernel, d.type != .hvm {
       args += ["-kernel", kernel]
@@ -73,10 +78,17 @@ enum LocalCommandLine {
       if let cmdline = d.cmdline { args += ["-append", cmdline] }
     }
 
-    for (devid, nic) in d.nics.enumerated() {
-      let model = d.type == .hvm ? nic.model : "virtio-net-pci"
-      args += ["-netdev", "user,id=net\(devid)"]
-      args += ["-device", "\(model),id=nic\(devid),netdev=net\(devid),mac=\(nic.mac)"]
+    for (index, nic) in d.nics.enumerated() {
+      let devid = nic.devid ?? index
+      if nic.usesTap {
+        let fd = DeviceModelCommand.firstPassedDescriptor + Int32(passed.count + taps.count)
+        taps.append(DeviceModelCommand.PassedTap(
+          descriptor: fd, devid: devid, nic: nic, name: TapDevice.name(domid: domid, devid: devid, nic: nic)))
+        args += ["-netdev", "tap,id=net\(devid),fd=\(fd)"]
+      } else {
+        args += ["-netdev", "user,id=net\(devid)"]
+      }
+      args += ["-device", NetworkDevice.qemuDevice(nic, devid: devid, type: d.type)]
     }
 
     for disk in d.disks {

@@ -308,7 +308,7 @@ public struct DiskControl: Sendable {
       let node = VirtualDisk.nodeName(disk.vdev, Int(set))
       let protocolDriver = blockDevice ? "host_device" : "file"
       try await qmp.execute("blockdev-add", [
-        ("driver", .string(VirtualDisk.qemuFormat(disk.format))), ("node-name", .string(node)), ("read-only", .bool(disk.readOnly)),
+        ("driver", .string(disk.qemuFormat)), ("node-name", .string(node)), ("read-only", .bool(disk.readOnly)),
         ("file", .object([("driver", .string(protocolDriver)), ("filename", .string("/dev/fdset/\(set)"))])),
       ])
       return node

@@ -70,12 +70,9 @@ public enum VirtualDisk {
 
   /// `-blockdev`'s option string for `disk` on `file` (its path, or `/dev/fdset/N`).
   static func blockdevOption(node: String, disk: DiskSpec, file: String) -> String {
-    "driver=\(qemuFormat(disk.format)),node-name=\(node),read-only=\(disk.readOnly ? "on" : "off"),"
+    "driver=\(disk.qemuFormat),node-name=\(node),read-only=\(disk.readOnly ? "on" : "off"),"
       + "file.driver=\(hostDriver(disk.target)),file.filename=\(file.replacingAll(",", with: ",,"))"
   }
-
-  /// QEMU's driver for an xl format (`vhd` is QEMU's `vpc`).
-  public static func qemuFormat(_ format: String) -> String { format == "vhd" ? "vpc" : format }
 
   /// The backend's directory: `/local/domain/0/backend/vbd/<domid>/<devid>`.
   public static func backendPath(domid: UInt32, devid: Int) -> String { "/local/domain/0/backend/vbd/\(domid)/\(devid)" }

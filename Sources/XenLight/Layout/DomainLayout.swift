@@ -93,9 +93,11 @@ public struct DomainLayout: Hashable, Sendable {
   public var toolstackOnly: Permissions { Permissions(owner: Self.toolstackDomain) }
 
   /// The records `xl create` writes in one transaction before starting the device model.
-  /// `startTime` is `/vm/<uuid>/start_time` (seconds since the epoch, as "%lu.%02d").
+  /// `startTime` is `/vm/<uuid>/start_time` (seconds since the epoch, as "%lu.%02d");
+  /// `scriptDirectory` is where the vifs' relative `script=` names are found.
   public func records(
-    for d: DomainConfiguration, deviceModel: DeviceModelCommand, logPath: String, startTime: String
+    for d: DomainConfiguration, deviceModel: DeviceModelCommand, logPath: String, startTime: String,
+    scriptDirectory: String = "/etc/xen/scripts"
   ) -> [XenStoreRecord] {
     let ro = readOnlyForDomain
     let rw = ownedByDomain
@@ -113,7 +115,11 @@ public struct DomainLayout: Hashable, Sendable {
       XenStoreRecord(dom + "/device", permissions: ro),
       XenStoreRecord(dom + "/control", permissions: ro),
     ]
-    if d.type == .hvm { r.append(XenStoreRecord(dom + "/hvmloader", permissions: ro)) }
+    if d.type == .hvm {
+      // The firmware hvmloader loads, as libxl records it.
+      r.append(XenStoreRecord(dom + "/hvmloader", permissions: ro))
+      r.append(XenStoreRecord(dom + "/hvmloader/bios", d.hardware.bios ?? "seabios"))
+    }
     r += [
       XenStoreRecord(dom + "/control/platform-feature-multiprocessor-suspend", "1"),
       XenStoreRecord(dom + "/control/platform-feature-xs_reset_watches", "1"),
@@ -148,6 +154,7 @@ public struct DomainLayout: Hashable, Sendable {
       XenStoreRecord(eventSocketPathPath, deviceModel.eventSocketPath),
       XenStoreRecord(logPathPath, logPath),
     ]
+    r += NetworkLayout.records(for: d, domid: domid, scriptDirectory: scriptDirectory)
     if let user = deviceModel.user, let chroot = deviceModel.chrootPath {
       r += [
         XenStoreRecord(deviceModelKillUIDPath, "\(user.uid)"),

@@ -54,9 +54,11 @@ public struct DomainControl: Sendable {
     }
   }
 
-  /// Runs `command` on the device model's command QMP socket, in a session of its own.
-  func qmp(_ target: Target, _ command: String) async throws(XenLightError) {
-    _ = try await session(target) { client throws(XenLightError) in try await client.execute(command) }
+  /// Runs `command` on the device model's command QMP socket, in a session of its own, and
+  /// returns its `return` value.
+  @discardableResult
+  func qmp(_ target: Target, _ command: String, _ arguments: [(String, JSON)] = []) async throws(XenLightError) -> JSON {
+    try await session(target) { client throws(XenLightError) in try await client.execute(command, arguments) }
   }
 
   /// Runs `body` in a session on the device model's command QMP socket, then ends it.
