@@ -134,6 +134,8 @@ public struct DiskControl: Sendable {
           try await qmp.execute("device_del", [("id", .string(id))])
         } catch where error.message.contains("Device '\(id)' not found") {
           gone = true  // the guest let go after an earlier detach timed out
+        } catch {
+          throw XenLightError(error.code, "\(vdev): \(error.message)")  // an IDE disk: QEMU's IDE bus takes no unplug
         }
         if !gone && !force {
           let deleted = await qmp.awaitDeletion(of: id, within: timeout)
