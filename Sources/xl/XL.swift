@@ -74,9 +74,9 @@ extension Toolstack {
 
   /// Runs `verb` on the domain `reference` names; any failure is xl's error and exit code.
   func run<T: Sendable>(
-    _ reference: String, _ verb: (DomainControl, DomainControl.Target) async throws(XenLightError) -> T
+    _ reference: String, onLoopThread: Bool = false, _ verb: (DomainControl, DomainControl.Target) async throws(XenLightError) -> T
   ) async throws -> T {
-    do { return try await control(reference, verb) } catch { throw ExitStatus.fail(error) }
+    do { return try await control(reference, onLoopThread: onLoopThread, verb) } catch { throw ExitStatus.fail(error) }
   }
 
   /// This `xl`'s absolute path (the domain monitor is this program too).
