@@ -14,6 +14,7 @@ need=()
 [[ -f /usr/share/ovmf/OVMF.fd ]] || need+=(ovmf)
 [[ -x /usr/sbin/ip ]] || need+=(iproute2)
 command -v gcc >/dev/null || need+=(gcc)
+[[ -x /usr/bin/xorriso ]] || need+=(xorriso)
 command -v pkg-config >/dev/null || need+=(pkg-config)
 if ((${#need[@]})); then
   echo "install-peers: installing ${need[*]}"
@@ -21,6 +22,6 @@ if ((${#need[@]})); then
   $sudo apt-get update -qq
   # policy-rc.d keeps postinst scripts from starting Xen's own daemons.
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
-    xen-utils-4.17 xen-utils-common xenstore-utils python3-pyxs libxen-dev qemu-system-x86 ovmf iproute2 gcc pkg-config >/dev/null
+    xen-utils-4.17 xen-utils-common xenstore-utils python3-pyxs libxen-dev qemu-system-x86 ovmf iproute2 gcc pkg-config xorriso >/dev/null
 fi
 scripts/guest-image.sh >/dev/null

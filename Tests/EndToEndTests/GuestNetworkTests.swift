@@ -15,19 +15,19 @@ struct HostBridge {
   let hostAddress: String
   let guestAddress: String
 
-  init() throws {
+  init() async throws {
     let tag = String(UInt16.random(in: 0x1000...0xffff), radix: 16)
     let (b, c) = (UInt8.random(in: 100...250), UInt8.random(in: 1...250))
     name = "xlbr-i17n\(tag)"
     hostAddress = "10.\(b).\(c).1"
     guestAddress = "10.\(b).\(c).2"
     for step in [["link", "add", name, "type", "bridge"], ["addr", "add", hostAddress + "/24", "dev", name], ["link", "set", name, "up"]] {
-      let done = try run(["/usr/sbin/ip"] + step)
+      let done = try await run(["/usr/sbin/ip"] + step)
       try #require(done.status == 0, "ip \(step.joined(separator: " ")): \(done)")
     }
   }
 
-  func remove() { _ = try? run(["/usr/sbin/ip", "link", "del", name]) }
+  func remove() { runInCleanup(["/usr/sbin/ip", "link", "del", name]) }
 
   /// The bridge's ports.
   var ports: [String] { files(in: "/sys/class/net/\(name)/brif") }
@@ -74,11 +74,11 @@ extension GuestSuites {
 
     @Test(.enabled(if: TestEnvironment.shouldRun(peers)), arguments: [false, true])
     func guestOnHostBridgesWithNICsThatComeAndGo(restricted: Bool) async throws {
-      let native = try HostBridge()
+      let native = try await HostBridge()
       defer { native.remove() }
-      let scripted = try HostBridge()
+      let scripted = try await HostBridge()
       defer { scripted.remove() }
-      let user = restricted ? try DeviceModelRestrictTests.TestUser("xldm-net", uid: 231_150) : nil
+      let user = restricted ? try await DeviceModelRestrictTests.TestUser("xldm-net", uid: 231_150) : nil
       defer { user?.remove() }
       let bed = try XlTestbed()
       defer { bed.stop() }
@@ -90,7 +90,7 @@ extension GuestSuites {
         vif = ["bridge=\(native.name),mac=00:16:3e:5a:00:01", "bridge=\(scripted.name),mac=00:16:3e:5a:00:02,script=vif-bridge,vifname=\(vifname)"]
         \(user.map { "device_model_user = \"\($0.name)\"" } ?? "")
         """)
-      let created = try await bed.xlAwaiting(["create", "-q", config])
+      let created = try await bed.xl(["create", "-q", config])
       try #require(created.status == 0, "\(created)")
 
       // The taps, named as libxl names them, each a port of its bridge.
@@ -113,10 +113,10 @@ extension GuestSuites {
       #expect(try await httpGet(scripted.guestAddress, path: "/index.html").contains("served-by-42"))
 
       // A NIC added while it runs: in the guest, on the bridge, in the list and the saved config.
-      let attached = try await bed.xlAwaiting(["network-attach", "net", "bridge=\(native.name)", "mac=00:16:3e:5a:00:03"])
+      let attached = try await bed.xl(["network-attach", "net", "bridge=\(native.name)", "mac=00:16:3e:5a:00:03"])
       #expect(attached.status == 0 && attached.stderr == "", "\(attached)")
       #expect(native.ports == ["vif1.0-emu", "vif1.2-emu"])
-      let listed = try await bed.xlAwaiting(["network-list", "net"])
+      let listed = try await bed.xl(["network-list", "net"])
       #expect(listed.stdout == """
         Idx BE Mac Addr.         handle state evt-ch   tx-/rx-ring-ref BE-path                       
         0   0  00:16:3e:5a:00:01     0     1     -1    -1/-1          /local/domain/0/backend/vif/1/0
@@ -129,7 +129,7 @@ extension GuestSuites {
 
       // A restart brings the guest back with the NIC it had.
       let first = try await bed.read("/libxl/1/device-model-identity")
-      #expect(try await bed.xlAwaiting(["reboot", "net"]).status == 0)
+      #expect(try await bed.xl(["reboot", "net"]).status == 0)
       try await bed.waitUntil("/libxl/1/device-model-identity") { $0 != nil && $0 != first }
       try await bed.waitUntil("/libxl/1/run-state", is: "running")
       #expect(native.ports == ["vif1.0-emu", "vif1.2-emu"])
@@ -138,7 +138,7 @@ extension GuestSuites {
       #expect(again.contains("00:16:3e:5a:00:03"), "\(again)")
 
       // Removed while it runs (by MAC): gone from the guest, the bridge, the records.
-      let detached = try await bed.xlAwaiting(["network-detach", "net", "00:16:3e:5a:00:03"])
+      let detached = try await bed.xl(["network-detach", "net", "00:16:3e:5a:00:03"])
       #expect(detached.status == 0 && detached.stderr == "", "\(detached)")
       #expect(native.ports == ["vif1.0-emu"])
       #expect(!interfaceExists("vif1.2-emu"))
@@ -147,7 +147,7 @@ extension GuestSuites {
       let after = try await ConsoleSession.exchangeAwaiting(bed, domain: "net", send: "ip link; echo gone-$((4+5))\r", until: "gone-9")
       #expect(!after.contains("00:16:3e:5a:00:03") && after.contains("00:16:3e:5a:00:01"), "\(after)")
 
-      #expect(try await bed.xlAwaiting(["destroy", "net"]).status == 0)
+      #expect(try await bed.xl(["destroy", "net"]).status == 0)
       #expect(native.ports == [] && scripted.ports == [])
       #expect(!interfaceExists("vif1.0-emu") && !interfaceExists("\(vifname)-emu"))
       #expect(try await bed.children("/local/domain/0/backend/vif") == [])
@@ -162,19 +162,19 @@ extension GuestSuites.GuestNetworkTests {
   /// QEMU, no records, the saved config as it was.
   @Test(.enabled(if: TestEnvironment.shouldRun([.qemu, .xenstoreRead, .xenVifScripts])))
   func badNetworkInputGetsItsMessageAndChangesNothing() async throws {
-    let bridge = try HostBridge()
+    let bridge = try await HostBridge()
     defer { bridge.remove() }
     let bed = try XlTestbed()
     defer { bed.stop() }
     let absent = "xlbr-i17nnone"
 
-    let missing = try await bed.xlAwaiting(["create", "-q", bed.tinyGuest("tiny", "vif = [\"bridge=\(absent)\"]")])
+    let missing = try await bed.xl(["create", "-q", bed.tinyGuest("tiny", "vif = [\"bridge=\(absent)\"]")])
     #expect(missing.status == 1)
     #expect(missing.stderr == "xl: vif 0: bridge \(absent) does not exist (create it first, e.g. ip link add \(absent) type bridge)\n")
     try await bed.expectNoLeftovers()
 
     // Xen's own vif-bridge refuses (its fatal: hotplug-error); then nothing is left.
-    let refused = try await bed.xlAwaiting(["create", "-q", bed.tinyGuest("tiny", "vif = [\"bridge=\(absent),script=vif-bridge\"]")])
+    let refused = try await bed.xl(["create", "-q", bed.tinyGuest("tiny", "vif = [\"bridge=\(absent),script=vif-bridge\"]")])
     #expect(refused.status == 1)
     #expect(refused.stderr == "xl: vif 0: /etc/xen/scripts/vif-bridge add failed: Could not find bridge device \(absent)\n", "\(refused)")
     #expect(!interfaceExists("vif1.0-emu"))
@@ -187,19 +187,19 @@ extension GuestSuites.GuestNetworkTests {
       "#!/bin/sh\n[ \"$1\" = add ] || exit 0\necho \"no $1 $2 INTERFACE=$INTERFACE vif=$vif XENBUS_PATH=$XENBUS_PATH XENBUS_TYPE=$XENBUS_TYPE netdev=$netdev\" >&2\nexit 3\n",
       name: "vif-fails")
     chmod(script, 0o755)
-    let failed = try await bed.xlAwaiting(["create", "-q", bed.tinyGuest("tiny", "vif = [\"bridge=\(bridge.name),script=\(script),gatewaydev=eth9\"]")])
+    let failed = try await bed.xl(["create", "-q", bed.tinyGuest("tiny", "vif = [\"bridge=\(bridge.name),script=\(script),gatewaydev=eth9\"]")])
     #expect(failed.status == 1)
     #expect(failed.stderr == "xl: vif 0: \(script) add exited with status 3: no add type_if=tap INTERFACE=vif1.0-emu vif=vif1.0 XENBUS_PATH=backend/vif/1/0 XENBUS_TYPE=vif netdev=eth9\n", "\(failed)")
     #expect(bridge.ports == [] && !interfaceExists("vif1.0-emu"))
     try await bed.expectNoLeftovers()
 
-    let badMAC = try await bed.xlAwaiting(["create", "-q", bed.tinyGuest("tiny", "vif = [\"bridge=\(bridge.name),mac=00:16:3e:zz:00:01\"]")])
+    let badMAC = try await bed.xl(["create", "-q", bed.tinyGuest("tiny", "vif = [\"bridge=\(bridge.name),mac=00:16:3e:zz:00:01\"]")])
     #expect(badMAC.status == 1)
     #expect(badMAC.stderr.hasSuffix("vif: item 1 \"bridge=\(bridge.name),mac=00:16:3e:zz:00:01\": invalid mac \"00:16:3e:zz:00:01\" (expected six hex bytes like 00:16:3e:12:34:56)\n"), "\(badMAC)")
     try await bed.expectNoLeftovers()
 
     // A running guest with one NIC: every bad change refused, nothing changed.
-    try #require(try await bed.xlAwaiting(["create", "-q", bed.tinyGuest("tiny", "vif = [\"bridge=\(bridge.name),mac=00:16:3e:5a:01:01\"]")]).status == 0)
+    try #require(try await bed.xl(["create", "-q", bed.tinyGuest("tiny", "vif = [\"bridge=\(bridge.name),mac=00:16:3e:5a:01:01\"]")]).status == 0)
     let saved = try #require(files(in: bed.libDirectory).first { $0.hasPrefix("userdata-") })
     let savedText = try readFile(bed.libDirectory + "/" + saved)
     let records = try await bed.children("/local/domain/0/backend/vif/1")
@@ -219,14 +219,14 @@ extension GuestSuites.GuestNetworkTests {
       (["network-detach", "other", "0"], 1, "xl: no domain \"other\"\n"),
       (["network-list", "other"], 1, "xl: no domain \"other\"\n"),
     ] {
-      let result = try await bed.xlAwaiting(arguments)
+      let result = try await bed.xl(arguments)
       #expect(result.status == status && result.stderr == message, "\(arguments): \(result)")
     }
     #expect(bridge.ports == ["vif1.0-emu"])
     #expect(!interfaceExists("vif1.1-emu"))
     #expect(try await bed.children("/local/domain/0/backend/vif/1") == records)
     #expect(try readFile(bed.libDirectory + "/" + saved) == savedText)
-    #expect(try await bed.xlAwaiting(["destroy", "tiny"]).status == 0)
+    #expect(try await bed.xl(["destroy", "tiny"]).status == 0)
     #expect(bridge.ports == [])
     try await bed.expectNoLeftovers()
   }

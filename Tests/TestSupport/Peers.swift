@@ -20,6 +20,8 @@ public struct Peer: Sendable, CustomStringConvertible {
   /// Debian's UEFI firmware for QEMU.
   public static let ovmf = Peer(name: "ovmf", path: "/usr/share/ovmf/OVMF.fd")
   public static let gcc = Peer(name: "gcc", path: "/usr/bin/gcc")
+  /// Makes the ISO images the CD tests insert.
+  public static let xorriso = Peer(name: "xorriso", path: "/usr/bin/xorriso")
   /// Debian's cloud kernel and a busybox initramfs, built by scripts/guest-image.sh.
   public static let linuxGuest = Peer(name: "the Linux test guest (scripts/guest-image.sh)", path: "/var/cache/xenlight-guest/stamp")
 

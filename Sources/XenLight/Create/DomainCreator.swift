@@ -11,6 +11,8 @@ public enum CreatePhase: String, Sendable, CaseIterable {
   case register = "allocate a domid and write the records"
   case spawn = "spawn the device model"
   case confirm = "wait for the device model to confirm"
+  case receive = "load the saved state"
+  case guest = "wait for the guest's console"
   case record = "record the device model as running"
   case cleanUp = "stop the device model and remove the records"
 }
@@ -51,6 +53,8 @@ public struct CreatedDomain: Sendable {
   public var consoleTTY: String?
   /// The domain monitor, confirmed watching (nil when none was asked for).
   public var monitor: ProcessIdentity?
+  /// The console line that confirmed the guest (`guest_ready_console`; nil without one).
+  public var guest: GuestConfirmation?
 }
 
 /// The domain monitor's start, run beside the device model's confirmation.
@@ -87,6 +91,12 @@ public struct DomainCreator: Sendable {
   /// recorded. It runs beside the device model's confirmation (the monitor acts only once the
   /// domain is recorded running); a create that fails removes the records, which ends it.
   public var monitor: (@Sendable (_ domid: UInt32, _ uuid: DomainUUID) async throws(XenLightError) -> ProcessIdentity)?
+  /// Restore and migrate-receive: the device model starts waiting for a migration stream
+  /// (`-S -incoming defer`, confirmed in QEMU's `inmigrate` state); once it is confirmed,
+  /// `incoming` feeds it the stream (its command QMP socket is free) and returns the state
+  /// the guest is left in, recorded as the domain's run state. A failure is create's: the
+  /// device model is stopped and every record removed.
+  public var incoming: (@Sendable (_ domid: UInt32, _ command: DeviceModelCommand) async throws(XenLightError) -> RunState)?
 
   public init(
     connector: XenStoreConnector, paths: ToolstackPaths, host: HostCapabilities = .current, timeout: Duration? = nil,
@@ -137,7 +147,7 @@ public struct DomainCreator: Sendable {
     do {
       if let configText {
         // Its NICs pinned (random MACs and devids written out): a restart brings back the same ones.
-        let pinned = domain.nics.isEmpty ? configText : SavedConfigEditor.setting("vif", to: domain.nics.map(\.canonical), in: configText)
+        let pinned = domain.nics.isEmpty ? configText : SavedConfigEditor.replacingList("vif", with: domain.nics.map(\.canonical), in: configText)
         try SavedConfig.write(pinned, uuid: domain.uuid, domid: domid, paths: paths)
       }
       guard run.command(domid).target == .local else {
@@ -190,9 +200,11 @@ public struct DomainCreator: Sendable {
     var consoleLog: String? { domain.serial.first == "pty" ? paths.consoleLog(name: domain.name) : nil }
 
     func command(_ domid: UInt32) -> DeviceModelCommand {
-      DeviceModelCommand.build(
+      var command = DeviceModelCommand.build(
         for: domain, domid: domid, runDirectory: paths.runDirectory, host: creator.host, consoleLog: consoleLog,
         user: account?.user(domid: domid))
+      if creator.incoming != nil { command.arguments += DeviceModelCommand.incomingArguments }
+      return command
     }
 
     func records(_ domid: UInt32) -> (DomainLayout, [XenStoreRecord]) {
@@ -249,6 +261,7 @@ public struct DomainCreator: Sendable {
       let layout = DomainLayout(domid: domid, uuid: domain.uuid)
       let command = command(domid)
       let what = "domain \(domid) device model"
+      if !creator.rotateLogs { try ToolstackPaths.makeDirectories(paths.logDirectory) }
       let log = creator.rotateLogs ? try paths.rotatedDeviceModelLog(name: domain.name) : paths.deviceModelLog(name: domain.name)
       if let consoleLog {
         if creator.rotateLogs { _ = try ToolstackPaths.rotated(consoleLog) } else { try ToolstackPaths.makeDirectories(paths.logDirectory + "/console") }
@@ -265,6 +278,7 @@ public struct DomainCreator: Sendable {
         throw DomainCreator.describe(error, domain: domain.name, log: log, xenstoreLost: false)
       }
       defer { close(sockets.command); close(sockets.events) }
+      let consoleStart = try GuestReadiness.startOffset(domain, consoleLog: consoleLog, target: command.target)
       var passed = [
         DeviceModelCommand.commandSocketDescriptor: sockets.command, DeviceModelCommand.eventSocketDescriptor: sockets.events,
       ]
@@ -274,7 +288,7 @@ public struct DomainCreator: Sendable {
       if let user = command.user, let chroot = command.chrootPath {
         try Restriction.check(domain, user: user)
         for file in command.passedFiles {
-          let fd = try Restriction.open(file, user: user)
+          let fd = try Restriction.open(file)
           files.append(fd)
           passed[file.descriptor] = fd
         }
@@ -303,7 +317,8 @@ public struct DomainCreator: Sendable {
         timeout: creator.timeout ?? .milliseconds(Int64(domain.deviceModel.startTimeoutSeconds * 1000)))
       spawnCommand.confinement = confinement
       let readiness = DeviceModelReadiness(
-        qmp: .qmp(socketPath: command.qmpSocketPath), statePath: layout.deviceModelStatePath, xenstore: xenstore)
+        qmp: creator.incoming == nil ? .qmp(socketPath: command.qmpSocketPath) : .qmp(socketPath: command.qmpSocketPath, acceptedStates: ["inmigrate"]),
+        statePath: layout.deviceModelStatePath, xenstore: xenstore)
       let (store, deadline, xenstore) = (self.store, self.deadline, self.xenstore)
       let confirmation: SpawnConfirmation
       var monitorTask: MonitorLaunch?
@@ -341,15 +356,29 @@ public struct DomainCreator: Sendable {
       }
       try creator.checkInterrupt("after the device model confirmed")
       var tty: String?
+      var guest: GuestConfirmation?
       if command.target == .local {
         // Under Xen, QEMU writes the state itself; here xl says it for QEMU, after QMP, with
         // the console's pty where libxl keeps it.
+        var state = RunState.running
+        if let incoming = creator.incoming {
+          events.phase(.receive, "\(command.qmpSocketPath)")
+          state = try await incoming(domid, command)
+        } else if let check = domain.guestReady, let consoleLog {
+          // The guest first (when asked): the domain monitor takes over only a guest that is
+          // up. A restored guest is up already: its console printed the line before it was saved.
+          events.phase(.guest, "a line matching \(ConfigValue.quoted(check.consolePattern)) in \(consoleLog)")
+          guest = try await GuestReadiness(
+            check: check, domain: domain.name, consoleLog: consoleLog, startOffset: consoleStart, qmpSocket: command.qmpSocketPath,
+            loop: creator.spawner.loop
+          ).wait()
+        }
         events.phase(.record, layout.deviceModelStatePath)
         tty = try await Self.configureStarted(command, domain: domain, loop: creator.spawner.loop)
         // The run state last: the domain monitor takes the domain over when it appears.
         var running = [XenStoreRecord(layout.deviceModelStatePath, "running")]
         if let tty { running.append(XenStoreRecord(layout.serialTTYPath(0), tty)) }
-        running.append(XenStoreRecord(layout.runStatePath, RunState.running.rawValue))
+        running.append(XenStoreRecord(layout.runStatePath, state.rawValue))
         try await uncancellable { [running] () async throws(XenLightError) in
           try await deadline.run(xenstore, "recording the device model as running") { () async throws(XenLightError) in
             try await store.writeInOrder(running)
@@ -359,23 +388,27 @@ public struct DomainCreator: Sendable {
       var created = CreatedDomain(
         domid: domid, name: domain.name, uuid: domain.uuid, deviceModel: command, identity: confirmation.identity,
         confirmedBy: confirmation.value, confirmationTime: confirmation.elapsed, logPath: log, consoleTTY: tty)
+      created.guest = guest
       if let monitorTask { created.monitor = try await monitorTask.value.get() }
       return created
     }
 
     /// What QMP sets up once the device model confirmed, in one session: the VNC password
-    /// (libxl's post-config step; until it is set, `password=on` refuses every client), then
-    /// the pty QEMU opened for serial port 0 (`query-chardev`, label `serial0`), returned.
+    /// (libxl's post-config step; until it is set, `password=on` refuses every client), the
+    /// balloon set to `memory` when QEMU has room for more (`maxmem`), then the pty QEMU opened
+    /// for serial port 0 (`query-chardev`, label `serial0`), returned.
     static func configureStarted(_ command: DeviceModelCommand, domain: DomainConfiguration, loop: EventLoop)
       async throws(XenLightError) -> String?
     {
       let password = domain.display.vnc ? domain.display.vncPassword : nil
+      let balloonMiB = domain.maxMemoryMiB > domain.memoryMiB ? domain.memoryMiB : nil
       let wantsTTY = domain.serial.first == "pty"
-      guard password != nil || wantsTTY else { return nil }
+      guard password != nil || balloonMiB != nil || wantsTTY else { return nil }
       let chardevs = try await QMPClient.session(path: command.qmpSocketPath, loop: loop) { qmp throws(XenLightError) in
         if let password {
           try await qmp.execute("set_password", [("protocol", .string("vnc")), ("password", .string(password))])
         }
+        if let balloonMiB { try await qmp.execute("balloon", [("value", .number(Int64(balloonMiB) << 20))]) }
         return wantsTTY ? try await qmp.execute("query-chardev").arrayValue ?? [] : []
       }
       let serial = chardevs.first { $0["label"]?.stringValue == "serial0" }

@@ -24,9 +24,10 @@ enum LocalCommandLine {
     var fdsets: [String] = []
     // QEMU takes from a set the descriptor whose access mode it asks for, and its block
     // layer asks for O_RDONLY as well as O_RDWR: a writable disk's set holds one of each.
+    // The set's id is the next descriptor's number (a disk's block node is named after it).
+    var nextSet: Int32? { passing ? DeviceModelCommand.firstPassedDescriptor + Int32(passed.count + taps.count) : nil }
     func pass(_ path: String, _ flags: Int32, _ what: String) -> String {
-      guard passing else { return path }
-      let set = DeviceModelCommand.firstPassedDescriptor + Int32(passed.count + taps.count)
+      guard let set = nextSet else { return path }
       for mode in flags & O_ACCMODE == O_RDWR ? [flags, O_RDONLY] : [flags] {
         let fd = DeviceModelCommand.firstPassedDescriptor + Int32(passed.count + taps.count)
         passed.append(DeviceModelCommand.PassedFile(descriptor: fd, path: path, flags: mode, what: what))
@@ -36,7 +37,8 @@ enum LocalCommandLine {
     }
     var args = ["-name", d.name, "-uuid", d.uuid.description]
     args += ["-machine", "pc,accel=\(accelerator.rawValue)"]
-    args += ["-m", "\(d.memoryMiB)"]
+    // Room for maxmem; the balloon holds the guest to `memory` (set over QMP at start).
+    args += ["-m", "\(d.maxMemoryMiB)"]
     args += ["-smp", d.maxVcpus > d.vcpus ? "\(d.vcpus),maxcpus=\(d.maxVcpus)" : "\(d.vcpus)"]
     args += DeviceModelCommand.monitorArguments
     args += ["-nodefaults", "-no-user-config", "-no-shutdown"]
@@ -90,20 +92,27 @@ enum LocalCommandLine {
     }
 
     for disk in d.disks {
-      var drive: [String] = []
-      if !disk.target.isEmpty {
-        let file = pass(disk.target, disk.readOnly || disk.isCDROM ? O_RDONLY : O_RDWR, "disk \(disk.vdev)")
-        drive += ["file=\(file)", "format=\(disk.qemuFormat)"]
-      }
-      if d.type == .hvm, let index = DiskIndex.of(disk.vdev), index < 4 {
-        drive += ["if=ide", "index=\(index)"]
+      // Each disk a block node and a device with the vdev as id, so that it can be removed,
+      // and a CD's medium changed, while the guest runs (`DiskControl`).
+      let id = VirtualDisk.deviceID(disk.vdev)
+      var device: [String]
+      let ideIndex = d.type == .hvm ? DiskIndex.of(disk.vdev).flatMap { $0 < 4 ? $0 : nil } : nil
+      if disk.isCDROM || ideIndex != nil {
+        device = [disk.isCDROM ? "ide-cd" : "ide-hd", "id=\(id)"]
+        if let ideIndex { device += ["bus=ide.\(ideIndex / 2)", "unit=\(ideIndex % 2)"] }
       } else {
-        drive.append(disk.isCDROM ? "if=ide" : "if=virtio")
+        device = ["virtio-blk-pci", "id=\(id)"]
       }
-      drive.append("media=\(disk.isCDROM ? "cdrom" : "disk")")
-      if disk.readOnly { drive.append("readonly=on") }
-      args += ["-drive", drive.joined(separator: ",")]
+      if !disk.target.isEmpty {
+        let node = VirtualDisk.nodeName(disk.vdev, Int(nextSet ?? 0))
+        let file = pass(disk.target, disk.readOnly ? O_RDONLY : O_RDWR, "disk \(disk.vdev)")
+        args += ["-blockdev", VirtualDisk.blockdevOption(node: node, disk: disk, file: file)]
+        device.append("drive=\(node)")
+      }
+      args += ["-device", device.joined(separator: ",")]
     }
+    // Always a balloon, as Xen guests always have one: xl mem-set works on every guest.
+    args += ["-device", "virtio-balloon-pci,id=balloon0"]
 
     args += fdsets
     args += d.deviceModel.args

@@ -88,6 +88,7 @@ extension DomainConfiguration {
 
     try hardware.read(&r)
     try readDeviceModel(&r, file)
+    guestReady = try GuestReadyCheck.read(&r, file, serial: serial)
     collectWarnings(r, file)
   }
 

@@ -73,6 +73,12 @@ public struct DomainLayout: Hashable, Sendable {
   /// The pseudo-terminal of serial port `index` (libxl: `serial/0/tty`, from query-chardev).
   public func serialTTYPath(_ index: Int) -> String { domainPath + "/serial/\(index)/tty" }
 
+  /// Where dom0's backends keep the domain's devices (`/local/domain/0/backend/<kind>/<domid>`),
+  /// removed with the domain.
+  public static func backendPaths(of domid: UInt32) -> [String] {
+    ["vbd", "vif"].map { "/local/domain/0/backend/\($0)/\(domid)" }
+  }
+
   /// Every subtree that belongs to the domain: removing these removes the domain.
   /// `/vm/<uuid>` is found through `/local/domain/<domid>/vm` when only the domid is known.
   public var subtrees: [String] { [deviceModelPath, vmPath, domainPath, libxlPath] }
@@ -131,6 +137,7 @@ public struct DomainLayout: Hashable, Sendable {
       XenStoreRecord(dom + "/memory/target", "\(d.memoryMiB * 1024)"),
       XenStoreRecord(dom + "/memory/videoram", "\(DisplayArguments.videoMiB(d) * 1024)"),
     ]
+    for disk in d.disks { r += VirtualDisk.records(disk, domid: domid) }
     for cpu in 0..<d.maxVcpus {
       r.append(XenStoreRecord(dom + "/cpu/\(cpu)/availability", cpu < d.vcpus ? "online" : "offline"))
     }

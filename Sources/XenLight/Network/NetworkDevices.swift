@@ -268,9 +268,9 @@ struct NetworkTarget: Sendable {
   /// devid written out, so a restart brings back the same NICs).
   func updateSavedConfig(store: DomainStore, _ change: ([NicSpec]) -> [NicSpec]) throws(XenLightError) {
     let path = paths.savedConfig(domid: domid, uuid: target.layout.uuid)
-    guard let text = try? FileIO.readText(path) else { return }  // none saved (xl create -e with no config text)
-    let config = try DomainConfiguration(try ConfigFile.parse(text, file: path), source: path)
-    let nics = change(config.nics)
-    try FileIO.writeText(SavedConfigEditor.setting("vif", to: nics.map(\.canonical), in: text), to: path)
+    try SavedConfigEditor.update(path) { text throws(XenLightError) in
+      let config = try DomainConfiguration(try ConfigFile.parse(text, file: path), source: path)
+      return SavedConfigEditor.replacingList("vif", with: change(config.nics).map(\.canonical), in: text)
+    }
   }
 }
