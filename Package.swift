@@ -78,7 +78,7 @@ let package = Package(
     // Shared by the process-level test targets below: daemons under test, raw clients, the xl
     // testbed, fault and stress helpers.
     .target(name: "InteropSupport", dependencies: [
-      "TestSupport", "XenStore", "XenStoreDaemon", "Spawn", .product(name: "Logging", package: "swift-log"),
+      "TestSupport", "XenStore", "Reactor", "XenStoreDaemon", "Spawn", .product(name: "Logging", package: "swift-log"),
     ], path: "Tests/InteropSupport"),
     // Against the real peers: xenstore-utils, test-xenstore, pyxs, libxenstore, Xen's C xenstored, QEMU.
     .testTarget(name: "InteropTests", dependencies: [

@@ -3,14 +3,19 @@ import Glibc
 #endif
 
 /// The daemon's log file and where this spawn's part of it begins.
-struct LogFile: Sendable {
-  let path: String
+public struct LogFile: Sendable {
+  public let path: String
   /// The end of the file when the spawn began: what follows is this spawn's.
-  let offset: Int64
+  public let offset: Int64
+
+  public init(path: String, offset: Int64) {
+    self.path = path
+    self.offset = offset
+  }
 
   /// At most `limit` bytes of what was written since `offset`, starting at a line boundary,
   /// without trailing blank lines. Empty if nothing was written or the file is unreadable.
-  func tail(limit: Int = 1024) -> String {
+  public func tail(limit: Int = 1024) -> String {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { return "" }
     defer { close(fd) }

@@ -22,7 +22,12 @@ struct List: XLSubcommand {
 
   func execute() async throws {
     let infos: [DomainInfo]
-    do { infos = try await Toolstack.forXL(xenstoreTimeout: xenstoreTimeout).list(domains) } catch { throw ExitStatus.fail(error) }
+    let toolstack = Toolstack.forXL(xenstoreTimeout: xenstoreTimeout)
+    // A migration whose xl died is settled first, so that the list shows where the guest is.
+    _ = try? await toolstack.withStore { store throws(XenLightError) in
+      await MigrationLeftovers.resolve(store, toolstack: toolstack, log: { Terminal.error($0) })
+    }
+    do { infos = try await toolstack.list(domains) } catch { throw ExitStatus.fail(error) }
     Terminal.output(long ? DomainListFormat.json(infos) : DomainListFormat.table(infos))
   }
 }

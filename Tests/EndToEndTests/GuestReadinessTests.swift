@@ -17,7 +17,7 @@ extension GuestSuites {
     func createReturnsOnceTheConsoleSaysTheGuestBooted() async throws {
       let bed = try XlTestbed()
       defer { bed.stop() }
-      let created = try await bed.xlAwaiting(["create", "-v", bed.linuxGuest(Self.booted)])
+      let created = try await bed.xl(["create", "-v", bed.linuxGuest(Self.booted)])
       #expect(created.status == 0, "\(created)")
       // The guest waited for before the run state is recorded (the monitor's cue), then said.
       let lines = created.stderr.split(separator: "\n")
@@ -30,7 +30,7 @@ extension GuestSuites {
       let log = try readFile(bed.logDirectory + "/console/guest-linux.log")
       #expect(log.contains("xenlight-guest: booted"))
       #expect(try await bed.read("/libxl/1/run-state") == "running")
-      #expect(try await bed.xlAwaiting(["destroy", "linux"]).status == 0)
+      #expect(try await bed.xl(["destroy", "linux"]).status == 0)
       try await bed.expectNoLeftovers()
     }
 
@@ -39,7 +39,7 @@ extension GuestSuites {
       let bed = try XlTestbed()
       defer { bed.stop() }
       // No init in the initramfs (rdinit) and none on a root that does not exist (init=).
-      let result = try await bed.xlAwaiting([
+      let result = try await bed.xl([
         "create", "-q", bed.linuxGuest(Self.booted), "extra=\"console=ttyS0 panic=0 rdinit=/missing init=/missing\"",
       ])
       #expect(result.status == 3, "\(result)")
@@ -61,7 +61,7 @@ extension GuestSuites {
     func aGuestThatNeverPrintsTheLineTimesOut() async throws {
       let bed = try XlTestbed()
       defer { bed.stop() }
-      let result = try await bed.xlAwaiting([
+      let result = try await bed.xl([
         "create", "-q", bed.linuxGuest("guest_ready_console = \"no such line\"\nguest_ready_timeout = 2"),
       ])
       #expect(result.status == 9, "\(result)")
@@ -83,7 +83,7 @@ extension GuestSuites {
         ("guest_ready_console = \"up\"\nserial = \"pty\"\nguest_ready_timeout = 0", "guest_ready_timeout: 0 s is out of range (1…86400 s)"),
       ]
       for (lines, message) in cases {
-        let result = try await bed.xlAwaiting(["create", "-q", bed.tinyGuest("g", lines)])
+        let result = try await bed.xl(["create", "-q", bed.tinyGuest("g", lines)])
         #expect(result.status == 1, "\(lines): \(result)")
         #expect(result.stderr.hasPrefix("xl: ") && result.stderr.contains(message), "\(lines): \(result.stderr)")
       }

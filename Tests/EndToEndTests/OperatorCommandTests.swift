@@ -17,59 +17,59 @@ extension GuestSuites {
     func everydayCommandsOnARealGuest() async throws {
       let bed = try XlTestbed()
       defer { bed.stop() }
-      let created = try await bed.xlAwaiting([
+      let created = try await bed.xl([
         "create", "-q", bed.linuxGuest("vcpus = 2\nguest_ready_console = \"^xenlight-guest: booted\""),
       ])
       try #require(created.status == 0, "\(created)")
-      try #require(try await bed.xlAwaiting(["create", "-q", bed.tinyGuest("neighbour")]).status == 0)
+      try #require(try await bed.xl(["create", "-q", bed.tinyGuest("neighbour")]).status == 0)
       let uuid = try #require(try await bed.read("/local/domain/1/vm")).dropFirst(4)
 
       // domid, domname, vm-list.
-      #expect(try await bed.xlAwaiting(["domid", "linux"]).stdout == "1\n")
-      #expect(try await bed.xlAwaiting(["domid", "Domain-0"]).stdout == "0\n")
-      #expect(try await bed.xlAwaiting(["domname", "2"]).stdout == "neighbour\n")
-      let vms = try await bed.xlAwaiting(["vm-list"])
+      #expect(try await bed.xl(["domid", "linux"]).stdout == "1\n")
+      #expect(try await bed.xl(["domid", "Domain-0"]).stdout == "0\n")
+      #expect(try await bed.xl(["domname", "2"]).stdout == "neighbour\n")
+      let vms = try await bed.xl(["vm-list"])
       #expect(vms.stdout.hasPrefix("UUID                                  ID    name\n\(uuid)  1    linux                         \n"), "\(vms.stdout)")
 
       // uptime: Domain-0, then each guest, xl's columns.
-      let uptime = try await bed.xlAwaiting(["uptime"]).stdout.split(separator: "\n")
+      let uptime = try await bed.xl(["uptime"]).stdout.split(separator: "\n")
       #expect(uptime.first == "Name                                ID Uptime")
       #expect(uptime.dropFirst().map { $0.prefix(38) } == ["Domain-0                             0", "linux                                1", "neighbour                            2"])
       #expect(uptime.last?.hasSuffix(" 0:00:0") == true || uptime.last?.contains(" 0:00:") == true, "\(uptime)")
-      let short = try await bed.xlAwaiting(["uptime", "-s", "linux"]).stdout
+      let short = try await bed.xl(["uptime", "-s", "linux"]).stdout
       #expect(short.hasPrefix(" ") && short.contains(" up  0:0") && short.hasSuffix(", linux (1)\n"), "\(short)")
 
       // info: xl's field lines, and one value alone.
-      let info = try await bed.xlAwaiting(["info"])
+      let info = try await bed.xl(["info"])
       #expect(info.status == 0)
       #expect(info.stdout.contains("\nnr_cpus                : \(sysconf(Int32(_SC_NPROCESSORS_CONF)))\n"), "\(info.stdout)")
       #expect(info.stdout.contains("\ndevice_model_version   : 7."), "\(info.stdout)")
       #expect(info.stdout.hasSuffix("xend_config_format     : 4\n"))
-      let memory = try await bed.xlAwaiting(["info", "total_memory"]).stdout
+      let memory = try await bed.xl(["info", "total_memory"]).stdout
       #expect(Int(memory.dropLast()) ?? 0 > 0, "\(memory)")
 
       // qemu-monitor-command: QEMU's own words.
-      #expect(try await bed.xlAwaiting(["qemu-monitor-command", "linux", "info status"]).stdout == "VM status: running\n")
+      #expect(try await bed.xl(["qemu-monitor-command", "linux", "info status"]).stdout == "VM status: running\n")
 
       // vcpu-list and vcpu-pin: the vCPU threads' affinity.
-      let before = try await bed.xlAwaiting(["vcpu-list", "linux"]).stdout.split(separator: "\n")
+      let before = try await bed.xl(["vcpu-list", "linux"]).stdout.split(separator: "\n")
       #expect(before.first == "Name                                ID  VCPU   CPU State   Time(s) Affinity (Hard / Soft)")
       #expect(before.count == 3 && before[1].hasPrefix("linux                                1     0") && before[2].hasPrefix("linux                                1     1"), "\(before)")
       #expect(before.dropFirst().allSatisfy { $0.hasSuffix("  all / all") }, "\(before)")
-      #expect(try await bed.xlAwaiting(["vcpu-pin", "linux", "1", "0"]).status == 0)
-      let pinned = try await bed.xlAwaiting(["vcpu-list", "linux"]).stdout.split(separator: "\n")
+      #expect(try await bed.xl(["vcpu-pin", "linux", "1", "0"]).status == 0)
+      let pinned = try await bed.xl(["vcpu-list", "linux"]).stdout.split(separator: "\n")
       #expect(pinned[1].hasSuffix("  all / all") && pinned[2].hasSuffix("  0 / all"), "\(pinned)")
 
       // trigger nmi and sysrq reach the guest's kernel, which says so on its console.
-      #expect(try await bed.xlAwaiting(["trigger", "linux", "nmi"]).status == 0)
+      #expect(try await bed.xl(["trigger", "linux", "nmi"]).status == 0)
       try await waitForConsole(bed, "linux", containing: "NMI received")
-      #expect(try await bed.xlAwaiting(["sysrq", "linux", "h"]).status == 0)
+      #expect(try await bed.xl(["sysrq", "linux", "h"]).status == 0)
       try await waitForConsole(bed, "linux", containing: "sysrq: HELP")
       #expect(try await bed.read("/local/domain/1/control/sysrq") == "h")
 
       // dump-core: an ELF core of the guest's memory.
       let core = bed.directory.appending("linux.core")
-      #expect(try await bed.xlAwaiting(["dump-core", "linux", core]).status == 0)
+      #expect(try await bed.xl(["dump-core", "linux", core]).status == 0)
       let fd = open(core, O_RDONLY)
       var magic = [UInt8](repeating: 0, count: 4)
       _ = read(fd, &magic, 4)
@@ -77,16 +77,16 @@ extension GuestSuites {
       #expect(magic == [0x7f, 0x45, 0x4c, 0x46])
 
       // rename: the records and the config a restart uses.
-      #expect(try await bed.xlAwaiting(["rename", "linux", "penguin"]).status == 0)
+      #expect(try await bed.xl(["rename", "linux", "penguin"]).status == 0)
       #expect(try await bed.read("/local/domain/1/name") == "penguin")
       #expect(try await bed.read("/vm/\(uuid)/name") == "penguin")
-      #expect(try await bed.xlAwaiting(["domid", "penguin"]).stdout == "1\n")
+      #expect(try await bed.xl(["domid", "penguin"]).stdout == "1\n")
 
       // help.
-      #expect(try await bed.xlAwaiting(["help", "uptime"]).stdout.hasPrefix("OVERVIEW: Print how long domains have been running."))
+      #expect(try await bed.xl(["help", "uptime"]).stdout.hasPrefix("OVERVIEW: Print how long domains have been running."))
 
-      #expect(try await bed.xlAwaiting(["destroy", "penguin"]).status == 0)
-      #expect(try await bed.xlAwaiting(["destroy", "neighbour"]).status == 0)
+      #expect(try await bed.xl(["destroy", "penguin"]).status == 0)
+      #expect(try await bed.xl(["destroy", "neighbour"]).status == 0)
       try await bed.expectNoLeftovers()
     }
 
@@ -94,8 +94,8 @@ extension GuestSuites {
     func badInputIsRefusedAndChangesNothing() async throws {
       let bed = try XlTestbed()
       defer { bed.stop() }
-      try #require(try await bed.xlAwaiting(["create", "-q", bed.tinyGuest("one")]).status == 0)
-      try #require(try await bed.xlAwaiting(["create", "-q", bed.tinyGuest("two")]).status == 0)
+      try #require(try await bed.xl(["create", "-q", bed.tinyGuest("one")]).status == 0)
+      try #require(try await bed.xl(["create", "-q", bed.tinyGuest("two")]).status == 0)
       let records = try await snapshot(bed)
 
       let cases: [([String], Int32, String)] = [
@@ -122,15 +122,15 @@ extension GuestSuites {
         (["help", "nosuch"], 64, "xl: no command \"nosuch\" (xl help lists them)\n"),
       ]
       for (arguments, status, message) in cases {
-        let result = try await bed.xlAwaiting(arguments)
+        let result = try await bed.xl(arguments)
         #expect(result.status == status, "\(arguments): \(result)")
         #expect(result.stderr == message, "\(arguments)")
         #expect(result.stdout == "", "\(arguments)")
       }
       #expect(access(bed.directory.appending("core"), F_OK) != 0)
       #expect(try await snapshot(bed) == records)
-      #expect(try await bed.xlAwaiting(["destroy", "one"]).status == 0)
-      #expect(try await bed.xlAwaiting(["destroy", "two"]).status == 0)
+      #expect(try await bed.xl(["destroy", "one"]).status == 0)
+      #expect(try await bed.xl(["destroy", "two"]).status == 0)
       try await bed.expectNoLeftovers()
     }
 

@@ -11,6 +11,7 @@ public enum CreatePhase: String, Sendable, CaseIterable {
   case register = "allocate a domid and write the records"
   case spawn = "spawn the device model"
   case confirm = "wait for the device model to confirm"
+  case receive = "load the saved state"
   case guest = "wait for the guest's console"
   case record = "record the device model as running"
   case cleanUp = "stop the device model and remove the records"
@@ -90,6 +91,12 @@ public struct DomainCreator: Sendable {
   /// recorded. It runs beside the device model's confirmation (the monitor acts only once the
   /// domain is recorded running); a create that fails removes the records, which ends it.
   public var monitor: (@Sendable (_ domid: UInt32, _ uuid: DomainUUID) async throws(XenLightError) -> ProcessIdentity)?
+  /// Restore and migrate-receive: the device model starts waiting for a migration stream
+  /// (`-S -incoming defer`, confirmed in QEMU's `inmigrate` state); once it is confirmed,
+  /// `incoming` feeds it the stream (its command QMP socket is free) and returns the state
+  /// the guest is left in, recorded as the domain's run state. A failure is create's: the
+  /// device model is stopped and every record removed.
+  public var incoming: (@Sendable (_ domid: UInt32, _ command: DeviceModelCommand) async throws(XenLightError) -> RunState)?
 
   public init(
     connector: XenStoreConnector, paths: ToolstackPaths, host: HostCapabilities = .current, timeout: Duration? = nil,
@@ -185,9 +192,11 @@ public struct DomainCreator: Sendable {
     var consoleLog: String? { domain.serial.first == "pty" ? paths.consoleLog(name: domain.name) : nil }
 
     func command(_ domid: UInt32) -> DeviceModelCommand {
-      DeviceModelCommand.build(
+      var command = DeviceModelCommand.build(
         for: domain, domid: domid, runDirectory: paths.runDirectory, host: creator.host, consoleLog: consoleLog,
         user: account?.user(domid: domid))
+      if creator.incoming != nil { command.arguments += DeviceModelCommand.incomingArguments }
+      return command
     }
 
     func records(_ domid: UInt32) -> (DomainLayout, [XenStoreRecord]) {
@@ -243,6 +252,7 @@ public struct DomainCreator: Sendable {
       let layout = DomainLayout(domid: domid, uuid: domain.uuid)
       let command = command(domid)
       let what = "domain \(domid) device model"
+      if !creator.rotateLogs { try ToolstackPaths.makeDirectories(paths.logDirectory) }
       let log = creator.rotateLogs ? try paths.rotatedDeviceModelLog(name: domain.name) : paths.deviceModelLog(name: domain.name)
       if let consoleLog {
         if creator.rotateLogs { _ = try ToolstackPaths.rotated(consoleLog) } else { try ToolstackPaths.makeDirectories(paths.logDirectory + "/console") }
@@ -284,7 +294,8 @@ public struct DomainCreator: Sendable {
         timeout: creator.timeout ?? .milliseconds(Int64(domain.deviceModel.startTimeoutSeconds * 1000)))
       spawnCommand.confinement = confinement
       let readiness = DeviceModelReadiness(
-        qmp: .qmp(socketPath: command.qmpSocketPath), statePath: layout.deviceModelStatePath, xenstore: xenstore)
+        qmp: creator.incoming == nil ? .qmp(socketPath: command.qmpSocketPath) : .qmp(socketPath: command.qmpSocketPath, acceptedStates: ["inmigrate"]),
+        statePath: layout.deviceModelStatePath, xenstore: xenstore)
       let (store, deadline, xenstore) = (self.store, self.deadline, self.xenstore)
       let confirmation: SpawnConfirmation
       var monitorTask: MonitorLaunch?
@@ -326,8 +337,13 @@ public struct DomainCreator: Sendable {
       if command.target == .local {
         // Under Xen, QEMU writes the state itself; here xl says it for QEMU, after QMP, with
         // the console's pty where libxl keeps it.
-        // The guest first (when asked): the domain monitor takes over only a guest that is up.
-        if let check = domain.guestReady, let consoleLog {
+        var state = RunState.running
+        if let incoming = creator.incoming {
+          events.phase(.receive, "\(command.qmpSocketPath)")
+          state = try await incoming(domid, command)
+        } else if let check = domain.guestReady, let consoleLog {
+          // The guest first (when asked): the domain monitor takes over only a guest that is
+          // up. A restored guest booted long ago: its console has nothing more to say.
           events.phase(.guest, "a line matching \(ConfigValue.quoted(check.consolePattern)) in \(consoleLog)")
           guest = try await GuestReadiness(
             check: check, domain: domain.name, consoleLog: consoleLog, startOffset: consoleStart, qmpSocket: command.qmpSocketPath,
@@ -339,7 +355,7 @@ public struct DomainCreator: Sendable {
         // The run state last: the domain monitor takes the domain over when it appears.
         var running = [XenStoreRecord(layout.deviceModelStatePath, "running")]
         if let tty { running.append(XenStoreRecord(layout.serialTTYPath(0), tty)) }
-        running.append(XenStoreRecord(layout.runStatePath, RunState.running.rawValue))
+        running.append(XenStoreRecord(layout.runStatePath, state.rawValue))
         try await uncancellable { [running] () async throws(XenLightError) in
           try await deadline.run(xenstore, "recording the device model as running") { () async throws(XenLightError) in
             try await store.writeInOrder(running)

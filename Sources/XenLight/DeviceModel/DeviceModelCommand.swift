@@ -61,6 +61,10 @@ public struct DeviceModelCommand: Hashable, Sendable {
     "-mon", "chardev=xl-events,mode=control",
   ]
 
+  /// A device model that waits, stopped, for a migration stream (restore, migrate-receive):
+  /// QMP `migrate-incoming` gives it the descriptor; `-S` keeps the guest stopped once loaded.
+  public static let incomingArguments = ["-S", "-incoming", "defer"]
+
   /// `[executable] + arguments`.
   public var argv: [String] { [executable] + arguments }
 

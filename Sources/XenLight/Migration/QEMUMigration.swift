@@ -1,0 +1,107 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Spawn
+
+/// QEMU's migration driven over QMP (qapi/migration.json), through descriptors only: the
+/// file or transport is opened by xl and handed to QEMU with `getfd` (SCM_RIGHTS), then
+/// `migrate` / `migrate-incoming` to `fd:<name>`. A confined device model never opens a
+/// host path, and no `exec:` runs a shell. The end is QEMU's `MIGRATION` event (the
+/// `events` capability), never a poll of `query-migrate`.
+public enum QEMUMigration {
+  /// The name the descriptor goes by in QEMU (`getfd`).
+  static let descriptorName = "xl-migration"
+
+  /// What QEMU reports of a finished outgoing migration (`query-migrate`).
+  public struct Totals: Sendable, Hashable {
+    /// From `migrate` to completion.
+    public var totalMilliseconds: Int64
+    /// How long the guest was stopped at the end, as QEMU measured it.
+    public var downtimeMilliseconds: Int64
+    public var setupMilliseconds: Int64
+    /// RAM bytes sent, and the guest's RAM.
+    public var transferredBytes: Int64
+    public var ramBytes: Int64
+    /// Pages sent again because the guest dirtied them (pre-copy rounds).
+    public var dirtySyncCount: Int64
+    /// When QEMU stopped the guest for the last pass (its `STOP` event, CLOCK_REALTIME µs; 0 if
+    /// it was stopped before the migration).
+    public var stoppedAtMicroseconds: Int64 = 0
+
+    init(_ reply: JSON) {
+      totalMilliseconds = reply["total-time"]?.intValue ?? 0
+      downtimeMilliseconds = reply["downtime"]?.intValue ?? 0
+      setupMilliseconds = reply["setup-time"]?.intValue ?? 0
+      transferredBytes = reply["ram"]?["transferred"]?.intValue ?? 0
+      ramBytes = reply["ram"]?["total"]?.intValue ?? 0
+      dirtySyncCount = reply["ram"]?["dirty-sync-count"]?.intValue ?? 0
+    }
+
+    public var description: String {
+      "total \(totalMilliseconds) ms, downtime \(downtimeMilliseconds) ms, setup \(setupMilliseconds) ms, \(transferredBytes / 1024) KiB sent of \(ramBytes / 1024) KiB RAM in \(dirtySyncCount) passes"
+    }
+  }
+
+  /// Turns on the `MIGRATION` events and lifts the bandwidth cap (QEMU's default is 32 MiB/s,
+  /// meant for links shared with guests; a save or a local transport should go at full speed).
+  static func prepare(_ qmp: QMPClient, uncapped: Bool) async throws(XenLightError) {
+    try await qmp.execute(
+      "migrate-set-capabilities",
+      [("capabilities", .array([.object([("capability", .string("events")), ("state", .bool(true))])]))])
+    if uncapped {
+      // QEMU's bound is SIZE_MAX bytes/s; INT64_MAX is what libvirt asks for "unlimited".
+      try await qmp.execute("migrate-set-parameters", [("max-bandwidth", .number(Int64.max))])
+    }
+  }
+
+  /// Sends the device model's state into `descriptor` and returns QEMU's totals once the
+  /// migration completed. Live (the guest runs while its memory is copied, pre-copy) unless
+  /// the caller stopped it first. A failure throws with QEMU's reason; the source is left as
+  /// QEMU leaves it (stopped at the end of a live migration only if it completed).
+  /// `handedOver` runs once QEMU holds its own copy of the descriptor (a pipe or socket's
+  /// writer must close ours for the reader to see the end).
+  public static func send(
+    _ qmp: QMPClient, into descriptor: Int32, uncapped: Bool = true, handedOver: () -> Void = {}
+  ) async throws(XenLightError) -> Totals {
+    try await prepare(qmp, uncapped: uncapped)
+    try await qmp.execute("getfd", [("fdname", .string(descriptorName))], passing: descriptor)
+    handedOver()
+    try await qmp.execute("migrate", [("uri", .string("fd:" + descriptorName))])
+    let (status, stoppedAt) = try await finalStatus(qmp)
+    let reply = try await qmp.execute("query-migrate")
+    guard status == "completed" else {
+      let reason = reply["error-desc"]?.stringValue ?? "status \(status)"
+      throw XenLightError(.deviceModelFailed, "the device model's migration failed: \(reason)")
+    }
+    var totals = Totals(reply)
+    totals.stoppedAtMicroseconds = stoppedAt
+    return totals
+  }
+
+  /// Feeds `descriptor` (positioned at the start of QEMU's stream) to a device model started
+  /// with `-incoming defer`, and waits until it has loaded it. QEMU 7.2 exits when a load
+  /// fails; the caller turns that into its log's last lines (`LoadFailure`).
+  public static func receive(_ qmp: QMPClient, from descriptor: Int32) async throws(XenLightError) {
+    try await prepare(qmp, uncapped: false)
+    try await qmp.execute("getfd", [("fdname", .string(descriptorName))], passing: descriptor)
+    try await qmp.execute("migrate-incoming", [("uri", .string("fd:" + descriptorName))])
+    let (status, _) = try await finalStatus(qmp)
+    guard status == "completed" else {
+      let reply = try? await qmp.execute("query-migrate")
+      throw XenLightError(.deviceModelFailed, reply?["error-desc"]?.stringValue ?? "the migration ended with status \(status)")
+    }
+  }
+
+  /// The first final `MIGRATION` status: completed, failed or cancelled, and when the guest
+  /// was stopped on the way (`STOP`). The session closing first (QEMU exited) throws.
+  static func finalStatus(_ qmp: QMPClient) async throws(XenLightError) -> (String, Int64) {
+    var stoppedAt: Int64 = 0
+    for await event in qmp.events {
+      if event.name == "STOP" { stoppedAt = event.timestampMicroseconds }
+      guard event.name == "MIGRATION" else { continue }
+      let status = event.data["status"]?.stringValue ?? ""
+      if ["completed", "failed", "cancelled"].contains(status) { return (status, stoppedAt) }
+    }
+    throw XenLightError(.deviceModelFailed, "the device model exited during the migration")
+  }
+}
