@@ -134,6 +134,46 @@ extension GuestSuites {
       try await bed.expectNoLeftovers()
     }
 
+    @Test(.enabled(if: TestEnvironment.shouldRun([.qemu])))
+    func pausedCreateListColumnsAndTheVNCViewer() async throws {
+      let bed = try XlTestbed()
+      defer { bed.stop() }
+      // create -p: QEMU's -S, so the guest has not run an instruction; unpause lets it.
+      try #require(try await bed.xl(["create", "-q", "-p", bed.tinyGuest("still", "vnc = 1\nvnclisten = \"127.0.0.1\"\nvncunused = 1")]).status == 0)
+      #expect(try await bed.read("/libxl/1/run-state") == "paused")
+      #expect(try await bed.xl(["qemu-monitor-command", "still", "info status"]).stdout == "VM status: paused (prelaunch)\n")
+      let list = try await bed.xl(["list", "-v", "-n"]).stdout.split(separator: "\n")
+      #expect(list.first?.hasSuffix("Time(s)   UUID                                 Reason-Code  Security Label NODE Affinity") == true, "\(list)")
+      let uuid = try #require(try await bed.read("/local/domain/1/vm")).dropFirst(4)
+      #expect(list.dropFirst().first?.contains("--p---") == true && list.dropFirst().first?.hasSuffix(" \(uuid)        -                - all") == true, "\(list)")
+      #expect(try await bed.xl(["unpause", "still"]).status == 0)
+      #expect(try await bed.xl(["qemu-monitor-command", "still", "info status"]).stdout == "VM status: running\n")
+
+      // vncviewer: xl becomes the viewer, with HOST:DISPLAY and (-a) the password on stdin.
+      let seen = bed.directory.appending("viewer.out")
+      let viewer = bed.config("#!/bin/sh\necho \"$@\" > \(seen)\ncat >> \(seen)\n", name: "viewer")
+      chmod(viewer, 0o755)
+      let ran = try await bed.xl(["vncviewer", "--autopass", "still"], environment: ["VNCVIEWER": viewer])
+      #expect(ran.status == 0, "\(ran)")
+      let handed = try readFile(seen)
+      #expect(handed.hasPrefix("-autopass 127.0.0.1:0\n"), "\(handed)")
+      let missing = try await bed.xl(["vncviewer", "still"], environment: ["VNCVIEWER": "/nonexistent/viewer"])
+      #expect(missing.status == 1)
+      #expect(missing.stderr == "xl: cannot run /nonexistent/viewer: No such file or directory\n")
+      #expect(try await bed.xl(["destroy", "still"]).status == 0)
+
+      // A domain without a display, and console -e's bad escape.
+      try #require(try await bed.xl(["create", "-q", bed.tinyGuest("blind")]).status == 0)
+      let blind = try await bed.xl(["vncviewer", "blind"])
+      #expect(blind.status == 1)
+      #expect(blind.stderr == "xl: domain 1 (blind) has no VNC display (the config needs vnc = 1)\n")
+      let escape = try await bed.xl(["console", "-e", "^^^", "blind"])
+      #expect(escape.status == 64)
+      #expect(escape.stderr.hasPrefix("Error: -e takes ^X (Ctrl-X) or one character, not \"^^^\"\n"), "\(escape)")
+      #expect(try await bed.xl(["destroy", "blind"]).status == 0)
+      try await bed.expectNoLeftovers()
+    }
+
     /// Both domains' names, as `xl list` shows them and xenstore keeps them.
     private func snapshot(_ bed: XlTestbed) async throws -> [String] {
       var names: [String] = []
