@@ -139,13 +139,20 @@ extension GuestSuites {
       let bed = try XlTestbed()
       defer { bed.stop() }
       // create -p: QEMU's -S, so the guest has not run an instruction; unpause lets it.
-      try #require(try await bed.xl(["create", "-q", "-p", bed.tinyGuest("still", "vnc = 1\nvnclisten = \"127.0.0.1\"\nvncunused = 1")]).status == 0)
+      try #require(try await bed.xl(["create", "-q", "-p", bed.tinyGuest("still", "vnc = 1\nvnclisten = \"127.0.0.1\"\nvncunused = 1\ncpus = \"0\"")]).status == 0)
       #expect(try await bed.read("/libxl/1/run-state") == "paused")
       #expect(try await bed.xl(["qemu-monitor-command", "still", "info status"]).stdout == "VM status: paused (prelaunch)\n")
       let list = try await bed.xl(["list", "-v", "-n"]).stdout.split(separator: "\n")
       #expect(list.first?.hasSuffix("Time(s)   UUID                                 Reason-Code  Security Label NODE Affinity") == true, "\(list)")
       let uuid = try #require(try await bed.read("/local/domain/1/vm")).dropFirst(4)
       #expect(list.dropFirst().first?.contains("--p---") == true && list.dropFirst().first?.hasSuffix(" \(uuid)        -                - all") == true, "\(list)")
+      // cpus = "0": the vCPU thread's affinity from the start.
+      let host = sysconf(Int32(_SC_NPROCESSORS_CONF))
+      let vcpus = try await bed.xl(["vcpu-list", "still"]).stdout.split(separator: "\n")
+      #expect(vcpus.count == 2 && vcpus[1].hasSuffix(host > 1 ? "  0 / all" : "  all / all"), "\(vcpus)")
+      let badCPUs = try await bed.xl(["create", "-q", bed.tinyGuest("other", "cpus = \"\(host)\"")])
+      #expect(badCPUs.status == 1)
+      #expect(badCPUs.stderr.hasSuffix("cpus: invalid CPU list \"\(host)\" (this host has CPUs 0-\(host - 1); e.g. \"all\", \"0-1\", \"^0\")\n"), "\(badCPUs)")
       #expect(try await bed.xl(["unpause", "still"]).status == 0)
       #expect(try await bed.xl(["qemu-monitor-command", "still", "info status"]).stdout == "VM status: running\n")
 

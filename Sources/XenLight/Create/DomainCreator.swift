@@ -336,6 +336,9 @@ public struct DomainCreator: Sendable {
           error, domain: domain.name, log: log, xenstoreLost: readiness.xenstoreFailed.happened.load(ordering: .relaxed))
       }
       try creator.checkInterrupt("after the device model confirmed")
+      if let cpus = domain.cpus, command.target == .local {
+        try await VCPUThread.pinAll(qmpSocket: command.qmpSocketPath, to: cpus, loop: creator.spawner.loop)
+      }
       var tty: String?
       var guest: GuestConfirmation?
       if command.target == .local {

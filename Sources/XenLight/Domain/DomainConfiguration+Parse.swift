@@ -2,7 +2,7 @@ extension DomainConfiguration {
   /// xl.cfg keys this toolstack accepts without acting on them: they configure the Xen
   /// hypervisor or backends, which a device model alone cannot provide. Warned about once.
   static let hypervisorOnlyKeys: Set<String> = [
-    "acpi", "apic", "pae", "hap", "nestedhvm", "viridian", "shadow_memory", "videoram", "cpus",
+    "acpi", "apic", "pae", "hap", "nestedhvm", "viridian", "shadow_memory", "videoram",
     "cpus_soft", "cpu_weight", "cpu_cap", "localtime", "rtc_timeoffset", "pci", "pci_permissive",
     "pci_msitranslate", "pci_power_mgmt", "usb", "usbdevice", "usbctrl", "usbdev", "soundhw",
     "vfb", "vkb", "channel", "bootloader", "bootloader_args", "timer_mode", "hpet", "xen_platform_pci",
@@ -87,6 +87,7 @@ extension DomainConfiguration {
 
     try readDeviceModel(&r, file)
     guestReady = try GuestReadyCheck.read(&r, file, serial: serial)
+    cpus = try Self.readCPUs(&r, file)
     collectWarnings(r, file)
   }
 

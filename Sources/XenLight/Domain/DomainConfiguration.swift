@@ -98,6 +98,8 @@ public struct DomainConfiguration: Hashable, Sendable {
   /// `boot`: the boot order for HVM guests (c disk, d CD-ROM, n network, a floppy).
   public var boot: String?
   public var deviceModel = DeviceModelSettings()
+  /// `cpus`: the host CPUs every vCPU may run on (its thread's affinity; nil: all).
+  public var cpus: [Int]?
   /// `guest_ready_console` / `guest_ready_timeout`: create waits for the guest itself.
   public var guestReady: GuestReadyCheck?
   /// Settings this toolstack does not know; kept, reported in `warnings`.
