@@ -30,7 +30,7 @@ struct XL: AsyncParsableCommand {
     subcommands: [
       Create.self, Destroy.self, List.self, Shutdown.self, Reboot.self, Pause.self, Unpause.self, Console.self, Monitor.self,
       Info.self, Uptime.self, DomID.self, DomName.self, VMList.self, VCPUList.self, VCPUPin.self, Trigger.self, ButtonPress.self,
-      Sysrq.self, QemuMonitorCommand.self, DumpCore.self, Rename.self, ConfigUpdate.self, VNCViewer.self, Help.self,
+      Sysrq.self, QemuMonitorCommand.self, DumpCore.self, Rename.self, ConfigUpdate.self, VNCViewer.self, Top.self, Help.self,
       Save.self, Restore.self, Migrate.self, MigrateReceive.self,
     ])
 }

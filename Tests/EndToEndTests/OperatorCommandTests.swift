@@ -48,6 +48,16 @@ extension GuestSuites {
       let memory = try await bed.xl(["info", "total_memory"]).stdout
       #expect(Int(memory.dropLast()) ?? 0 > 0, "\(memory)")
 
+      // top: xentop's batch output, twice, 0.2 s apart.
+      let top = try await bed.xl(["top", "-b", "-i", "2", "-d", "0.2"])
+      let rows = top.stdout.split(separator: "\n")
+      let header = "      NAME  STATE   CPU(sec) CPU(%)     MEM(k) MEM(%)  MAXMEM(k) MAXMEM(%) VCPUS NETS NETTX(k) NETRX(k) VBDS   VBD_OO   VBD_RD   VBD_WR  VBD_RSECT  VBD_WSECT SSID"
+      #expect(rows.count == 6 && rows[0] == header && rows[3] == header, "\(top)")
+      #expect(rows[1].hasPrefix("     linux ") && rows[2].hasPrefix(" neighbour "), "\(rows)")
+      #expect(rows[4].split(separator: " ")[4] == "131072", "MEM(k) of 128 MiB: \(rows[4])")
+      let refused = try await bed.xl(["top"])
+      #expect(refused.status == 64 && refused.stderr.hasPrefix("Error: only batch mode is available: xl top -b\n"), "\(refused)")
+
       // qemu-monitor-command: QEMU's own words.
       #expect(try await bed.xl(["qemu-monitor-command", "linux", "info status"]).stdout == "VM status: running\n")
 
