@@ -29,6 +29,8 @@ let package = Package(
     // One epoll thread per loop: fds, timers and cross-thread work, never the cooperative pool.
     // CReactor: the Linux calls Glibc does not export (thread names, accept4, NSS from files only).
     .target(name: "CReactor"),
+    // The ioctls of a bridged vif: tap devices, links, bridge ports.
+    .target(name: "CNetwork"),
     .target(name: "Reactor", dependencies: ["CReactor", .product(name: "HeapModule", package: "swift-collections")]),
     .target(name: "XenStore", dependencies: [
       "Reactor", .product(name: "Logging", package: "swift-log"),
@@ -44,7 +46,7 @@ let package = Package(
       "CSpawn", "CReactor", "Reactor", "RotatingLogs", .product(name: "Logging", package: "swift-log"),
     ]),
     .target(name: "XenLight", dependencies: [
-      "XenStore", "Spawn", "Reactor", "CReactor", .product(name: "Logging", package: "swift-log"),
+      "XenStore", "Spawn", "Reactor", "CReactor", "CNetwork", .product(name: "Logging", package: "swift-log"),
     ]),
     .executableTarget(name: "xl", dependencies: [
       "XenLight", "XenStore", "Spawn", "CReactor",

@@ -233,7 +233,9 @@ struct CreateRequest: Equatable, Sendable {
     out += "# device model (\(command.target.rawValue)\(accel)), output to \(log):\n"
     out += command.shellCommand + "\n"
     out += "# xenstore records, written in one transaction:\n"
-    for record in layout.records(for: domain, deviceModel: command, logPath: log, startTime: "<now>") {
+    for record in layout.records(
+      for: domain, deviceModel: command, logPath: log, startTime: "<now>", scriptDirectory: paths.scriptDirectory)
+    {
       out += record.description + "\n"
     }
     out += "# once it runs:\n"

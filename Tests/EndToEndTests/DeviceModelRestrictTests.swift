@@ -181,7 +181,7 @@ extension GuestSuites {
       try #require(created.status == 0, "\(created)")
       let qemu = try #require(try await bed.read("/libxl/1/device-model-identity").flatMap(ProcessIdentity.init))
       let arguments = try readFile("/proc/\(qemu.pid)/cmdline").split(separator: "\0")
-      #expect(arguments.contains("file=/dev/fdset/5,format=raw,if=ide,index=0,media=disk"), "\(arguments)")
+      #expect(arguments.contains("driver=raw,node-name=xl-hda-5,read-only=off,file.driver=file,file.filename=/dev/fdset/5"), "\(arguments)")
       let fds = (0..<64).map { link("/proc/\(qemu.pid)/fd/\($0)") }
       #expect(fds.contains(disk), "\(fds)")
       #expect(try await bed.xl(["destroy", "tiny"]).status == 0)

@@ -136,6 +136,10 @@ public struct DomainCreator: Sendable {
     try checkInterrupt("before any record was written")
     try ToolstackPaths.makeDirectories(paths.runDirectory)
 
+    // A missing bridge is refused before anything is claimed (a script decides for itself).
+    for nic in domain.nics where nic.script == nil {
+      if let bridge = nic.bridge { try BridgePort.check(bridge, what: "vif \(nic.devid ?? 0)") }
+    }
     events.phase(.register, domain.name)
     let account = try DeviceModelUser.account(for: domain.deviceModel)
     let run = Run(
@@ -144,7 +148,11 @@ public struct DomainCreator: Sendable {
     var identity: ProcessIdentity?
     var monitor: MonitorLaunch?
     do {
-      if let configText { try SavedConfig.write(configText, uuid: domain.uuid, domid: domid, paths: paths) }
+      if let configText {
+        // Its NICs pinned (random MACs and devids written out): a restart brings back the same ones.
+        let pinned = domain.nics.isEmpty ? configText : SavedConfigEditor.replacingList("vif", with: domain.nics.map(\.canonical), in: configText)
+        try SavedConfig.write(pinned, uuid: domain.uuid, domid: domid, paths: paths)
+      }
       guard run.command(domid).target == .local else {
         // Under Xen, QEMU reads the domain's records as it starts: they come first.
         try await run.fill(domid)
@@ -206,7 +214,8 @@ public struct DomainCreator: Sendable {
     func records(_ domid: UInt32) -> (DomainLayout, [XenStoreRecord]) {
       let layout = DomainLayout(domid: domid, uuid: domain.uuid)
       let log = paths.deviceModelLog(name: domain.name)
-      var records = layout.records(for: domain, deviceModel: command(domid), logPath: log, startTime: startTime)
+      var records = layout.records(
+        for: domain, deviceModel: command(domid), logPath: log, startTime: startTime, scriptDirectory: paths.scriptDirectory)
       if let consoleLog { records.append(XenStoreRecord(layout.consoleLogPathPath, consoleLog)) }
       return (layout, records)
     }
@@ -283,12 +292,26 @@ public struct DomainCreator: Sendable {
       if let user = command.user, let chroot = command.chrootPath {
         try Restriction.check(domain, user: user)
         for file in command.passedFiles {
-          let fd = try Restriction.open(file, user: user)
+          let fd = try Restriction.open(file)
           files.append(fd)
           passed[file.descriptor] = fd
         }
         try Restriction.makeRoot(chroot, user: user)
         confinement = Confinement(uid: user.uid, gid: user.gid, groups: user.groups)
+      }
+      var taps: [Int32] = []
+      defer { for fd in taps { close(fd) } }
+      for tap in command.taps {
+        let fd = try TapDevice.open(tap.name, what: "vif \(tap.devid)")
+        taps.append(fd)
+        passed[tap.descriptor] = fd
+      }
+      if !command.taps.isEmpty {
+        // Hotplug scripts read the NICs' records: those are written first.
+        if command.taps.contains(where: { $0.nic.script != nil }), case .failure(let error)? = await records?.value { throw error }
+        let hotplug = VifHotplug(
+          domid: domid, paths: paths, spawner: creator.spawner, xenstore: xenstore, xenstoreSocket: creator.connector.socketPath)
+        for tap in command.taps { try await hotplug.connect(tap: tap.name, nic: tap.nic, devid: tap.devid) }
       }
       events.phase(.spawn, command.shellCommand)
       var spawnCommand = SpawnCommand(
@@ -352,7 +375,7 @@ public struct DomainCreator: Sendable {
           state = .paused
         } else if let check = domain.guestReady, let consoleLog {
           // The guest first (when asked): the domain monitor takes over only a guest that is
-          // up. A restored guest booted long ago: its console has nothing more to say.
+          // up. A restored guest is up already: its console printed the line before it was saved.
           events.phase(.guest, "a line matching \(ConfigValue.quoted(check.consolePattern)) in \(consoleLog)")
           guest = try await GuestReadiness(
             check: check, domain: domain.name, consoleLog: consoleLog, startOffset: consoleStart, qmpSocket: command.qmpSocketPath,
@@ -360,7 +383,7 @@ public struct DomainCreator: Sendable {
           ).wait()
         }
         events.phase(.record, layout.deviceModelStatePath)
-        if domain.serial.first == "pty" { tty = try await Self.consolePTY(command, loop: creator.spawner.loop) }
+        tty = try await Self.configureStarted(command, domain: domain, loop: creator.spawner.loop)
         // The run state last: the domain monitor takes the domain over when it appears.
         var running = [XenStoreRecord(layout.deviceModelStatePath, "running")]
         if let tty { running.append(XenStoreRecord(layout.serialTTYPath(0), tty)) }
@@ -379,10 +402,23 @@ public struct DomainCreator: Sendable {
       return created
     }
 
-    /// The pty QEMU opened for serial port 0 (`query-chardev`, label `serial0`).
-    static func consolePTY(_ command: DeviceModelCommand, loop: EventLoop) async throws(XenLightError) -> String? {
+    /// What QMP sets up once the device model confirmed, in one session: the VNC password
+    /// (libxl's post-config step; until it is set, `password=on` refuses every client), the
+    /// balloon set to `memory` when QEMU has room for more (`maxmem`), then the pty QEMU opened
+    /// for serial port 0 (`query-chardev`, label `serial0`), returned.
+    static func configureStarted(_ command: DeviceModelCommand, domain: DomainConfiguration, loop: EventLoop)
+      async throws(XenLightError) -> String?
+    {
+      let password = domain.display.vnc ? domain.display.vncPassword : nil
+      let balloonMiB = domain.maxMemoryMiB > domain.memoryMiB ? domain.memoryMiB : nil
+      let wantsTTY = domain.serial.first == "pty"
+      guard password != nil || balloonMiB != nil || wantsTTY else { return nil }
       let chardevs = try await QMPClient.session(path: command.qmpSocketPath, loop: loop) { qmp throws(XenLightError) in
-        try await qmp.execute("query-chardev").arrayValue ?? []
+        if let password {
+          try await qmp.execute("set_password", [("protocol", .string("vnc")), ("password", .string(password))])
+        }
+        if let balloonMiB { try await qmp.execute("balloon", [("value", .number(Int64(balloonMiB) << 20))]) }
+        return wantsTTY ? try await qmp.execute("query-chardev").arrayValue ?? [] : []
       }
       let serial = chardevs.first { $0["label"]?.stringValue == "serial0" }
       guard let filename = serial?["filename"]?.stringValue, filename.hasPrefix("pty:") else { return nil }
@@ -412,6 +448,12 @@ public struct DomainCreator: Sendable {
           }
         }
         if let chroot = command.chrootPath { Restriction.removeRoot(chroot) }
+        if domain.nics.contains(where: { $0.script != nil }) {
+          let hotplug = VifHotplug(
+            domid: domid, paths: paths, spawner: creator.spawner, xenstore: xenstore, xenstoreSocket: creator.connector.socketPath)
+          // Their `remove` after a failed `add` may fail in turn: the failure reported is the first.
+          _ = await hotplug.disconnectAll()
+        }
         do throws(XenLightError) {
           let lock = try await FileLock.acquire(paths.domainsLock)
           defer { lock.release() }

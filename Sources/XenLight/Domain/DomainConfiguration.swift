@@ -23,6 +23,7 @@ public struct DisplaySettings: Hashable, Sendable {
   public var vncDisplay: Int?
   /// `vncunused`: take the first free display from `vncDisplay` on (on by default).
   public var vncUnused: Bool = true
+  /// `vncpasswd`: the password every VNC client must give (nil or empty: none asked).
   public var vncPassword: String?
   public var sdl: Bool = false
   public var nographic: Bool = false
@@ -97,6 +98,8 @@ public struct DomainConfiguration: Hashable, Sendable {
   public var display: DisplaySettings
   /// `boot`: the boot order for HVM guests (c disk, d CD-ROM, n network, a floppy).
   public var boot: String?
+  /// USB, sound, clock and firmware of an HVM guest.
+  public var hardware = EmulatedHardware()
   public var deviceModel = DeviceModelSettings()
   /// `cpus`: the host CPUs every vCPU may run on (its thread's affinity; nil: all).
   public var cpus: [Int]?

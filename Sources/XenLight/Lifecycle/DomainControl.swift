@@ -58,6 +58,11 @@ public struct DomainControl: Sendable {
   /// returns its `return` value.
   @discardableResult
   func qmp(_ target: Target, _ command: String, _ arguments: [(String, JSON)] = []) async throws(XenLightError) -> JSON {
+    try await session(target) { client throws(XenLightError) in try await client.execute(command, arguments) }
+  }
+
+  /// Runs `body` in a session on the device model's command QMP socket, then ends it.
+  func session<T: Sendable>(_ target: Target, _ body: (QMPClient) async throws(XenLightError) -> T) async throws(XenLightError) -> T {
     guard let path = target.qmpSocket else {
       throw XenLightError(.deviceModelFailed, "domain \(target.domid) (\(target.name)) has no QMP socket recorded")
     }
@@ -68,8 +73,8 @@ public struct DomainControl: Sendable {
       throw XenLightError(
         .deviceModelFailed, "domain \(target.domid) (\(target.name)): its device model does not answer on \(path) (\(error.message))")
     }
-    let result: Result<JSON, XenLightError>
-    do throws(XenLightError) { result = .success(try await client.execute(command, arguments)) } catch { result = .failure(error) }
+    let result: Result<T, XenLightError>
+    do throws(XenLightError) { result = .success(try await body(client)) } catch { result = .failure(error) }
     await client.finish()
     return try result.get()
   }
