@@ -19,8 +19,10 @@ struct VNCViewer: XLSubcommand {
 
   /// Finds the display and replaces xl with the viewer; returns only by throwing.
   static func run(domain: String, autopass: Bool) async throws {
-    let display = try await Toolstack.forXL().run(domain) { control, target throws(XenLightError) in
-      try await control.vncDisplay(target)
+    let toolstack = Toolstack.forXL()
+    let paths = toolstack.paths
+    let display = try await toolstack.run(domain) { control, target throws(XenLightError) in
+      try await control.vncDisplay(target, paths: paths)
     }
     let viewer = getenv("VNCVIEWER").map { String(cString: $0) } ?? "vncviewer"
     var arguments = [viewer]

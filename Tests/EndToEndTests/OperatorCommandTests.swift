@@ -149,7 +149,7 @@ extension GuestSuites {
       let bed = try XlTestbed()
       defer { bed.stop() }
       // create -p: QEMU's -S, so the guest has not run an instruction; unpause lets it.
-      try #require(try await bed.xl(["create", "-q", "-p", bed.tinyGuest("still", "vnc = 1\nvnclisten = \"127.0.0.1\"\nvncunused = 1\ncpus = \"0\"")]).status == 0)
+      try #require(try await bed.xl(["create", "-q", "-p", bed.tinyGuest("still", "vnc = 1\nvnclisten = \"127.0.0.1\"\nvncunused = 1\ncpus = \"0\"\nvncpasswd = \"s3cret\"")]).status == 0)
       #expect(try await bed.read("/libxl/1/run-state") == "paused")
       #expect(try await bed.xl(["qemu-monitor-command", "still", "info status"]).stdout == "VM status: paused (prelaunch)\n")
       let list = try await bed.xl(["list", "-v", "-n"]).stdout.split(separator: "\n")
@@ -173,7 +173,7 @@ extension GuestSuites {
       let ran = try await bed.xl(["vncviewer", "--autopass", "still"], environment: ["VNCVIEWER": viewer])
       #expect(ran.status == 0, "\(ran)")
       let handed = try readFile(seen)
-      #expect(handed.hasPrefix("-autopass 127.0.0.1:0\n"), "\(handed)")
+      #expect(handed == "-autopass 127.0.0.1:0\ns3cret\n", "\(handed)")
       let missing = try await bed.xl(["vncviewer", "still"], environment: ["VNCVIEWER": "/nonexistent/viewer"])
       #expect(missing.status == 1)
       #expect(missing.stderr == "xl: cannot run /nonexistent/viewer: No such file or directory\n")
