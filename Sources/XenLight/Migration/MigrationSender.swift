@@ -124,6 +124,13 @@ public struct MigrationSender: Sendable {
       let nowMicros = Int64(now.tv_sec) * 1_000_000 + Int64(now.tv_nsec) / 1000
       stoppedFor = .microseconds(nowMicros - totals.stoppedAtMicroseconds) - (clock.now - reported)
     }
+    // Beside the monitor's own lines about the domain (its MIGRATION events), the totals.
+    let line = "Domain \(target.domid) migrated away (\(rune)): QEMU's \(totals.description)\n"
+    let logFD = open(toolstack.paths.monitorLog(name: target.name), O_WRONLY | O_APPEND | O_CLOEXEC)
+    if logFD >= 0 {
+      _ = line.utf8CString.withUnsafeBytes { Glibc.write(logFD, $0.baseAddress, $0.count - 1) }
+      close(logFD)
+    }
     return MigratedDomain(domid: target.domid, name: target.name, totals: totals, stoppedFor: stoppedFor, elapsed: reported - began)
   }
 
