@@ -60,6 +60,16 @@ class QMP:
             if event.get("event") == "MIGRATION" and event["data"]["status"] in ("completed", "failed", "cancelled"):
                 return event["data"]["status"]
 
+    def resume(self):
+        """cont, once QEMU has left finish-migrate (it says "not finalized yet" until then)."""
+        while True:
+            try:
+                return self.execute("cont")
+            except RuntimeError as error:
+                if "not finalized yet" not in str(error):
+                    raise
+                time.sleep(0.001)
+
     def prepare(self, uncapped):
         self.execute("migrate-set-capabilities", capabilities=[{"capability": "events", "state": True}])
         if uncapped:
@@ -101,13 +111,13 @@ def main():
     if verb == "save":
         qmp = QMP(sys.argv[2])
         qmp.prepare(uncapped=True)
-        fd = os.open(sys.argv[3], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         start = time.monotonic()
+        fd = os.open(sys.argv[3], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)  # as xl does, timed
         qmp.execute("stop")
         qmp.execute("getfd", fd=fd, fdname="bench")
         qmp.execute("migrate", uri="fd:bench")
         status = qmp.wait_migration()
-        qmp.execute("cont")
+        qmp.resume()
         elapsed = time.monotonic() - start
         print(f"{status} {elapsed * 1000:.1f}")
     elif verb == "restore":
@@ -144,7 +154,7 @@ def main():
         elapsed = time.monotonic() - start
         downtime = source.execute("query-migrate").get("downtime", -1)
         stop(pid)
-        source.execute("cont")
+        source.resume()
         print(f"{status}/{incoming} {elapsed * 1000:.1f} downtime {downtime}")
     else:
         sys.exit(__doc__)

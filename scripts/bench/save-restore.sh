@@ -4,7 +4,7 @@
 # MIGRATION event), side by side in one run (release build), each xl run paired with the QEMU
 # run right after it; the gap and the ratio are the medians of the pairs'.
 #  1. save: `xl save -c` (whole process; the guest runs on) vs stop + migrate to a file + cont
-#     on the same QEMU (from the first command to cont).
+#     on the same QEMU (from opening the file to cont); both files new (removed before, untimed).
 #  2. restore: `xl restore -e FILE` to running (whole process) vs the same QEMU command line
 #     started with -S -incoming defer, fed the same file (from the fork to cont).
 #  3. migrate: `xl migrate -s '' … --debug` between two toolstacks here (whole process; the
@@ -43,6 +43,7 @@ serial = "pty"
 device_model_accel = "tcg"
 EOF
 qemu_line=$($A "$bin/xl" create -n "$work/bench.cfg" 2>/dev/null | grep '^qemu-system' | head -1)
+eval "qemu=($qemu_line)"   # the line is quoted as a shell would take it
 $A "$bin/xl" create -q "$work/bench.cfg"
 until grep -q "xenlight-guest: booted" "$work/a/log/console/guest-bench.log" 2>/dev/null; do sleep 0.2; done
 sleep 2   # let the guest settle to its prompt
@@ -66,6 +67,8 @@ report() {  # NAME: medians in ms, the ratio, and the target 1.1 x QEMU + 10 ms
 
 # 1. save
 for _ in $(seq "$runs"); do
+  # Both write a new file: truncating the last run's 100 MB costs tens of ms, unevenly.
+  rm -f "$work/xl.save" "$work/qemu.save"
   t0=$(now); $A "$bin/xl" save -c bench "$work/xl.save" 2>/dev/null; t1=$(now)
   ms=$($py $client save "$work/a/run/qmp-libxl-1" "$work/qemu.save" | awk '{print $2}')
   pair save $((t1 - t0)) "$ms"
@@ -79,7 +82,7 @@ mkdir -p "$work/q"
 for _ in $(seq "$runs"); do
   t0=$(now); $A "$bin/xl" restore -e "$work/restore.save" 2>/dev/null; t1=$(now)
   $A "$bin/xl" destroy bench >/dev/null
-  ms=$($py $client restore "$work/q" "$work/restore.save" "$offset" -- $qemu_line -S -incoming defer | awk '{print $2}')
+  ms=$($py $client restore "$work/q" "$work/restore.save" "$offset" -- "${qemu[@]}" -S -incoming defer | awk '{print $2}')
   pair restore $((t1 - t0)) "$ms"
 done
 report restore
@@ -92,7 +95,7 @@ for _ in $(seq "$runs"); do
   $A "$bin/xl" migrate --debug -s '' bench "exec $B $bin/xl migrate-receive -e -d" 2>>"$work/migrate.debug"
   t1=$(now)
   $B "$bin/xl" migrate -s '' bench "exec $A $bin/xl migrate-receive" 2>/dev/null
-  out=$($py $client migrate "$work/a/run/qmp-libxl-1" "$work/q" -- $qemu_line -S -incoming defer)
+  out=$($py $client migrate "$work/a/run/qmp-libxl-1" "$work/q" -- "${qemu[@]}" -S -incoming defer)
   pair migrate $((t1 - t0)) "$(echo "$out" | awk '{print $2}')"
   echo "$out" | awk '{print $4}' >>"$work/qemu-downtime"
 done

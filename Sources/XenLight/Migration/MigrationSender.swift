@@ -37,6 +37,11 @@ public struct MigrationSender: Sendable {
       guard target.deviceModelTarget == .local, target.qmpSocket != nil else {
         throw XenLightError(.invalidState, "cannot migrate domain \(target.domid) (\(target.name)): only a local device model's state can be sent here")
       }
+      if let text = try? await DomainStore.readOptional(store.xenstore, MigrationProtocol.Note.path(target.domid)),
+        let other = MigrationProtocol.Note(text), toolstack.spawner.isRunning(other.driver)
+      {
+        throw XenLightError(.invalidState, "cannot migrate domain \(target.domid) (\(target.name)): xl [\(other.driver.pid)] is migrating it")
+      }
       let config = try DomainSaver.configText(target, file: configFile, paths: toolstack.paths)
       let note = MigrationProtocol.Note(
         step: .outgoing, driver: try MigrationProtocol.Note.me(), name: target.name, wasRunning: target.runState != .paused)

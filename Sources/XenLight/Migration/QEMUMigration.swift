@@ -92,6 +92,24 @@ public enum QEMUMigration {
     }
   }
 
+  /// `cont` on a device model whose migration may just have completed. QEMU announces
+  /// `completed` a moment before it leaves `finish-migrate` for `postmigrate`, and says nothing
+  /// when it does; until then it refuses `cont` ("Migration is not finalized yet"). That one
+  /// refusal is retried each millisecond for at most 5 s: the only wait here with no event to
+  /// wait on (QEMU 7.2).
+  public static func resume(_ qmp: QMPClient) async throws(XenLightError) {
+    var attempts = 0
+    while true {
+      do throws(XenLightError) {
+        try await qmp.execute("cont")
+        return
+      } catch where error.message.hasSuffix("Migration is not finalized yet") && attempts < 5000 {
+        attempts += 1
+        try? await Task.sleep(for: .milliseconds(1))
+      }
+    }
+  }
+
   /// The first final `MIGRATION` status: completed, failed or cancelled, and when the guest
   /// was stopped on the way (`STOP`). The session closing first (QEMU exited) throws.
   static func finalStatus(_ qmp: QMPClient) async throws(XenLightError) -> (String, Int64) {

@@ -127,7 +127,7 @@ public struct DomainSaver: Sendable {
   }
 
   private func resume(_ qmp: QMPClient, _ target: DomainControl.Target, _ store: DomainStore) async throws(XenLightError) {
-    try await qmp.execute("cont")
+    try await QEMUMigration.resume(qmp)
     try await store.update(domid: target.domid, [XenStoreRecord(target.layout.runStatePath, RunState.running.rawValue)])
   }
 
