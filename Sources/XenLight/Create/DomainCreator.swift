@@ -93,7 +93,19 @@ public struct DomainCreator: Sendable {
   /// `incoming` feeds it the stream (its command QMP socket is free) and returns the state
   /// the guest is left in, recorded as the domain's run state. A failure is create's: the
   /// device model is stopped and every record removed.
-  public var incoming: (@Sendable (_ domid: UInt32, _ command: DeviceModelCommand) async throws(XenLightError) -> RunState)?
+  public var incoming: (@Sendable (_ domid: UInt32, _ command: DeviceModelCommand) async throws(XenLightError) -> Incoming)?
+
+  /// How an incoming device model was left: its run state, and its console's pty (asked for
+  /// in the same QMP session, while it loaded).
+  public struct Incoming: Sendable {
+    public var state: RunState
+    public var consoleTTY: String?
+
+    public init(state: RunState, consoleTTY: String?) {
+      self.state = state
+      self.consoleTTY = consoleTTY
+    }
+  }
 
   public init(
     connector: XenStoreConnector, paths: ToolstackPaths, host: HostCapabilities = .current, timeout: Duration? = nil,
@@ -335,10 +347,11 @@ public struct DomainCreator: Sendable {
         var state = RunState.running
         if let incoming = creator.incoming {
           events.phase(.receive, "\(command.qmpSocketPath)")
-          state = try await incoming(domid, command)
+          let received = try await incoming(domid, command)
+          (state, tty) = (received.state, received.consoleTTY)
         }
         events.phase(.record, layout.deviceModelStatePath)
-        if domain.serial.first == "pty" { tty = try await Self.consolePTY(command, loop: creator.spawner.loop) }
+        if domain.serial.first == "pty" && creator.incoming == nil { tty = try await Self.consolePTY(command, loop: creator.spawner.loop) }
         // The run state last: the domain monitor takes the domain over when it appears.
         var running = [XenStoreRecord(layout.deviceModelStatePath, "running")]
         if let tty { running.append(XenStoreRecord(layout.serialTTYPath(0), tty)) }
@@ -359,11 +372,9 @@ public struct DomainCreator: Sendable {
     /// The pty QEMU opened for serial port 0 (`query-chardev`, label `serial0`).
     static func consolePTY(_ command: DeviceModelCommand, loop: EventLoop) async throws(XenLightError) -> String? {
       let chardevs = try await QMPClient.session(path: command.qmpSocketPath, loop: loop) { qmp throws(XenLightError) in
-        try await qmp.execute("query-chardev").arrayValue ?? []
+        try await qmp.execute("query-chardev")
       }
-      let serial = chardevs.first { $0["label"]?.stringValue == "serial0" }
-      guard let filename = serial?["filename"]?.stringValue, filename.hasPrefix("pty:") else { return nil }
-      return String(filename.dropFirst(4))
+      return DomainCreator.consolePTY(in: chardevs)
     }
 
     /// After `error`: stops the device model if it is still `running` (confirmed, then
@@ -412,6 +423,13 @@ public struct DomainCreator: Sendable {
         failure.code, failure.message + "; cleaning up also failed: " + problems.joined(separator: "; "), errno: failure.errno,
         cause: failure.cause)
     }
+  }
+
+  /// Serial port 0's pty in a `query-chardev` reply (label `serial0`, `pty:<path>`).
+  static func consolePTY(in chardevs: JSON) -> String? {
+    let serial = (chardevs.arrayValue ?? []).first { $0["label"]?.stringValue == "serial0" }
+    guard let filename = serial?["filename"]?.stringValue, filename.hasPrefix("pty:") else { return nil }
+    return String(filename.dropFirst(4))
   }
 
   fileprivate func checkInterrupt(_ when: String) throws(XenLightError) {

@@ -101,11 +101,14 @@ public struct DomainRestorer: Sendable {
     }
     let log = toolstack.paths.deviceModelLog(name: domain.name)
     let (paused, loop, source, fd, beforeLoading) = (paused, toolstack.spawner.loop, stream.source, stream.fd, beforeLoading)
-    creator.incoming = { domid, command throws(XenLightError) -> RunState in
+    let console = domain.serial.first == "pty"
+    creator.incoming = { domid, command throws(XenLightError) -> DomainCreator.Incoming in
       try await beforeLoading?(domid)
       let start = Self.size(of: log)
       return try await QMPClient.session(path: command.qmpSocketPath, loop: loop, what: "domain \(domid) device model") {
-        qmp throws(XenLightError) -> RunState in
+        qmp throws(XenLightError) -> DomainCreator.Incoming in
+        // The console's pty is asked for while the state loads: no round trip of its own.
+        let chardevs = Task { () async -> JSON? in console ? try? await qmp.execute("query-chardev") : nil }
         do throws(XenLightError) {
           try await QEMUMigration.receive(qmp, from: fd)
         } catch {
@@ -114,9 +117,10 @@ public struct DomainRestorer: Sendable {
           let said = tail.isEmpty ? error.message : tail.split(separator: "\n").joined(separator: "; ")
           throw XenLightError(.io, "\(source): the device model could not load the saved state: \(said)")
         }
-        if paused { return .paused }
+        let tty = await chardevs.value.flatMap(DomainCreator.consolePTY(in:))
+        if paused { return DomainCreator.Incoming(state: .paused, consoleTTY: tty) }
         try await qmp.execute("cont")
-        return .running
+        return DomainCreator.Incoming(state: .running, consoleTTY: tty)
       }
     }
     return try await creator.create(domain, events: events)
