@@ -29,6 +29,8 @@ let package = Package(
     // One epoll thread per loop: fds, timers and cross-thread work, never the cooperative pool.
     // CReactor: the Linux calls Glibc does not export (thread names, accept4, NSS from files only).
     .target(name: "CReactor"),
+    // The ioctls of a bridged vif: tap devices, links, bridge ports.
+    .target(name: "CNetwork"),
     .target(name: "Reactor", dependencies: ["CReactor", .product(name: "HeapModule", package: "swift-collections")]),
     .target(name: "XenStore", dependencies: [
       "Reactor", .product(name: "Logging", package: "swift-log"),
@@ -44,7 +46,7 @@ let package = Package(
       "CSpawn", "CReactor", "Reactor", "RotatingLogs", .product(name: "Logging", package: "swift-log"),
     ]),
     .target(name: "XenLight", dependencies: [
-      "XenStore", "Spawn", "Reactor", "CReactor", .product(name: "Logging", package: "swift-log"),
+      "XenStore", "Spawn", "Reactor", "CReactor", "CNetwork", .product(name: "Logging", package: "swift-log"),
     ]),
     .executableTarget(name: "xl", dependencies: [
       "XenLight", "XenStore", "Spawn", "CReactor",
@@ -78,7 +80,7 @@ let package = Package(
     // Shared by the process-level test targets below: daemons under test, raw clients, the xl
     // testbed, fault and stress helpers.
     .target(name: "InteropSupport", dependencies: [
-      "TestSupport", "XenStore", "XenStoreDaemon", "Spawn", .product(name: "Logging", package: "swift-log"),
+      "TestSupport", "XenStore", "Reactor", "XenStoreDaemon", "Spawn", .product(name: "Logging", package: "swift-log"),
     ], path: "Tests/InteropSupport"),
     // Against the real peers: xenstore-utils, test-xenstore, pyxs, libxenstore, Xen's C xenstored, QEMU.
     .testTarget(name: "InteropTests", dependencies: [

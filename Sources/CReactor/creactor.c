@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include <nss.h>
 #include <pthread.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/socket.h>
 #include "CReactor.h"
@@ -42,4 +43,12 @@ int creactor_sanitized(void) {
 #endif
 #endif
   return 0;
+}
+
+int creactor_get_affinity(int tid, unsigned char *mask, unsigned long bytes) {
+  return sched_getaffinity((pid_t)tid, (size_t)bytes, (cpu_set_t *)mask);
+}
+
+int creactor_set_affinity(int tid, const unsigned char *mask, unsigned long bytes) {
+  return sched_setaffinity((pid_t)tid, (size_t)bytes, (const cpu_set_t *)mask);
 }

@@ -34,6 +34,8 @@ public struct XenLightError: Error, Hashable, Sendable, CustomStringConvertible 
     case noParavirt = "no-paravirt"
     /// The domain monitor did not start or confirm.
     case monitorFailed = "monitor-failed"
+    /// The guest died (panicked, powered off or reset) before it confirmed (`guest_ready_console`).
+    case guestFailed = "guest-failed"
 
     /// The code's name, "device-model-failed".
     public var name: String { rawValue }

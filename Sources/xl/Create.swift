@@ -151,6 +151,10 @@ struct CreateRequest: Equatable, Sendable {
       terminal.note(
         "Domain \(created.domid) (\(created.name)) created: device model [\(created.identity.pid)] confirmed (\(created.confirmedBy)) in \(created.confirmationTime.readable); log \(created.logPath)")
       if let monitor = created.monitor { terminal.timeline("monitor [\(monitor.pid)] confirmed watching") }
+      if let guest = created.guest {
+        terminal.timeline(
+          "guest ready: console line \(guest.lineNumber) \(ConfigValue.quoted(guest.line)), \(guest.elapsed.readable) after the device model confirmed")
+      }
       do {
         try await afterCreate(created, creator: creator, terminal: terminal)
       } catch {
@@ -212,7 +216,9 @@ struct CreateRequest: Equatable, Sendable {
     out += "# device model (\(command.target.rawValue)\(accel)), output to \(log):\n"
     out += command.shellCommand + "\n"
     out += "# xenstore records, written in one transaction:\n"
-    for record in layout.records(for: domain, deviceModel: command, logPath: log, startTime: "<now>") {
+    for record in layout.records(
+      for: domain, deviceModel: command, logPath: log, startTime: "<now>", scriptDirectory: paths.scriptDirectory)
+    {
       out += record.description + "\n"
     }
     out += "# once it runs:\n"

@@ -9,7 +9,7 @@ enum ExitStatus {
     switch error.code {
     case .syntax, .invalidConfig, .io: 1
     case .xenstore, .xenstoreLost: 2
-    case .deviceModelFailed, .monitorFailed: 3
+    case .deviceModelFailed, .monitorFailed, .guestFailed: 3
     case .duplicateName: 4
     case .timedOut: 9
     case .interrupted: 130

@@ -30,6 +30,10 @@ struct XL: AsyncParsableCommand {
     subcommands: [
       Create.self, Destroy.self, List.self, Shutdown.self, Reboot.self, Pause.self, Unpause.self, Console.self, Monitor.self,
       Save.self, Restore.self, Migrate.self, MigrateReceive.self,
+      Info.self, Uptime.self, DomID.self, DomName.self, VMList.self, VCPUList.self, VCPUPin.self, Trigger.self, ButtonPress.self,
+      Sysrq.self, QemuMonitorCommand.self, DumpCore.self, Rename.self, ConfigUpdate.self, Help.self,
+      BlockAttach.self, BlockDetach.self, BlockList.self, CDInsert.self, CDEject.self, MemSet.self, MemMax.self, VcpuSet.self,
+      NetworkAttach.self, NetworkDetach.self, NetworkList.self,
     ])
 }
 

@@ -20,18 +20,18 @@ extension GuestSuites {
       let uid: UInt32
       let gid: UInt32
 
-      init(_ name: String, uid: UInt32) throws {
-        _ = try run(["/usr/sbin/userdel", name])
-        let added = try run(["/usr/sbin/useradd", "--system", "--uid", "\(uid)", "--user-group", "--no-create-home",
+      init(_ name: String, uid: UInt32) async throws {
+        _ = try await run(["/usr/sbin/userdel", name])
+        let added = try await run(["/usr/sbin/useradd", "--system", "--uid", "\(uid)", "--user-group", "--no-create-home",
                              "--shell", "/usr/sbin/nologin", name])
         try #require(added.status == 0, "\(added)")
         self.name = name
         self.uid = uid
-        let line = try run(["/usr/bin/getent", "passwd", name]).stdout.split(separator: ":")
+        let line = try await run(["/usr/bin/getent", "passwd", name]).stdout.split(separator: ":")
         gid = try #require(UInt32(line[3]))
       }
 
-      func remove() { _ = try? run(["/usr/sbin/userdel", name]) }
+      func remove() { runInCleanup(["/usr/sbin/userdel", name]) }
     }
 
     /// A testbed whose run directory the device model's user can reach (chroot needs it).
@@ -69,13 +69,13 @@ extension GuestSuites {
 
     @Test(.enabled(if: TestEnvironment.shouldRun(peers)))
     func confinedAsProcShowsItAndKilledByUID() async throws {
-      let user = try TestUser("xldm-a", uid: 231_101)
+      let user = try await TestUser("xldm-a", uid: 231_101)
       defer { user.remove() }
-      let other = try TestUser("xldm-b", uid: 231_102)
+      let other = try await TestUser("xldm-b", uid: 231_102)
       defer { other.remove() }
       let bed = try testbed()
       defer { bed.stop() }
-      let created = try await bed.xlAwaiting(["create", "-q", bed.tinyGuest("tiny", "device_model_user = \"xldm-a\"")])
+      let created = try await bed.xl(["create", "-q", bed.tinyGuest("tiny", "device_model_user = \"xldm-a\"")])
       try #require(created.status == 0, "\(created)")
       let qemu = try #require(try await bed.read("/libxl/1/device-model-identity").flatMap(ProcessIdentity.init))
       #expect(try await bed.read("/local/domain/1/image/device-model-kill-uid") == "231101")
@@ -111,7 +111,7 @@ extension GuestSuites {
         waitpid(bystander, &status, 0)
       }
       try await Task.sleep(for: .milliseconds(100))  // setpriv has exec'd sleep
-      let destroyed = try await bed.xlAwaiting(["destroy", "tiny"])
+      let destroyed = try await bed.xl(["destroy", "tiny"])
       #expect(destroyed.status == 0, "\(destroyed)")
       var status: Int32 = 0
       #expect(waitpid(stray, &status, 0) == stray)
@@ -126,14 +126,14 @@ extension GuestSuites {
     func missingUsersAndRootRefused() async throws {
       let bed = try testbed()
       defer { bed.stop() }
-      let missing = try await bed.xlAwaiting(["create", "-q", bed.tinyGuest("tiny", "device_model_user = \"xldm-nobody-here\"")])
+      let missing = try await bed.xl(["create", "-q", bed.tinyGuest("tiny", "device_model_user = \"xldm-nobody-here\"")])
       #expect(missing.status == 1)
       #expect(missing.stderr == "xl: device_model_user: no user \"xldm-nobody-here\" in /etc/passwd to run the device model as; create it with: adduser --system --group --no-create-home xldm-nobody-here\n", "\(missing)")
-      let root = try await bed.xlAwaiting(["create", "-q", bed.tinyGuest("tiny", "device_model_user = \"root\"")])
+      let root = try await bed.xl(["create", "-q", bed.tinyGuest("tiny", "device_model_user = \"root\"")])
       #expect(root.status == 1)
       #expect(root.stderr == "xl: device_model_user: \"root\" has uid 0; the device model must not run as root\n", "\(root)")
-      if (try? run(["/usr/bin/getent", "passwd", "xen-qemuuser-range-base"]))?.status != 0 {
-        let range = try await bed.xlAwaiting(["create", "-q", bed.tinyGuest("tiny", "dm_restrict = 1")])
+      if (try? await run(["/usr/bin/getent", "passwd", "xen-qemuuser-range-base"]))?.status != 0 {
+        let range = try await bed.xl(["create", "-q", bed.tinyGuest("tiny", "dm_restrict = 1")])
         #expect(range.status == 1)
         #expect(range.stderr == "xl: dm_restrict: no user \"xen-qemuuser-range-base\" in /etc/passwd to run the device model as (domain N runs as its uid + N); create it with: adduser --system --uid 131072 --group --no-create-home xen-qemuuser-range-base\n", "\(range)")
       }
@@ -143,29 +143,29 @@ extension GuestSuites {
     @Test(.enabled(if: TestEnvironment.shouldRun(peers)))
     func rangeUserAndUIDCollisionRefused() async throws {
       // The range's base user exists only for this test (if the host has one, skip).
-      guard (try? run(["/usr/bin/getent", "passwd", "xen-qemuuser-range-base"]))?.status != 0 else { return }
-      let base = try TestUser("xen-qemuuser-range-base", uid: 231_200)
+      guard (try? await run(["/usr/bin/getent", "passwd", "xen-qemuuser-range-base"]))?.status != 0 else { return }
+      let base = try await TestUser("xen-qemuuser-range-base", uid: 231_200)
       defer { base.remove() }
-      let named = try TestUser("xldm-c", uid: 231_202)
+      let named = try await TestUser("xldm-c", uid: 231_202)
       defer { named.remove() }
       let bed = try testbed()
       defer { bed.stop() }
-      let first = try await bed.xlAwaiting(["create", "-q", bed.tinyGuest("one", "dm_restrict = 1")])
+      let first = try await bed.xl(["create", "-q", bed.tinyGuest("one", "dm_restrict = 1")])
       try #require(first.status == 0, "\(first)")
       #expect(try await bed.read("/local/domain/1/image/device-model-kill-uid") == "231201")
       // Domain 2 would run as 231202 too: the named user's uid is taken by the range.
-      _ = try await bed.xlAwaiting(["create", "-q", bed.tinyGuest("two", "device_model_user = \"xldm-c\"")])
-      let clash = try await bed.xlAwaiting(["create", "-q", bed.tinyGuest("three", "dm_restrict = 1\ndevice_model_user = \"xldm-c\"")])
+      _ = try await bed.xl(["create", "-q", bed.tinyGuest("two", "device_model_user = \"xldm-c\"")])
+      let clash = try await bed.xl(["create", "-q", bed.tinyGuest("three", "dm_restrict = 1\ndevice_model_user = \"xldm-c\"")])
       #expect(clash.status == 1)
       #expect(clash.stderr == "xl: device_model_user \"xldm-c\": uid 231202 already runs domain 2's device model (\"two\"); each domain's device model needs a uid of its own\n", "\(clash)")
-      #expect(try await bed.xlAwaiting(["destroy", "two"]).status == 0)
-      #expect(try await bed.xlAwaiting(["destroy", "one"]).status == 0)
+      #expect(try await bed.xl(["destroy", "two"]).status == 0)
+      #expect(try await bed.xl(["destroy", "one"]).status == 0)
       try await bed.expectNoLeftovers()
     }
 
     @Test(.enabled(if: TestEnvironment.shouldRun(peers)))
     func passedDiskUsedAndHostFileRefusedInQEMUsWords() async throws {
-      let user = try TestUser("xldm-d", uid: 231_301)
+      let user = try await TestUser("xldm-d", uid: 231_301)
       defer { user.remove() }
       let bed = try testbed()
       defer { bed.stop() }
@@ -177,26 +177,26 @@ extension GuestSuites {
       ftruncate(fd, 128 * 1024)
       close(fd)
       let config = bed.tinyGuest("tiny", "device_model_user = \"xldm-d\"\ndisk = [ \"\(disk),raw,hda,w\" ]")
-      let created = try await bed.xlAwaiting(["create", "-q", config])
+      let created = try await bed.xl(["create", "-q", config])
       try #require(created.status == 0, "\(created)")
       let qemu = try #require(try await bed.read("/libxl/1/device-model-identity").flatMap(ProcessIdentity.init))
       let arguments = try readFile("/proc/\(qemu.pid)/cmdline").split(separator: "\0")
-      #expect(arguments.contains("file=/dev/fdset/5,format=raw,if=ide,index=0,media=disk"), "\(arguments)")
+      #expect(arguments.contains("driver=raw,node-name=xl-hda-5,read-only=off,file.driver=file,file.filename=/dev/fdset/5"), "\(arguments)")
       let fds = (0..<64).map { link("/proc/\(qemu.pid)/fd/\($0)") }
       #expect(fds.contains(disk), "\(fds)")
-      #expect(try await bed.xlAwaiting(["destroy", "tiny"]).status == 0)
+      #expect(try await bed.xl(["destroy", "tiny"]).status == 0)
 
       // A big writable disk is refused before QEMU runs: it could not write past 256 KiB.
       let big = secret + "/big.img"
       let bigFD = open(big, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
       ftruncate(bigFD, 1 << 20)
       close(bigFD)
-      let refused = try await bed.xlAwaiting(["create", "-q", bed.tinyGuest("tiny", "device_model_user = \"xldm-d\"\ndisk = [ \"\(big),raw,hda,w\" ]")])
+      let refused = try await bed.xl(["create", "-q", bed.tinyGuest("tiny", "device_model_user = \"xldm-d\"\ndisk = [ \"\(big),raw,hda,w\" ]")])
       #expect(refused.status == 1)
       #expect(refused.stderr == "xl: disk hda: \(big) is writable and 1048576 bytes; a restricted device model may not write past 256 KiB of a file (RLIMIT_FSIZE, as libxl): make the disk read-only or use a block device\n", "\(refused)")
 
       // A host file named in device_model_args: QEMU opens it as its user, and says no.
-      let host = try await bed.xlAwaiting(["create", "-q", bed.tinyGuest("tiny", "device_model_user = \"xldm-d\"\ndevice_model_args = [ \"-drive\", \"file=\(disk),format=raw,if=virtio\" ]")])
+      let host = try await bed.xl(["create", "-q", bed.tinyGuest("tiny", "device_model_user = \"xldm-d\"\ndevice_model_args = [ \"-drive\", \"file=\(disk),format=raw,if=virtio\" ]")])
       #expect(host.status == 3, "\(host)")
       #expect(host.stderr.contains("Could not open '\(disk)': Permission denied"), "\(host)")
       try await bed.expectNoLeftovers()
@@ -204,18 +204,18 @@ extension GuestSuites {
 
     @Test(.enabled(if: TestEnvironment.shouldRun(GuestSuites.GuestLifecycleTests.linuxPeers)))
     func restrictedLinuxGuestBootsAndShutsDown() async throws {
-      let user = try TestUser("xldm-e", uid: 231_401)
+      let user = try await TestUser("xldm-e", uid: 231_401)
       defer { user.remove() }
       let bed = try testbed()
       defer { bed.stop() }
       let config = bed.linuxGuest("device_model_user = \"xldm-e\"")
-      let created = try await bed.xlAwaiting(["create", "-q", config])
+      let created = try await bed.xl(["create", "-q", config])
       try #require(created.status == 0, "\(created)")
       let answer = try await ConsoleSession.exchangeAwaiting(bed, domain: "linux", send: "echo hello-$((6*7))\r", until: "hello-42")
       #expect(answer.contains("hello-42"), "\(answer)")
-      #expect(try await bed.xlAwaiting(["pause", "linux"]).status == 0)
-      #expect(try await bed.xlAwaiting(["unpause", "linux"]).status == 0)
-      let shutdown = try await bed.xlAwaiting(["shutdown", "-w", "linux"])
+      #expect(try await bed.xl(["pause", "linux"]).status == 0)
+      #expect(try await bed.xl(["unpause", "linux"]).status == 0)
+      let shutdown = try await bed.xl(["shutdown", "-w", "linux"])
       #expect(shutdown.status == 0, "\(shutdown)")
       try await bed.expectNoLeftovers()
       #expect(access(bed.runDirectory + "/qemu-root-1", F_OK) != 0)
@@ -225,15 +225,15 @@ extension GuestSuites {
     /// free again, its chroot fresh), and a panic with on_crash destroy leaves nothing.
     @Test(.enabled(if: TestEnvironment.shouldRun(GuestSuites.GuestLifecycleTests.linuxPeers)))
     func restrictedLinuxGuestRebootsAndItsPanicIsDestroyed() async throws {
-      let user = try TestUser("xldm-f", uid: 231_402)
+      let user = try await TestUser("xldm-f", uid: 231_402)
       defer { user.remove() }
       let bed = try testbed()
       defer { bed.stop() }
       let config = bed.linuxGuest("device_model_user = \"xldm-f\"\non_crash = \"destroy\"")
-      try #require(try await bed.xlAwaiting(["create", "-q", config]).status == 0)
+      try #require(try await bed.xl(["create", "-q", config]).status == 0)
       let first = try await bed.read("/libxl/1/device-model-identity")
       _ = try await ConsoleSession.exchangeAwaiting(bed, domain: "linux", send: "echo one-$((0+1))\r", until: "one-1")
-      #expect(try await bed.xlAwaiting(["reboot", "linux"]).status == 0)
+      #expect(try await bed.xl(["reboot", "linux"]).status == 0)
       try await bed.waitUntil("/libxl/1/device-model-identity") { $0 != nil && $0 != first }
       try await bed.waitUntil("/libxl/1/run-state", is: "running")
       let again = try #require(try await bed.read("/libxl/1/device-model-identity").flatMap(ProcessIdentity.init))

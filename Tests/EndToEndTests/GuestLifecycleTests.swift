@@ -27,7 +27,7 @@ extension GuestSuites {
     func bootConsolePauseAndShutdownLeaveNothing() async throws {
       let bed = try XlTestbed()
       defer { bed.stop() }
-      let created = try await bed.xlAwaiting(["create", "-q", linux(bed)])
+      let created = try await bed.xl(["create", "-q", linux(bed)])
       try #require(created.status == 0, "\(created)")
       let qemu = try #require(try await bed.read("/libxl/1/device-model-identity").flatMap(ProcessIdentity.init))
       let monitor = try #require(try await bed.read("/libxl/1/monitor-identity").flatMap(ProcessIdentity.init))
@@ -41,19 +41,19 @@ extension GuestSuites {
       let log = try readFile(bed.logDirectory + "/console/guest-linux.log")
       #expect(log.contains("xenlight-guest: booted"), "\(log)")
 
-      #expect(try await bed.xlAwaiting(["pause", "linux"]).status == 0)
+      #expect(try await bed.xl(["pause", "linux"]).status == 0)
       #expect(try await listedState(bed, "linux") == "--p---")
-      let paused = try await bed.xlAwaiting(["shutdown", "linux"])
+      let paused = try await bed.xl(["shutdown", "linux"])
       #expect(paused.status == 1)
       #expect(paused.stderr == "Shutting down domain 1\nxl: cannot shut down domain 1 (linux): it is paused; a paused guest cannot act on it: unpause it first (xl unpause linux)\n", "\(paused)")
-      #expect(try await bed.xlAwaiting(["unpause", "linux"]).status == 0)
+      #expect(try await bed.xl(["unpause", "linux"]).status == 0)
       #expect(["r-----", "-b----"].contains(try await listedState(bed, "linux")))
 
-      let shutdown = try await bed.xlAwaiting(["shutdown", "-w", "linux"])
+      let shutdown = try await bed.xl(["shutdown", "-w", "linux"])
       #expect(shutdown.status == 0, "\(shutdown)")
       #expect(shutdown.stderr == "Shutting down domain 1\nWaiting for 1 domains\nDomain 1 has been destroyed\n")
       #expect(!isAlive(qemu.pid))
-      #expect(awaitExit(monitor.pid, seconds: 10))
+      #expect(await awaitExit(monitor.pid, seconds: 10))
       try await bed.expectNoLeftovers()
       #expect(try await listed(bed).isEmpty)
       let monitorLog = try readFile(bed.logDirectory + "/xl-linux.log")
@@ -66,10 +66,10 @@ extension GuestSuites {
     func rebootBootsAgainUnderTheSameName() async throws {
       let bed = try XlTestbed()
       defer { bed.stop() }
-      try #require(try await bed.xlAwaiting(["create", "-q", linux(bed)]).status == 0)
+      try #require(try await bed.xl(["create", "-q", linux(bed)]).status == 0)
       let first = try await bed.read("/libxl/1/device-model-identity")
       _ = try await ConsoleSession.exchangeAwaiting(bed, domain: "linux", send: "echo first-$((1+1))\r", until: "first-2")
-      let reboot = try await bed.xlAwaiting(["reboot", "linux"])
+      let reboot = try await bed.xl(["reboot", "linux"])
       #expect(reboot.status == 0, "\(reboot)")
       // Re-created as xl does (the lowest free domid here: 1 again), with a new device model.
       try await bed.waitUntil("/libxl/1/device-model-identity") { $0 != nil && $0 != first }
@@ -79,7 +79,7 @@ extension GuestSuites {
       let log = try readFile(bed.logDirectory + "/console/guest-linux.log")
       #expect(log.components(separatedBy: "xenlight-guest: booted").count == 3, "two boots in \(log)")
       #expect(try await listed(bed).map(\.name) == ["linux"])
-      #expect(try await bed.xlAwaiting(["destroy", "linux"]).status == 0)
+      #expect(try await bed.xl(["destroy", "linux"]).status == 0)
       try await bed.expectNoLeftovers()
     }
 
@@ -87,7 +87,7 @@ extension GuestSuites {
     func guestPanicAppliesOnCrash(action: String) async throws {
       let bed = try XlTestbed()
       defer { bed.stop() }
-      try #require(try await bed.xlAwaiting(["create", "-q", linux(bed, "on_crash = \"\(action)\"")]).status == 0)
+      try #require(try await bed.xl(["create", "-q", linux(bed, "on_crash = \"\(action)\"")]).status == 0)
       let first = try await bed.read("/libxl/1/device-model-identity")
       _ = try await ConsoleSession.exchangeAwaiting(bed, domain: "linux", send: "echo c > /proc/sysrq-trigger\r", until: "Kernel panic")
       switch action {
@@ -110,12 +110,12 @@ extension GuestSuites {
       case "preserve":
         try await bed.waitUntil("/libxl/1/run-state", is: "crashed")
         #expect(try await listedState(bed, "linux") == "----c-")
-        #expect(try await bed.xlAwaiting(["destroy", "linux"]).status == 0)
+        #expect(try await bed.xl(["destroy", "linux"]).status == 0)
         try await bed.expectNoLeftovers()
       default:
         try await bed.waitUntil("/libxl/1/device-model-identity") { $0 != nil && $0 != first }
         #expect(try await bed.read("/local/domain/1/name") == "linux")
-        #expect(try await bed.xlAwaiting(["destroy", "linux"]).status == 0)
+        #expect(try await bed.xl(["destroy", "linux"]).status == 0)
         try await bed.expectNoLeftovers()
       }
       let monitorLog = try readFile(bed.logDirectory + "/xl-linux.log")
@@ -130,12 +130,11 @@ extension GuestSuites {
     func shutdownSpeaksThePVControlProtocolToAGuestThatAdvertisesIt() async throws {
       let bed = try XlTestbed()
       defer { bed.stop() }
-      try #require(try await bed.xlAwaiting(["create", "-q", bed.tinyGuest()]).status == 0)
+      try #require(try await bed.xl(["create", "-q", bed.tinyGuest()]).status == 0)
       var asDomain = bed.environment
       asDomain["XENSTORED_PATH"] = bed.socketPath + ".d/domain-1"
-      let advertised = try await offPool { [asDomain] in
-        try run(["/usr/bin/xenstore-write", "/local/domain/1/control/feature-poweroff", "1"], environment: asDomain)
-      }
+      let advertised = try await run(
+        ["/usr/bin/xenstore-write", "/local/domain/1/control/feature-poweroff", "1"], environment: asDomain)
       try #require(advertised.status == 0, "\(advertised)")
 
       // The agent: wait for the request, note it, acknowledge it by clearing the node. It says
@@ -163,18 +162,18 @@ extension GuestSuites {
         return String(decoding: line, as: UTF8.self)
       }
       try #require(firstLine == "watching", "the agent: \(firstLine)")
-      let shutdown = try await bed.xlAwaiting(["shutdown", "tiny"])
+      let shutdown = try await bed.xl(["shutdown", "tiny"])
       #expect(shutdown.status == 0, "\(shutdown)")
-      #expect(waitForExit(agent, seconds: 30) == 0)
+      #expect(await waitForExit(agent, seconds: 30) == 0)
       #expect(try readFile(noted) == "poweroff\n")
       #expect(!shutdown.stderr.contains("ACPI"), "no power button: \(shutdown)")
 
       // Nobody answers now: the request is not acknowledged.
-      let unanswered = try await bed.xlAwaiting(["shutdown", "--ack-timeout", "1", "tiny"])
+      let unanswered = try await bed.xl(["shutdown", "--ack-timeout", "1", "tiny"])
       #expect(unanswered.status == 9, "\(unanswered)")
       #expect(unanswered.stderr.hasSuffix(
         "xl: domain 1 (tiny) did not acknowledge poweroff on /local/domain/1/control/shutdown within 1 s\n"), "\(unanswered)")
-      #expect(try await bed.xlAwaiting(["destroy", "tiny"]).status == 0)
+      #expect(try await bed.xl(["destroy", "tiny"]).status == 0)
       try await bed.expectNoLeftovers()
     }
 
@@ -182,7 +181,7 @@ extension GuestSuites {
     func deviceModelKilledAppliesOnCrash() async throws {
       let bed = try XlTestbed()
       defer { bed.stop() }
-      try #require(try await bed.xlAwaiting(["create", "-q", bed.tinyGuest()]).status == 0)
+      try #require(try await bed.xl(["create", "-q", bed.tinyGuest()]).status == 0)
       let qemu = try #require(try await bed.read("/libxl/1/device-model-identity").flatMap(ProcessIdentity.init))
       kill(qemu.pid, SIGKILL)
       try await bed.waitUntil("/local/domain/1/name", is: nil)
@@ -195,13 +194,13 @@ extension GuestSuites {
     func aKilledMonitorLeavesTheDomainManageable() async throws {
       let bed = try XlTestbed()
       defer { bed.stop() }
-      try #require(try await bed.xlAwaiting(["create", "-q", bed.tinyGuest()]).status == 0)
+      try #require(try await bed.xl(["create", "-q", bed.tinyGuest()]).status == 0)
       let monitor = try #require(try await bed.read("/libxl/1/monitor-identity").flatMap(ProcessIdentity.init))
       kill(monitor.pid, SIGKILL)
-      #expect(awaitExit(monitor.pid, seconds: 10))
-      let list = try await bed.xlAwaiting(["list"])
+      #expect(await awaitExit(monitor.pid, seconds: 10))
+      let list = try await bed.xl(["list"])
       #expect(list.stdout.split(separator: "\n").last?.hasSuffix("(not monitored: its monitor is gone)") == true, "\(list)")
-      let destroyed = try await bed.xlAwaiting(["destroy", "tiny"])
+      let destroyed = try await bed.xl(["destroy", "tiny"])
       #expect(destroyed.stdout == "Domain 1 (tiny) destroyed: device model stopped\n", "\(destroyed)")
       try await bed.expectNoLeftovers()
     }
@@ -210,13 +209,13 @@ extension GuestSuites {
     func theMonitorSurvivesXenstoredKilledAndRestarted() async throws {
       let bed = try XlTestbed(xenstored: false)
       defer { bed.stop() }
-      try #require(try await bed.xlAwaiting(["create", "-q", bed.tinyGuest()]).status == 0)
+      try #require(try await bed.xl(["create", "-q", bed.tinyGuest()]).status == 0)
       let qemu = try #require(try await bed.read("/libxl/1/device-model-identity").flatMap(ProcessIdentity.init))
       let xenstored = try #require(pidListening(on: bed.socketPath))
       kill(xenstored, SIGKILL)
-      #expect(awaitExit(xenstored, seconds: 10))
+      #expect(await awaitExit(xenstored, seconds: 10))
       // The next xl brings xenstored back on its saved state; the monitor finds it again.
-      #expect(try await bed.xlAwaiting(["list"]).status == 0)
+      #expect(try await bed.xl(["list"]).status == 0)
       kill(qemu.pid, SIGKILL)
       try await bed.waitUntil("/local/domain/1/name", is: nil)
       let log = try readFile(bed.logDirectory + "/xl-tiny.log")
@@ -230,8 +229,8 @@ extension GuestSuites {
       let bed = try XlTestbed()
       defer { bed.stop() }
       // The firmware-only guest has no OS to act on the ACPI power button.
-      try #require(try await bed.xlAwaiting(["create", "-q", bed.tinyGuest()]).status == 0)
-      let shutdown = try await bed.xlAwaiting(["shutdown", "-w", "--timeout", "1", "tiny"])
+      try #require(try await bed.xl(["create", "-q", bed.tinyGuest()]).status == 0)
+      let shutdown = try await bed.xl(["shutdown", "-w", "--timeout", "1", "tiny"])
       #expect(shutdown.status == 9)
       #expect(shutdown.stderr == """
         Shutting down domain 1
@@ -239,7 +238,7 @@ extension GuestSuites {
         xl: domain 1 (tiny) did not shut down within 1 s: the guest ignored the request (for the ACPI power button, the guest needs acpid or equivalent)
 
         """, "\(shutdown)")
-      #expect(try await bed.xlAwaiting(["destroy", "tiny"]).status == 0)
+      #expect(try await bed.xl(["destroy", "tiny"]).status == 0)
       try await bed.expectNoLeftovers()
     }
 
@@ -248,28 +247,28 @@ extension GuestSuites {
       let bed = try XlTestbed()
       defer { bed.stop() }
       for verb in [["destroy"], ["shutdown"], ["reboot"], ["pause"], ["unpause"], ["console"], ["list"], ["shutdown", "-w"]] {
-        let result = try await bed.xlAwaiting(verb + ["nosuch"])
+        let result = try await bed.xl(verb + ["nosuch"])
         #expect(result.status == 1, "\(verb): \(result)")
         #expect(result.stderr.hasSuffix("xl: no domain \"nosuch\"\n"), "\(verb): \(result)")
       }
-      let bogus = try await bed.xlAwaiting(["create", bed.tinyGuest("b", "on_crash = \"bogus\"")])
+      let bogus = try await bed.xl(["create", bed.tinyGuest("b", "on_crash = \"bogus\"")])
       #expect(bogus.status == 1)
       #expect(bogus.stderr.hasSuffix("b.cfg:7:1: on_crash: invalid action \"bogus\" (expected one of destroy, restart, preserve, rename-restart, coredump-destroy, coredump-restart, soft-reset)\n"), "\(bogus)")
-      let slash = try await bed.xlAwaiting(["create", bed.config("name = \"x y/z\"\nmemory = 32\n", name: "slash.cfg")])
+      let slash = try await bed.xl(["create", bed.config("name = \"x y/z\"\nmemory = 32\n", name: "slash.cfg")])
       #expect(slash.status == 1)
       #expect(slash.stderr.hasSuffix(#"slash.cfg:1:1: name: the domain name "x y/z" must not contain "/": it names the domain's log, console and dump files"# + "\n"), "\(slash)")
 
-      try #require(try await bed.xlAwaiting(["create", "-q", bed.tinyGuest()]).status == 0)
-      let console = try await bed.xlAwaiting(["console", "tiny"])
+      try #require(try await bed.xl(["create", "-q", bed.tinyGuest()]).status == 0)
+      let console = try await bed.xl(["console", "tiny"])
       #expect(console.status == 1)
       #expect(console.stderr == "xl: domain 1 (tiny) has no serial console 0 (/local/domain/1/serial/0/tty is not set; the config needs serial = \"pty\")\n")
-      #expect(try await bed.xlAwaiting(["destroy", "tiny"]).status == 0)
+      #expect(try await bed.xl(["destroy", "tiny"]).status == 0)
     }
 
     // MARK: helpers
 
     private func listed(_ bed: XlTestbed) async throws -> [(name: String, state: String)] {
-      let list = try await bed.xlAwaiting(["list"])
+      let list = try await bed.xl(["list"])
       return list.stdout.split(separator: "\n").dropFirst().map { line in
         let fields = line.split(separator: " ")
         return (String(fields[0]), String(fields[4]))

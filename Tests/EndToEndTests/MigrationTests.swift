@@ -28,10 +28,10 @@ extension GuestSuites {
       defer { here.stop() }
       let there = try XlTestbed()
       defer { there.stop() }
-      try #require(try await here.xlAwaiting(["create", "-q", here.linuxGuest()]).status == 0)
+      try #require(try await here.xl(["create", "-q", here.linuxGuest()]).status == 0)
       let before = try await GuestProbe.mark(here, "linux")
 
-      let sent = try await here.xlAwaiting(["migrate", "--debug", "-s", "", "linux", Self.receiver(there)])
+      let sent = try await here.xl(["migrate", "--debug", "-s", "", "linux", Self.receiver(there)])
       #expect(sent.status == 0, "\(sent)")
       #expect(sent.stderr.hasSuffix("Migration successful.\n"), "\(sent)")
       #expect(sent.stderr.contains("migration target: Got permission, starting domain.\n"), "\(sent)")
@@ -47,15 +47,15 @@ extension GuestSuites {
       #expect(try GuestProbe.boots(here, "linux") == 1)
 
       // And back, paused at the end (-p), then unpaused.
-      let back = try await there.xlAwaiting(["migrate", "-p", "-s", "", "linux", Self.receiver(here, [:], " -p")])
+      let back = try await there.xl(["migrate", "-p", "-s", "", "linux", Self.receiver(here, [:], " -p")])
       #expect(back.status == 0, "\(back)")
       try await there.expectNoLeftovers()
       #expect(try await here.read("/libxl/1/run-state") == "paused")
-      #expect(try await here.xlAwaiting(["unpause", "linux"]).status == 0)
+      #expect(try await here.xl(["unpause", "linux"]).status == 0)
       let home = try await GuestProbe.check(here, "linux")
       #expect(home.marker == before.marker && home.uptime > moved.uptime)
       #expect(try GuestProbe.boots(here, "linux") == 1)
-      #expect(try await here.xlAwaiting(["shutdown", "-w", "linux"]).status == 0)
+      #expect(try await here.xl(["shutdown", "-w", "linux"]).status == 0)
       try await here.expectNoLeftovers()
     }
 
@@ -88,11 +88,11 @@ extension GuestSuites {
       defer { here.stop() }
       let there = try XlTestbed()
       defer { there.stop() }
-      try #require(try await here.xlAwaiting(["create", "-q", here.tinyGuest()]).status == 0)
+      try #require(try await here.xl(["create", "-q", here.tinyGuest()]).status == 0)
       // The transport inherits the sender's environment: the receiver's fault is set either way.
       let receiverEnvironment = ["XL_MIGRATION_FAULT": fault.receiver ?? "none"]
       let senderEnvironment = fault.sender.map { ["XL_MIGRATION_FAULT": $0] } ?? [:]
-      let sent = try await here.xlAwaiting(
+      let sent = try await here.xl(
         ["migrate", "-s", "", "tiny", Self.receiver(there, receiverEnvironment)], environment: senderEnvironment)
       if fault.sender?.hasPrefix("cut-") == false {
         #expect(sent.status == 128 + SIGKILL, "\(sent)")
@@ -101,11 +101,11 @@ extension GuestSuites {
       }
       // The receiver, if it lives, ends by itself once its stream ends.
       for pid in processes(mentioning: "migrate-receive") where processes(mentioning: there.directory.path).contains(pid) {
-        #expect(awaitExit(pid, seconds: 60), "receiver [\(pid)] still running")
+        #expect(await awaitExit(pid, seconds: 60), "receiver [\(pid)] still running")
       }
       // The next xl on each side settles what a dead xl left.
-      _ = try await here.xlAwaiting(["list"])
-      _ = try await there.xlAwaiting(["list"])
+      _ = try await here.xl(["list"])
+      _ = try await there.xl(["list"])
       let (home, away) = (try await guests(here), try await guests(there))
       if fault.endsThere {
         #expect(home == [], "\(fault): here \(home)")
@@ -115,7 +115,7 @@ extension GuestSuites {
         #expect(away == [], "\(fault): there \(away)")
       }
       for bed in [here, there] where try await bed.read("/local/domain/1/name") != nil {
-        #expect(try await bed.xlAwaiting(["destroy", "tiny"]).status == 0)
+        #expect(try await bed.xl(["destroy", "tiny"]).status == 0)
       }
       try await here.expectNoLeftovers()
       try await there.expectNoLeftovers()
@@ -127,17 +127,17 @@ extension GuestSuites {
       defer { here.stop() }
       let there = try XlTestbed()
       defer { there.stop() }
-      try #require(try await here.xlAwaiting(["create", "-q", here.tinyGuest()]).status == 0)
-      try #require(try await there.xlAwaiting(["create", "-q", there.tinyGuest()]).status == 0)
+      try #require(try await here.xl(["create", "-q", here.tinyGuest()]).status == 0)
+      try #require(try await there.xl(["create", "-q", there.tinyGuest()]).status == 0)
       let theirs = try await there.read("/libxl/1/device-model-identity")
-      let sent = try await here.xlAwaiting(["migrate", "-s", "", "tiny", Self.receiver(there)])
+      let sent = try await here.xl(["migrate", "-s", "", "tiny", Self.receiver(there)])
       #expect(sent.status == 1, "\(sent)")
       #expect(sent.stderr.contains("xl: migration target: a domain named \"tiny\" already exists here (domain 1); refusing it\n"), "\(sent)")
       #expect(sent.stderr.hasSuffix("; migration failed, resuming at sender\n"), "\(sent)")
       #expect(try await guests(here) == ["tiny running"])
       #expect(try await guests(there) == ["tiny running"])
       #expect(try await there.read("/libxl/1/device-model-identity") == theirs)
-      for bed in [here, there] { #expect(try await bed.xlAwaiting(["destroy", "tiny"]).status == 0) }
+      for bed in [here, there] { #expect(try await bed.xl(["destroy", "tiny"]).status == 0) }
       try await here.expectNoLeftovers()
       try await there.expectNoLeftovers()
     }
@@ -147,19 +147,19 @@ extension GuestSuites {
     /// uid): the receiver gets a config naming another user (`-C`).
     @Test(.enabled(if: TestEnvironment.shouldRun(peers)))
     func aConfinedGuestMovesConfined() async throws {
-      let first = try DeviceModelRestrictTests.TestUser("xldm-mig18a", uid: 231_182)
+      let first = try await DeviceModelRestrictTests.TestUser("xldm-mig18a", uid: 231_182)
       defer { first.remove() }
-      let second = try DeviceModelRestrictTests.TestUser("xldm-mig18b", uid: 231_183)
+      let second = try await DeviceModelRestrictTests.TestUser("xldm-mig18b", uid: 231_183)
       defer { second.remove() }
       let here = try XlTestbed()
       defer { here.stop() }
       let there = try XlTestbed()
       defer { there.stop() }
       for bed in [here, there] { chmod(bed.directory.path, 0o755) }
-      try #require(try await here.xlAwaiting(["create", "-q", here.linuxGuest("device_model_user = \"xldm-mig18a\"")]).status == 0)
+      try #require(try await here.xl(["create", "-q", here.linuxGuest("device_model_user = \"xldm-mig18a\"")]).status == 0)
       let before = try await GuestProbe.mark(here, "linux")
       let other = here.linuxGuest(name: "linux", "device_model_user = \"xldm-mig18b\"")
-      let sent = try await here.xlAwaiting(["migrate", "-C", other, "-s", "", "linux", Self.receiver(there)])
+      let sent = try await here.xl(["migrate", "-C", other, "-s", "", "linux", Self.receiver(there)])
       #expect(sent.status == 0, "\(sent)")
       try await here.expectNoLeftovers()
       let qemu = try #require(try await there.read("/libxl/1/device-model-identity").flatMap(ProcessIdentity.init))
@@ -168,7 +168,7 @@ extension GuestSuites {
       #expect(status.contains("Seccomp:\t2\n"))
       let moved = try await GuestProbe.check(there, "linux")
       #expect(moved.marker == before.marker && moved.uptime > before.uptime)
-      #expect(try await there.xlAwaiting(["destroy", "linux"]).status == 0)
+      #expect(try await there.xl(["destroy", "linux"]).status == 0)
       try await there.expectNoLeftovers()
     }
 

@@ -18,18 +18,18 @@ extension GuestSuites {
     func theGuestsMemoryAndUptimeOutliveItsProcess() async throws {
       let bed = try XlTestbed()
       defer { bed.stop() }
-      try #require(try await bed.xlAwaiting(["create", "-q", bed.linuxGuest()]).status == 0)
+      try #require(try await bed.xl(["create", "-q", bed.linuxGuest()]).status == 0)
       let before = try await GuestProbe.mark(bed, "linux")
       let file = bed.directory.appending("linux.save")
 
       // Save: the domain is gone, its state in the file.
-      let saved = try await bed.xlAwaiting(["save", "linux", file])
+      let saved = try await bed.xl(["save", "linux", file])
       #expect(saved.status == 0, "\(saved)")
       #expect(saved.stderr.hasPrefix("Saving to \(file) new xl format (info 0x80000000/0x0/"), "\(saved)")
       try await bed.expectNoLeftovers()
 
       // Restore: the same guest (no boot), its marker, its uptime gone on, its console.
-      let restored = try await bed.xlAwaiting(["restore", file])
+      let restored = try await bed.xl(["restore", file])
       #expect(restored.status == 0, "\(restored)")
       #expect(restored.stderr.hasSuffix("Domain 1 (linux) restored from \(file)\n"), "\(restored)")
       #expect(try await bed.read("/libxl/1/run-state") == "running")
@@ -42,23 +42,23 @@ extension GuestSuites {
 
       // A checkpoint (-c): the guest runs on; then -p leaves it paused.
       let checkpoint = bed.directory.appending("checkpoint.save")
-      #expect(try await bed.xlAwaiting(["save", "-c", "linux", checkpoint]).status == 0)
+      #expect(try await bed.xl(["save", "-c", "linux", checkpoint]).status == 0)
       #expect(try await bed.read("/libxl/1/run-state") == "running")
       let onward = try await GuestProbe.check(bed, "linux")
       #expect(onward.marker == before.marker && onward.uptime > after.uptime)
-      #expect(try await bed.xlAwaiting(["save", "-p", "linux", bed.directory.appending("paused.save")]).status == 0)
+      #expect(try await bed.xl(["save", "-p", "linux", bed.directory.appending("paused.save")]).status == 0)
       #expect(try await bed.read("/libxl/1/run-state") == "paused")
-      #expect(try await bed.xlAwaiting(["destroy", "linux"]).status == 0)
+      #expect(try await bed.xl(["destroy", "linux"]).status == 0)
       try await bed.expectNoLeftovers()
 
       // The checkpoint restored paused (-p), then unpaused; the monitor applies on_poweroff.
-      #expect(try await bed.xlAwaiting(["restore", "-p", checkpoint]).status == 0)
+      #expect(try await bed.xl(["restore", "-p", checkpoint]).status == 0)
       #expect(try await bed.read("/libxl/1/run-state") == "paused")
-      #expect(try await bed.xlAwaiting(["unpause", "linux"]).status == 0)
+      #expect(try await bed.xl(["unpause", "linux"]).status == 0)
       let fromCheckpoint = try await GuestProbe.check(bed, "linux")
       #expect(fromCheckpoint.marker == before.marker && fromCheckpoint.uptime > after.uptime)
       #expect(try GuestProbe.boots(bed, "linux") == 1)
-      #expect(try await bed.xlAwaiting(["shutdown", "-w", "linux"]).status == 0)
+      #expect(try await bed.xl(["shutdown", "-w", "linux"]).status == 0)
       try await bed.expectNoLeftovers()
       #expect(try readFile(bed.logDirectory + "/xl-linux.log").contains("Action for shutdown reason code 0 is destroy"))
     }
@@ -67,22 +67,22 @@ extension GuestSuites {
     /// descriptors xl hands it: no host path, no `exec:`. Restored, it is confined again.
     @Test(.enabled(if: TestEnvironment.shouldRun(peers)))
     func aConfinedGuestIsSavedAndRestoredConfined() async throws {
-      let user = try DeviceModelRestrictTests.TestUser("xldm-save18", uid: 231_181)
+      let user = try await DeviceModelRestrictTests.TestUser("xldm-save18", uid: 231_181)
       defer { user.remove() }
       let bed = try XlTestbed()
       defer { bed.stop() }
       chmod(bed.directory.path, 0o755)
-      try #require(try await bed.xlAwaiting(["create", "-q", bed.linuxGuest("device_model_user = \"xldm-save18\"")]).status == 0)
+      try #require(try await bed.xl(["create", "-q", bed.linuxGuest("device_model_user = \"xldm-save18\"")]).status == 0)
       let before = try await GuestProbe.mark(bed, "linux")
       let file = bed.directory.appending("linux.save")
-      let saved = try await bed.xlAwaiting(["save", "linux", file])
+      let saved = try await bed.xl(["save", "linux", file])
       #expect(saved.status == 0, "\(saved)")
       try await bed.expectNoLeftovers()
       // Killed by uid with the domain (a zombie awaiting its reaper is not left running).
-      let left = try run(["/usr/bin/pgrep", "-u", "\(user.uid)"]).stdout.split(separator: "\n").compactMap { Int32($0) }.filter(isAlive)
+      let left = try await run(["/usr/bin/pgrep", "-u", "\(user.uid)"]).stdout.split(separator: "\n").compactMap { Int32($0) }.filter(isAlive)
       #expect(left == [], "nothing of the user's left running")
 
-      let restored = try await bed.xlAwaiting(["restore", file])
+      let restored = try await bed.xl(["restore", file])
       #expect(restored.status == 0, "\(restored)")
       let qemu = try #require(try await bed.read("/libxl/1/device-model-identity").flatMap(ProcessIdentity.init))
       let status = try readFile("/proc/\(qemu.pid)/status")
@@ -92,15 +92,15 @@ extension GuestSuites {
       let after = try await GuestProbe.check(bed, "linux")
       #expect(after.marker == before.marker && after.uptime > before.uptime, "\(before) then \(after)")
       #expect(try GuestProbe.boots(bed, "linux") == 1)
-      #expect(try await bed.xlAwaiting(["destroy", "linux"]).status == 0)
+      #expect(try await bed.xl(["destroy", "linux"]).status == 0)
       try await bed.expectNoLeftovers()
     }
 
     /// A tiny (firmware-only) guest's save file, and the domain destroyed again.
     func savedTinyGuest(_ bed: XlTestbed, _ extra: String = "") async throws -> String {
-      try #require(try await bed.xlAwaiting(["create", "-q", bed.tinyGuest("tiny", extra)]).status == 0)
+      try #require(try await bed.xl(["create", "-q", bed.tinyGuest("tiny", extra)]).status == 0)
       let file = bed.directory.appending("tiny.save")
-      let saved = try await bed.xlAwaiting(["save", "tiny", file])
+      let saved = try await bed.xl(["save", "tiny", file])
       try #require(saved.status == 0, "\(saved)")
       try await bed.expectNoLeftovers()
       return file
@@ -116,7 +116,7 @@ extension GuestSuites {
       func refused(_ arguments: [String], status: Int32 = 1, _ message: String, sourceLocation: SourceLocation = #_sourceLocation)
         async throws
       {
-        let result = try await bed.xlAwaiting(["restore"] + arguments)
+        let result = try await bed.xl(["restore"] + arguments)
         #expect(result.status == status, "\(result)", sourceLocation: sourceLocation)
         #expect(result.stderr.hasSuffix("xl: " + message + "\n"), "\(result.stderr)", sourceLocation: sourceLocation)
         try await bed.expectNoLeftovers(sourceLocation: sourceLocation)
@@ -156,19 +156,19 @@ extension GuestSuites {
       try await refused([bed.directory.path], "\(bed.directory.path): cannot read the header: Is a directory")
 
       // Its name taken: refused, exit 4, the running domain untouched.
-      try #require(try await bed.xlAwaiting(["create", "-q", bed.tinyGuest()]).status == 0)
+      try #require(try await bed.xl(["create", "-q", bed.tinyGuest()]).status == 0)
       let running = try await bed.read("/libxl/1/device-model-identity")
-      let taken = try await bed.xlAwaiting(["restore", good])
+      let taken = try await bed.xl(["restore", good])
       #expect(taken.status == 4, "\(taken)")
       #expect(taken.stderr.hasSuffix("xl: a domain named \"tiny\" already exists (domain 1)\n"), "\(taken)")
       #expect(try await bed.read("/libxl/1/device-model-identity") == running)
       #expect(try await bed.children("/local/domain") == ["0", "1"])
 
       // And the good file still restores (after the name is free).
-      #expect(try await bed.xlAwaiting(["destroy", "tiny"]).status == 0)
-      let restored = try await bed.xlAwaiting(["restore", "-e", good])
+      #expect(try await bed.xl(["destroy", "tiny"]).status == 0)
+      let restored = try await bed.xl(["restore", "-e", good])
       #expect(restored.status == 0, "\(restored)")
-      #expect(try await bed.xlAwaiting(["destroy", "tiny"]).status == 0)
+      #expect(try await bed.xl(["destroy", "tiny"]).status == 0)
       try await bed.expectNoLeftovers()
     }
 
@@ -176,16 +176,16 @@ extension GuestSuites {
     func aSaveThatCannotWriteLeavesTheDomainRunning() async throws {
       let bed = try XlTestbed()
       defer { bed.stop() }
-      try #require(try await bed.xlAwaiting(["create", "-q", bed.tinyGuest()]).status == 0)
+      try #require(try await bed.xl(["create", "-q", bed.tinyGuest()]).status == 0)
       let nowhere = bed.directory.appending("no/such/dir/tiny.save")
-      let result = try await bed.xlAwaiting(["save", "tiny", nowhere])
+      let result = try await bed.xl(["save", "tiny", nowhere])
       #expect(result.status == 1, "\(result)")
       #expect(result.stderr == "xl: cannot open \(nowhere) for writing: No such file or directory\n", "\(result)")
-      let missing = try await bed.xlAwaiting(["save", "nosuch", bed.directory.appending("x.save")])
+      let missing = try await bed.xl(["save", "nosuch", bed.directory.appending("x.save")])
       #expect(missing.status == 1)
       #expect(missing.stderr == "xl: no domain \"nosuch\"\n", "\(missing)")
       #expect(try await bed.read("/libxl/1/run-state") == "running")
-      #expect(try await bed.xlAwaiting(["destroy", "tiny"]).status == 0)
+      #expect(try await bed.xl(["destroy", "tiny"]).status == 0)
       try await bed.expectNoLeftovers()
     }
 

@@ -12,7 +12,7 @@ import TestSupport
 
   private func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
 
-  @Test func readyFDPidFileTraceAndCleanStopOnSIGTERM() throws {
+  @Test func readyFDPidFileTraceAndCleanStopOnSIGTERM() async throws {
     let dir = TemporaryDirectory("xsdx")
     defer { dir.remove() }
     let socket = dir.appending("run/socket"), pidFile = dir.appending("pid"), trace = dir.appending("trace")
@@ -25,26 +25,26 @@ import TestSupport
     #expect(try readFile(trace).contains("IN  conn#1"))
     #expect(try readFile(trace).contains("WRITE (/traced value)"))
     kill(pid, SIGTERM)
-    let status = try #require(waitForExit(pid, seconds: 10))
+    let status = try await #require(waitForExit(pid, seconds: 10))
     #expect(status == 0, "exits 0 on SIGTERM")
     #expect(!exists(socket) && !exists(pidFile), "socket and pid file removed")
   }
 
-  @Test func sigintStopsItToo() throws {
+  @Test func sigintStopsItToo() async throws {
     let dir = TemporaryDirectory("xsdx")
     defer { dir.remove() }
     let socket = dir.appending("socket")
     let pid = try spawnConfirmed(xenstored, ["-N", "--ready-fd", "3"], log: dir.appending("log"),
                                  environment: ["XENSTORED_PATH": socket])
     kill(pid, SIGINT)
-    #expect(waitForExit(pid, seconds: 10) == 0)
+    #expect(await waitForExit(pid, seconds: 10) == 0)
     #expect(!exists(socket))
   }
 
-  @Test func refusesToStartWhenALiveDaemonAnswers() throws {
+  @Test func refusesToStartWhenALiveDaemonAnswers() async throws {
     let d = try XenstoredUnderTest.start()
     defer { d.stop() }
-    let second = try run([xenstored, "-N", "--socket", d.socketPath])
+    let second = try await run([xenstored, "-N", "--socket", d.socketPath])
     #expect(second.status == 1)
     #expect(second.stderr.contains("a xenstored already serves \(d.socketPath)"), "\(second)")
     #expect(try RawClient(d.socketPath).call(.read, "/") == "", "the first one still serves")
@@ -65,16 +65,16 @@ import TestSupport
     close(fd)
     #expect(exists(socket))
     let pid = try spawnConfirmed(xenstored, ["-N", "--ready-fd", "3", "--socket", socket], log: dir.appending("log"))
-    defer { kill(pid, SIGTERM); waitForExit(pid, seconds: 10) }
+    defer { kill(pid, SIGTERM); reap(pid, seconds: 10) }
     #expect(try RawClient(socket).call(.read, "/") == "")
   }
 
-  @Test func refusesToReplaceAFileThatIsNotASocket() throws {
+  @Test func refusesToReplaceAFileThatIsNotASocket() async throws {
     let dir = TemporaryDirectory("xsdx")
     defer { dir.remove() }
     let path = dir.appending("socket")
     close(open(path, O_CREAT | O_WRONLY, 0o600))
-    let result = try run([xenstored, "-N", "--socket", path])
+    let result = try await run([xenstored, "-N", "--socket", path])
     #expect(result.status == 1 && result.stderr.contains("is not a socket"), "\(result)")
     #expect(exists(path))
   }
@@ -95,38 +95,38 @@ import TestSupport
     setsockopt(listener, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     let pid = try spawnConfirmed(xenstored, ["-N", "--ready-fd", "3", "--socket", dir.appending("socket")],
                                  log: dir.appending("log"), environment: ["NOTIFY_SOCKET": notify])
-    defer { kill(pid, SIGTERM); waitForExit(pid, seconds: 10) }
+    defer { kill(pid, SIGTERM); reap(pid, seconds: 10) }
     var buffer = [UInt8](repeating: 0, count: 256)
     let n = recv(listener, &buffer, buffer.count, 0)
     #expect(n > 0)
     #expect(String(decoding: buffer[0..<max(n, 0)], as: UTF8.self) == "READY=1\nMAINPID=\(pid)\n")
   }
 
-  @Test func withoutNoForkItDetachesAndReturnsOnceListening() throws {
+  @Test func withoutNoForkItDetachesAndReturnsOnceListening() async throws {
     let dir = TemporaryDirectory("xsdx")
     defer { dir.remove() }
     let socket = dir.appending("socket"), pidFile = dir.appending("pid")
-    let result = try run([xenstored, "--socket", socket, "-F", pidFile], timeout: 20)
+    let result = try await run([xenstored, "--socket", socket, "-F", pidFile], timeout: 20)
     #expect(result.status == 0, "\(result)")
     let daemon = try #require(pid_t(try readFile(pidFile).dropLast()))
     #expect(try RawClient(socket).call(.read, "/") == "", "listening as soon as the command returned")
     #expect(getsid(daemon) == daemon, "the daemon leads a session of its own")
     kill(daemon, SIGTERM)
-    for _ in 0..<1000 where exists(socket) { usleep(10_000) }
+    for _ in 0..<1000 where exists(socket) { try? await Task.sleep(for: .microseconds(10_000)) }
     #expect(!exists(socket))
   }
 
-  @Test func detachedStartReportsFailure() throws {
+  @Test func detachedStartReportsFailure() async throws {
     let d = try XenstoredUnderTest.start()
     defer { d.stop() }
-    let result = try run([xenstored, "--socket", d.socketPath], timeout: 20)
+    let result = try await run([xenstored, "--socket", d.socketPath], timeout: 20)
     #expect(result.status == 1, "\(result)")
     #expect(result.stderr.contains("already serves"), "\(result)")
   }
 
   /// `--log-file` keeps the daemon's log bounded: past `--log-size` it is rotated as libxl
   /// rotates logs (at most ten old ones), and SIGHUP reopens it after an outside rotation.
-  @Test func logFileIsRotatedPastItsSizeAndReopenedOnSIGHUP() throws {
+  @Test func logFileIsRotatedPastItsSizeAndReopenedOnSIGHUP() async throws {
     let dir = TemporaryDirectory("xsdx")
     defer { dir.remove() }
     let socket = dir.appending("socket"), log = dir.appending("xenstored.log")
@@ -136,7 +136,7 @@ import TestSupport
                                  log: dir.appending("spawn.log"))
     defer {
       kill(pid, SIGTERM)
-      _ = waitForExit(pid, seconds: 10)
+      reap(pid, seconds: 10)
     }
     #expect(try readFile(log).contains("xenstored listening"), "the log goes to --log-file")
     #expect(try readFile(dir.appending("spawn.log")) == "", "and not to the inherited stderr")
@@ -147,7 +147,7 @@ import TestSupport
       #expect(c.call(.release, "\(domid)") == "OK|")
     }
     // The daemon looks at the log's size every second.
-    for _ in 0..<500 where (try? readFile(log + ".1"))?.contains("domain released") != true { usleep(10_000) }
+    for _ in 0..<500 where (try? readFile(log + ".1"))?.contains("domain released") != true { try? await Task.sleep(for: .microseconds(10_000)) }
     #expect(try readFile(log + ".1").contains("domid=5"), "the full log became .1")
     #expect(try readFile(log + ".2") == "old 1\n")
     #expect(try readFile(log + ".10") == "old 9\n", "the oldest (old 10) is gone")
@@ -157,7 +157,7 @@ import TestSupport
     // An outside logrotate moves the file away; SIGHUP makes the daemon write a new one.
     #expect(rename(log, dir.appending("moved.log")) == 0)
     kill(pid, SIGHUP)
-    for _ in 0..<300 where !exists(log) { usleep(10_000) }
+    for _ in 0..<300 where !exists(log) { try? await Task.sleep(for: .microseconds(10_000)) }
     #expect(c.call(.introduce, "99", "4096", "1") == "OK|")
     #expect(try readFile(log).contains("domain introduced"), "the new file gets the log after SIGHUP")
     #expect(try readFile(log).contains("domid=99"))
@@ -169,7 +169,7 @@ import TestSupport
     let socket = dir.appending("socket")
     let pid = try spawnConfirmed("/bin/sh", ["-c", "ulimit -n 48; exec \(xenstored) -N --ready-fd 3 --socket \(socket)"],
                                  log: dir.appending("log"))
-    defer { kill(pid, SIGTERM); waitForExit(pid, seconds: 10) }
+    defer { kill(pid, SIGTERM); reap(pid, seconds: 10) }
     // About 20 descriptors are left for clients; the kernel's backlog takes all 80.
     var clients = try (0..<80).map { _ in try RawClient(socket) }
     #expect(clients[0].call(.read, "/") == "")

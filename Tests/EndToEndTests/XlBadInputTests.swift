@@ -14,17 +14,17 @@ import XenStore
     let bed = try XlTestbed()
     defer { bed.stop() }
     let cfg = bed.config("name = \"g\"\nmemory = 12abc\n")
-    let result = try bed.xl(["create", "-q", cfg])
+    let result = try await bed.xl(["create", "-q", cfg])
     #expect(result.status == 1)
     #expect(result.stderr == "xl: \(cfg):2:10: invalid number \"12abc\"\n")
     try await bed.expectNoLeftovers()
   }
 
-  @Test func xmConfigIsRefusedAtItsFirstLine() throws {
+  @Test func xmConfigIsRefusedAtItsFirstLine() async throws {
     let bed = try XlTestbed()
     defer { bed.stop() }
     let cfg = bed.config("import os, re\narch = os.uname()[4]\n")
-    let result = try bed.xl(["create", cfg])
+    let result = try await bed.xl(["create", cfg])
     #expect(result.status == 1)
     #expect(result.stderr == """
       Parsing config from \(cfg)
@@ -33,22 +33,22 @@ import XenStore
       """)
   }
 
-  @Test func unknownTypeAndDeviceModelVersionAreRefused() throws {
+  @Test func unknownTypeAndDeviceModelVersionAreRefused() async throws {
     let bed = try XlTestbed()
     defer { bed.stop() }
     let cfg = bed.tinyGuest()
-    let type = try bed.xl(["create", "-q", cfg, "type=\"xenpv\""])
+    let type = try await bed.xl(["create", "-q", cfg, "type=\"xenpv\""])
     #expect(type.status == 1)
     #expect(type.stderr == "xl: command line:1:1: type: invalid domain type \"xenpv\" (expected hvm, pv or pvh)\n")
-    let version = try bed.xl(["create", "-q", cfg, "device_model_version=\"qemu-xen-traditional\""])
+    let version = try await bed.xl(["create", "-q", cfg, "device_model_version=\"qemu-xen-traditional\""])
     #expect(version.status == 1)
     #expect(version.stderr == "xl: command line:1:1: Unknown device_model_version \"qemu-xen-traditional\" specified\n")
   }
 
-  @Test func unknownKeysAreWarnedAbout() throws {
+  @Test func unknownKeysAreWarnedAbout() async throws {
     let bed = try XlTestbed()
     defer { bed.stop() }
-    let result = try bed.xl(["create", "-n", bed.config("name = 'g'\nfrobnicate = 1\n")])
+    let result = try await bed.xl(["create", "-n", bed.config("name = 'g'\nfrobnicate = 1\n")])
     #expect(result.status == 0)
     #expect(result.stderr.contains("guest.cfg:2:1: warning: unknown setting \"frobnicate\"; kept, not used\n"))
   }
@@ -57,7 +57,7 @@ import XenStore
   func bogusDeviceModelArgumentFailsAtOnceWithQEMUsMessage() async throws {
     let bed = try XlTestbed()
     defer { bed.stop() }
-    let result = try bed.xl(["create", "-q", bed.tinyGuest(), "device_model_args=[\"-bogus\"]"])
+    let result = try await bed.xl(["create", "-q", bed.tinyGuest(), "device_model_args=[\"-bogus\"]"])
     #expect(result.status == 3)
     #expect(normalized(result.stderr) == """
       xl: domain "tiny" not created: domain 1 device model [PID] exited with status 1 during startup after T: \
@@ -77,7 +77,7 @@ import XenStore
   func xenCommandLineFailsWithQEMUsOwnError() async throws {
     let bed = try XlTestbed()
     defer { bed.stop() }
-    let result = try bed.xl(["create", "-q", "--timeout", "60", bed.tinyGuest(), "device_model_target=\"xen\""])
+    let result = try await bed.xl(["create", "-q", "--timeout", "60", bed.tinyGuest(), "device_model_target=\"xen\""])
     #expect(result.status == 3, "\(result)")
     let stderr = normalized(result.stderr)
     #expect(stderr.hasPrefix("""
@@ -94,7 +94,7 @@ import XenStore
     let bed = try XlTestbed()
     defer { bed.stop() }
     let missing = bed.directory.appending("no-such-qemu")
-    let result = try bed.xl(["create", "-q", bed.tinyGuest(), "device_model_override=\"\(missing)\""])
+    let result = try await bed.xl(["create", "-q", bed.tinyGuest(), "device_model_override=\"\(missing)\""])
     #expect(result.status == 3)
     #expect(normalized(result.stderr) == """
       xl: domain "tiny" not created: domain 1 device model [PID] could not execute \(missing): \
@@ -109,7 +109,7 @@ import XenStore
     defer { bed.stop() }
     let script = bed.neverConfirmingDeviceModel()
     chmod(script, 0o644)
-    let result = try bed.xl(["create", "-q", bed.tinyGuest(), "device_model_override=\"\(script)\""])
+    let result = try await bed.xl(["create", "-q", bed.tinyGuest(), "device_model_override=\"\(script)\""])
     #expect(result.status == 3)
     #expect(normalized(result.stderr) == """
       xl: domain "tiny" not created: domain 1 device model [PID] could not execute \(script): \
@@ -136,7 +136,7 @@ import XenStore
 
       """, name: "garbage-qmp")
     chmod(script, 0o755)
-    let result = try bed.xl(["create", "-q", bed.tinyGuest(), "device_model_override=\"\(script)\""])
+    let result = try await bed.xl(["create", "-q", bed.tinyGuest(), "device_model_override=\"\(script)\""])
     #expect(result.status == 3)
     #expect(normalized(result.stderr) == """
       xl: domain "tiny" not created: domain 1 device model [PID] startup confirmation failed after T: \
@@ -150,7 +150,7 @@ import XenStore
   @Test func neverConfirmingDeviceModelTimesOutAndIsStopped() async throws {
     let bed = try XlTestbed()
     defer { bed.stop() }
-    let result = try bed.xl(["create", "-q", "--timeout", "0.5", bed.tinyGuest(), "device_model_override=\"\(bed.neverConfirmingDeviceModel())\""])
+    let result = try await bed.xl(["create", "-q", "--timeout", "0.5", bed.tinyGuest(), "device_model_override=\"\(bed.neverConfirmingDeviceModel())\""])
     #expect(result.status == 9)
     #expect(normalized(result.stderr) == """
       xl: domain "tiny" not created: domain 1 device model [PID] did not confirm startup within T \
@@ -162,10 +162,10 @@ import XenStore
     try await bed.expectNoLeftovers()
   }
 
-  @Test func timeoutFromTheConfig() throws {
+  @Test func timeoutFromTheConfig() async throws {
     let bed = try XlTestbed()
     defer { bed.stop() }
-    let result = try bed.xl([
+    let result = try await bed.xl([
       "create", "-q", bed.tinyGuest(), "device_model_override=\"\(bed.neverConfirmingDeviceModel())\"",
       "device_model_start_timeout=1",
     ])
@@ -178,51 +178,51 @@ import XenStore
     let bed = try XlTestbed()
     defer { bed.stop() }
     let cfg = bed.tinyGuest()
-    #expect(try bed.xl(["create", "-q", cfg]).status == 0)
-    let second = try bed.xl(["create", "-q", cfg])
+    #expect(try await bed.xl(["create", "-q", cfg]).status == 0)
+    let second = try await bed.xl(["create", "-q", cfg])
     #expect(second.status == 4)
     #expect(second.stderr == "xl: a domain named \"tiny\" already exists (domain 1)\n")
     #expect(try await bed.children("/local/domain").filter { $0 != "0" } == ["1"])
     #expect(try await bed.read("/local/domain/0/device-model/1/state") == "running")
-    #expect(try bed.xl(["destroy", "tiny"]).status == 0)
+    #expect(try await bed.xl(["destroy", "tiny"]).status == 0)
     try await bed.expectNoLeftovers()
   }
 
-  @Test func unreachableXenstoreThatCannotBeStarted() throws {
+  @Test func unreachableXenstoreThatCannotBeStarted() async throws {
     let bed = try XlTestbed(xenstored: false)
     defer { bed.stop() }
     let file = bed.config("", name: "not-a-directory")
     let socket = file + "/xs.sock"
-    let result = try bed.xl(["create", "-q", bed.tinyGuest()], environment: ["XENSTORED_PATH": socket])
+    let result = try await bed.xl(["create", "-q", bed.tinyGuest()], environment: ["XENSTORED_PATH": socket])
     #expect(result.status == 2)
     #expect(result.stderr == "xl: no xenstored answers at \(socket), and xl cannot start one: cannot create \(file): it exists and is not a directory\n")
   }
 
-  @Test func xenstoredThatFailsToStartIsReportedWithItsMessage() throws {
+  @Test func xenstoredThatFailsToStartIsReportedWithItsMessage() async throws {
     let bed = try XlTestbed(xenstored: false)
     defer { bed.stop() }
     // Longer than sun_path: xl cannot connect (ENAMETOOLONG is not "nobody there") — so use a
     // path xenstored refuses: an existing non-socket file is claimed by nobody.
     let socket = bed.config("not a socket", name: "xs.sock")
-    let result = try bed.xl(["create", "-q", bed.tinyGuest()], environment: ["XENSTORED_PATH": socket])
+    let result = try await bed.xl(["create", "-q", bed.tinyGuest()], environment: ["XENSTORED_PATH": socket])
     #expect(result.status == 2, "\(result)")
     #expect(normalized(result.stderr).hasPrefix("xl: "))
     #expect(result.stderr.contains(socket))
   }
 
   /// libxenstore would wait forever on a daemon that accepts and never answers; xl gives up.
-  @Test func xenstoredThatNeverAnswersIsGivenUpOn() throws {
+  @Test func xenstoredThatNeverAnswersIsGivenUpOn() async throws {
     let bed = try XlTestbed(xenstored: false)
     defer { bed.stop() }
     let listener = try listeningSocket(at: bed.socketPath)
     defer { close(listener) }
-    let create = try bed.xl(["create", "-q", "--xenstore-timeout", "0.3", bed.tinyGuest()])
+    let create = try await bed.xl(["create", "-q", "--xenstore-timeout", "0.3", bed.tinyGuest()])
     #expect(create.status == 2)
     #expect(create.stderr == "xl: xenstored at \(bed.socketPath) did not answer within 300 ms (allocating a domid)\n")
-    let list = try bed.xl(["list", "--xenstore-timeout", "0.3"])
+    let list = try await bed.xl(["list", "--xenstore-timeout", "0.3"])
     #expect(list.status == 2)
     #expect(list.stderr == "xl: xenstored at \(bed.socketPath) did not answer within 300 ms (listing domains)\n")
-    let destroy = try bed.xl(["destroy", "--xenstore-timeout", "0.3", "tiny"])
+    let destroy = try await bed.xl(["destroy", "--xenstore-timeout", "0.3", "tiny"])
     #expect(destroy.status == 2)
     #expect(destroy.stderr == "xl: xenstored at \(bed.socketPath) did not answer within 300 ms (finding the domain)\n")
     #expect(bed.sockets(in: bed.runDirectory) == [])
@@ -254,7 +254,7 @@ import XenStore
     let started = try #require(errors.split(separator: "\n").first { $0.contains("started") })
     let xenstored = try #require(bracketedPID(String(started)))
     kill(xenstored, SIGKILL)
-    let status = waitForExit(pid, seconds: 60)
+    let status = await waitForExit(pid, seconds: 60)
     #expect(status.map { ($0 >> 8) & 0xff } == 2)
     let message = try #require(try readFile(output + ".err").split(separator: "\n").last)
     #expect(normalized(String(message)) == """
@@ -268,14 +268,14 @@ import XenStore
 
     // xl's xenstored is durable: the records written before it died are back with it. The
     // domain shows as crashed (its device model is gone), and `xl destroy` removes it.
-    let listed = try bed.xl(["list"])
+    let listed = try await bed.xl(["list"])
     let restarted = try #require(bracketedPID(listed.stderr), "\(listed)")
     defer {
       kill(restarted, SIGTERM)
-      #expect(awaitExit(restarted, seconds: 30))
+      #expect(awaitExitInCleanup(restarted, seconds: 30))
     }
     #expect(listed.stdout.split(separator: "\n").contains { $0.hasPrefix("tiny ") && $0.contains(" ---sc- ") }, "\(listed)")
-    let destroyed = try bed.xl(["destroy", "tiny"])
+    let destroyed = try await bed.xl(["destroy", "tiny"])
     #expect(destroyed.stdout == "Domain 1 (tiny) destroyed: device model already exited\n", "\(destroyed)")
     try await bed.expectNoLeftovers()
   }
@@ -290,7 +290,7 @@ import XenStore
         environment: bed.environment, output: output)
       let identity = try await waitForDeviceModel(bed)
       kill(pid, signal)
-      let status = waitForExit(pid, seconds: 60)
+      let status = await waitForExit(pid, seconds: 60)
       let stderr = try readFile(output + ".err")
       #expect(status.map { ($0 >> 8) & 0xff } == 130, "\(String(describing: status)): \(stderr)")
       #expect(normalized(stderr) == """
@@ -309,7 +309,7 @@ import XenStore
     var connected: XenStoreClient?
     for _ in 0..<3000 where connected == nil {
       connected = try? await bed.client()
-      if connected == nil { usleep(10_000) }
+      if connected == nil { try? await Task.sleep(for: .microseconds(10_000)) }
     }
     let client = try #require(connected)
     defer { client.close() }
@@ -324,27 +324,27 @@ import XenStore
 
 /// The command line itself.
 @Suite struct XlCommandLineTests {
-  @Test func configFileByDashFAndSettingsAfter() throws {
+  @Test func configFileByDashFAndSettingsAfter() async throws {
     let bed = try XlTestbed(xenstored: false)
     defer { bed.stop() }
-    let result = try bed.xl(["create", "-n", "-f", bed.tinyGuest(), "memory=40"])
+    let result = try await bed.xl(["create", "-n", "-f", bed.tinyGuest(), "memory=40"])
     #expect(result.status == 0, "\(result)")
     #expect(result.stdout.contains("/local/domain/1/memory/target = \"40960\""))
   }
 
-  @Test func missingConfigFileIsAUsageError() throws {
+  @Test func missingConfigFileIsAUsageError() async throws {
     let bed = try XlTestbed(xenstored: false)
     defer { bed.stop() }
-    let result = try bed.xl(["create"])
+    let result = try await bed.xl(["create"])
     #expect(result.status == 64)
     #expect(result.stderr.hasPrefix("Error: Missing the config file: xl create FILE [KEY=VALUE...]\n"))
   }
 
-  @Test func unreadableConfigFile() throws {
+  @Test func unreadableConfigFile() async throws {
     let bed = try XlTestbed(xenstored: false)
     defer { bed.stop() }
     let missing = bed.directory.appending("missing.cfg")
-    let result = try bed.xl(["create", "-q", missing])
+    let result = try await bed.xl(["create", "-q", missing])
     #expect(result.status == 1)
     #expect(result.stderr == "xl: cannot read \(missing): No such file or directory\n")
   }

@@ -15,7 +15,7 @@ import XenStore
     defer { bed.stop() }
     let cfg = bed.tinyGuest()
 
-    let created = try bed.xl(["create", cfg])
+    let created = try await bed.xl(["create", cfg])
     #expect(created.status == 0, "\(created)")
     #expect(created.stderr.hasPrefix("Parsing config from \(cfg)\n"))
     #expect(normalized(created.stderr).contains(
@@ -31,26 +31,26 @@ import XenStore
     #expect(bed.sockets(in: bed.runDirectory) == ["qmp-events-1", "qmp-libxl-1"])
     #expect(bed.sockets(in: bed.socketPath + ".d") == ["domain-1"], "introduced to xenstored")
 
-    let list = try bed.xl(["list"])
+    let list = try await bed.xl(["list"])
     #expect(list.status == 0)
     let rows = list.stdout.split(separator: "\n")
     #expect(rows.first == "Name                                        ID   Mem VCPUs      State   Time(s)")
     #expect(rows.count == 2)
     #expect(rows.last?.hasPrefix("tiny                                         1    32     1     r-----  ") == true)
 
-    let long = try bed.xl(["list", "-l"])
+    let long = try await bed.xl(["list", "-l"])
     #expect(long.status == 0)
     #expect(long.stdout.contains("\"identity\": \"\(identityText)\""))
     #expect(long.stdout.contains("\"status\": \"running\""))
 
-    let destroyed = try bed.xl(["destroy", "tiny"])
+    let destroyed = try await bed.xl(["destroy", "tiny"])
     #expect(destroyed.status == 0, "\(destroyed)")
     #expect(destroyed.stdout == "Domain 1 (tiny) destroyed: device model stopped\n")
     #expect(!isAlive(identity.pid))
     try await bed.expectNoLeftovers()
 
     // As xl: a domain that is not there is an error.
-    let again = try bed.xl(["destroy", "tiny"])
+    let again = try await bed.xl(["destroy", "tiny"])
     #expect(again.status == 1)
     #expect(again.stderr == "xl: no domain \"tiny\"\n")
   }
@@ -59,25 +59,25 @@ import XenStore
   func quietCreatePrintsNothingAndDomidsAreReused() async throws {
     let bed = try XlTestbed()
     defer { bed.stop() }
-    let a = try bed.xl(["create", "-q", bed.tinyGuest("a")])
+    let a = try await bed.xl(["create", "-q", bed.tinyGuest("a")])
     #expect(a.status == 0 && a.stdout.isEmpty && a.stderr.isEmpty, "\(a)")
-    let b = try bed.xl(["create", "-q", bed.tinyGuest("b")])
+    let b = try await bed.xl(["create", "-q", bed.tinyGuest("b")])
     #expect(b.status == 0, "\(b)")
     #expect(try await bed.read("/local/domain/2/name") == "b")
-    #expect(try bed.xl(["destroy", "1"]).status == 0)
-    let c = try bed.xl(["create", "-q", bed.tinyGuest("c")])
+    #expect(try await bed.xl(["destroy", "1"]).status == 0)
+    let c = try await bed.xl(["create", "-q", bed.tinyGuest("c")])
     #expect(c.status == 0, "\(c)")
     #expect(try await bed.read("/local/domain/1/name") == "c", "the lowest free domid is taken")
-    #expect(try bed.xl(["destroy", "b"]).status == 0)
-    #expect(try bed.xl(["destroy", "c"]).status == 0)
+    #expect(try await bed.xl(["destroy", "b"]).status == 0)
+    #expect(try await bed.xl(["destroy", "c"]).status == 0)
     try await bed.expectNoLeftovers()
   }
 
   @Test(.enabled(if: TestEnvironment.shouldRun([.qemu])))
-  func verboseCreatePrintsATimeline() throws {
+  func verboseCreatePrintsATimeline() async throws {
     let bed = try XlTestbed()
     defer { bed.stop() }
-    let created = try bed.xl(["create", "-v", bed.tinyGuest()])
+    let created = try await bed.xl(["create", "-v", bed.tinyGuest()])
     #expect(created.status == 0, "\(created)")
     let phases = created.stderr.split(separator: "\n").filter { $0.hasPrefix("xl: [") }.map {
       String($0[$0.index(after: $0.firstIndex(of: "]")!)...].drop(while: { $0 == " " }).prefix { $0 != ":" && $0 != "[" })
@@ -87,7 +87,7 @@ import XenStore
       "spawn the device model", "wait for the device model to confirm", "record the device model as running",
       "confirmed by running", "monitor ",
     ])
-    #expect(try bed.xl(["destroy", "tiny"]).status == 0)
+    #expect(try await bed.xl(["destroy", "tiny"]).status == 0)
   }
 
   @Test(.enabled(if: TestEnvironment.shouldRun([.qemu])))
@@ -95,16 +95,16 @@ import XenStore
     let bed = try XlTestbed()
     defer { bed.stop() }
     // -e: no monitor, so nothing applies on_crash; the domain stays as it died.
-    #expect(try bed.xl(["create", "-q", "-e", bed.tinyGuest()]).status == 0)
+    #expect(try await bed.xl(["create", "-q", "-e", bed.tinyGuest()]).status == 0)
     let identity = try await recordedIdentity(bed)
     kill(identity.pid, SIGKILL)
-    #expect(awaitExit(identity.pid, seconds: 30))
+    #expect(await awaitExit(identity.pid, seconds: 30))
 
-    let list = try bed.xl(["list"])
+    let list = try await bed.xl(["list"])
     #expect(list.stdout.split(separator: "\n").last?.hasPrefix("tiny                                         1    32     1     ---sc-       0.0") == true)
-    #expect(try bed.xl(["list", "-l"]).stdout.contains("\"status\": \"exited\""))
+    #expect(try await bed.xl(["list", "-l"]).stdout.contains("\"status\": \"exited\""))
 
-    let destroyed = try bed.xl(["destroy", "tiny"])
+    let destroyed = try await bed.xl(["destroy", "tiny"])
     #expect(destroyed.status == 0)
     #expect(destroyed.stdout == "Domain 1 (tiny) destroyed: device model already exited\n")
     try await bed.expectNoLeftovers()
@@ -114,9 +114,9 @@ import XenStore
   func destroyNeverSignalsAProcessThatReusedThePid() async throws {
     let bed = try XlTestbed()
     defer { bed.stop() }
-    #expect(try bed.xl(["create", "-q", bed.tinyGuest()]).status == 0)
+    #expect(try await bed.xl(["create", "-q", bed.tinyGuest()]).status == 0)
     let identity = try await recordedIdentity(bed)
-    #expect(try bed.xl(["destroy", "tiny"]).status == 0)
+    #expect(try await bed.xl(["destroy", "tiny"]).status == 0)
 
     // Records pointing at a live process that is not the device model: this test process,
     // recorded with another start time, as if its pid had been reused.
@@ -126,7 +126,7 @@ import XenStore
     let stale = ProcessIdentity(pid: me.pid, startTime: me.startTime + 1, bootID: me.bootID)
     try await client.write("/local/domain/5/name", "stale")
     try await client.write("/libxl/5/device-model-identity", stale.description)
-    let destroyed = try bed.xl(["destroy", "stale"])
+    let destroyed = try await bed.xl(["destroy", "stale"])
     #expect(destroyed.status == 0)
     #expect(destroyed.stdout == "Domain 5 (stale) destroyed: device model already exited (pid \(me.pid) now belongs to another process, which was left alone)\n")
     #expect(!isAlive(identity.pid))
@@ -137,32 +137,32 @@ import XenStore
   func xlStartsItsOwnXenstoredOnceAndLaterRunsFindIt() async throws {
     let bed = try XlTestbed(xenstored: false)
     defer { bed.stop() }
-    let first = try bed.xl(["create", bed.tinyGuest("one")])
+    let first = try await bed.xl(["create", bed.tinyGuest("one")])
     #expect(first.status == 0, "\(first)")
     let line = try #require(first.stderr.split(separator: "\n").first { $0.contains("started") })
     #expect(normalized(String(line)) == "xl: no xenstored answered at \(bed.socketPath); started \(BuiltProducts.path("xenstored")) [PID]")
     let xenstored = try #require(bracketedPID(String(line)))
     defer {
       kill(xenstored, SIGTERM)
-      #expect(awaitExit(xenstored, seconds: 30))
+      #expect(awaitExitInCleanup(xenstored, seconds: 30))
     }
 
-    let second = try bed.xl(["create", bed.tinyGuest("two")])
+    let second = try await bed.xl(["create", bed.tinyGuest("two")])
     #expect(second.status == 0)
     #expect(!second.stderr.contains("started"))
-    #expect(try bed.xl(["list"]).stdout.split(separator: "\n").count == 3)
+    #expect(try await bed.xl(["list"]).stdout.split(separator: "\n").count == 3)
     // Xen's own client sees what xl wrote.
-    let read = try run(["/usr/bin/xenstore-read", "/local/domain/2/name"], environment: bed.environment)
+    let read = try await run(["/usr/bin/xenstore-read", "/local/domain/2/name"], environment: bed.environment)
     #expect(read.stdout == "two\n")
-    #expect(try bed.xl(["destroy", "one"]).status == 0)
-    #expect(try bed.xl(["destroy", "two"]).status == 0)
+    #expect(try await bed.xl(["destroy", "one"]).status == 0)
+    #expect(try await bed.xl(["destroy", "two"]).status == 0)
     try await bed.expectNoLeftovers()
   }
 
-  @Test func dryRunPrintsCommandAndRecordsAndStartsNothing() throws {
+  @Test func dryRunPrintsCommandAndRecordsAndStartsNothing() async throws {
     let bed = try XlTestbed(xenstored: false)
     defer { bed.stop() }
-    let result = try bed.xl(["create", "-n", bed.tinyGuest(), "memory=48"])
+    let result = try await bed.xl(["create", "-n", bed.tinyGuest(), "memory=48"])
     #expect(result.status == 0, "\(result)")
     let lines = result.stdout.split(separator: "\n").map(String.init)
     #expect(lines.first == "# domain \"tiny\" as domain 1 (no xenstored answers at \(bed.socketPath); create would start one)")
@@ -183,13 +183,13 @@ import XenStore
     let results = await withTaskGroup(of: ProcessResult?.self) { group in
       for i in 0..<count {
         let cfg = bed.tinyGuest("g\(i)")
-        group.addTask { try? bed.xl(["create", "-q", cfg]) }
+        group.addTask { try? await bed.xl(["create", "-q", cfg]) }
       }
       return await group.reduce(into: []) { $0.append($1) }
     }
     #expect(results.allSatisfy { $0?.status == 0 }, "\(results)")
     #expect(try await bed.children("/local/domain").filter { $0 != "0" }.sorted() == (1...count).map(String.init).sorted())
-    for i in 0..<count { #expect(try bed.xl(["destroy", "g\(i)"]).status == 0) }
+    for i in 0..<count { #expect(try await bed.xl(["destroy", "g\(i)"]).status == 0) }
     try await bed.expectNoLeftovers()
   }
 
@@ -202,14 +202,14 @@ import XenStore
 /// On a terminal, `xl create` shows what it waits for and for how long, in place.
 @Suite(.serialized) struct XlTerminalTests {
   @Test(.enabled(if: access("/usr/bin/script", X_OK) == 0))
-  func statusLineShowsTheWaitAndIsErasedBeforeTheResult() throws {
+  func statusLineShowsTheWaitAndIsErasedBeforeTheResult() async throws {
     let bed = try XlTestbed()
     defer { bed.stop() }
     let xl = BuiltProducts.path("xl")
     let command = "\(xl) create --timeout 2 \(bed.tinyGuest()) 'device_model_override=\"\(bed.neverConfirmingDeviceModel())\"'"
     // script(1) gives xl a pseudo-terminal as stdout and stderr. 2 s: long enough for the
     // device model to be running under a loaded CI (0.3 s once ran out before its pid was known).
-    let result = try run(["/usr/bin/script", "-qec", command, "/dev/null"], environment: bed.environment)
+    let result = try await run(["/usr/bin/script", "-qec", command, "/dev/null"], environment: bed.environment)
     let erase = "\r\u{1B}[K"
     #expect(result.stdout.contains("\(erase)waiting "))
     #expect(result.stdout.contains(" of 2 s for domain 1 device model: QMP on"))

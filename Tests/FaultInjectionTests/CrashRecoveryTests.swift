@@ -61,7 +61,7 @@ import XenStore
       checker.close()
       if iteration == iterations {
         kill(pid, SIGTERM)
-        _ = waitForExit(pid, seconds: 30)
+        _ = await waitForExit(pid, seconds: 30)
         break
       }
 
@@ -73,7 +73,7 @@ import XenStore
       let domainTask = Task { await Self.toggleDomain(socket: socket, introduced: introducedNow) }
       try await Task.sleep(for: .milliseconds(Int.random(in: 20...400, using: &random)))
       kill(pid, SIGKILL)
-      _ = waitForExit(pid, seconds: 30)
+      _ = await waitForExit(pid, seconds: 30)
       for (i, writer) in writers.enumerated() { models[i] = await writer.value }
       (domainAcknowledged, domainInFlight) = await domainTask.value
     }
@@ -95,27 +95,27 @@ import XenStore
     try await client.write("/vm/2/name", "other")
     client.close()
     kill(pid, SIGTERM)
-    _ = waitForExit(pid, seconds: 30)
+    _ = await waitForExit(pid, seconds: 30)
 
     let snapshot = try Self.damageSnapshot(in: state)
 
-    let refused = try run([xenstored, "-N", "--socket", socket, "--state-dir", state])
+    let refused = try await run([xenstored, "-N", "--socket", socket, "--state-dir", state])
     #expect(refused.status == 1)
     #expect(refused.stderr.contains("\(state)/\(snapshot) is damaged at byte offset 0 (checksum mismatch); refusing to start"))
     #expect(refused.stderr.contains("xenstored --state-dir \(state) --recover"))
 
-    let recovered = try run([xenstored, "--state-dir", state, "--recover"])
+    let recovered = try await run([xenstored, "--state-dir", state, "--recover"])
     #expect(recovered.status == 0, "\(recovered)")
     #expect(recovered.stdout.hasPrefix("Recovered: "))
     #expect(recovered.stdout.contains("Dropped: \(snapshot) from byte 0 on (checksum mismatch)"))
     #expect(recovered.stdout.contains("The damaged files were moved to \(state)/damaged-"))
-    #expect(try run([xenstored, "--state-dir", state, "--recover"]).stdout.hasPrefix("The state is intact"))
+    #expect(try await run([xenstored, "--state-dir", state, "--recover"]).stdout.hasPrefix("The state is intact"))
 
     pid = try spawnConfirmed(xenstored, ["-N", "--socket", socket, "--state-dir", state, "--ready-fd", "3"],
                              log: directory.appending("stderr"))
     defer {
       kill(pid, SIGTERM)
-      _ = waitForExit(pid, seconds: 30)
+      reap(pid, seconds: 30)
     }
     let after = try await XenStoreClient.connect(to: socket)
     defer { after.close() }
@@ -138,20 +138,20 @@ import XenStore
     var daemon = try spawnConfirmed(xenstored, arguments, log: bed.directory.appending("xenstored.log"))
     defer {
       kill(daemon, SIGTERM)
-      _ = waitForExit(daemon, seconds: 30)
+      reap(daemon, seconds: 30)
     }
-    let created = try bed.xl(["create", "-q", "-e", bed.tinyGuest()])  // -e: unmonitored, the domain stays as it died
+    let created = try await bed.xl(["create", "-q", "-e", bed.tinyGuest()])  // -e: unmonitored, the domain stays as it died
     #expect(created.status == 0, "\(created)")
     let recorded = try #require(try await bed.read("/libxl/1/device-model-identity"))
     let deviceModel = try #require(ProcessIdentity(recorded))
     kill(deviceModel.pid, SIGKILL)
-    #expect(awaitExit(deviceModel.pid, seconds: 30))
+    #expect(await awaitExit(deviceModel.pid, seconds: 30))
 
     // The process that now has "the device model's pid" in the new boot: a sleep of ours.
     let bystander = try spawnBackground(["/bin/sleep", "1000"], environment: [:], output: bed.directory.appending("sleep.out"))
     defer {
       kill(bystander, SIGKILL)
-      _ = waitForExit(bystander, seconds: 10)
+      reap(bystander, seconds: 10)
     }
     let live = try ProcessIdentity.of(pid: bystander)
     let earlierBoot = ProcessIdentity(pid: live.pid, startTime: live.startTime, bootID: "00000000-0000-0000-0000-000000000000")
@@ -160,11 +160,11 @@ import XenStore
     client.close()
 
     kill(daemon, SIGKILL)
-    _ = waitForExit(daemon, seconds: 30)
+    _ = await waitForExit(daemon, seconds: 30)
     daemon = try spawnConfirmed(xenstored, arguments, log: bed.directory.appending("xenstored.log"))
     #expect(try await bed.read("/libxl/1/device-model-identity") == earlierBoot.description, "the record survived the crash")
 
-    let destroyed = try bed.xl(["destroy", "tiny"])
+    let destroyed = try await bed.xl(["destroy", "tiny"])
     #expect(destroyed.status == 0, "\(destroyed)")
     #expect(destroyed.stdout.contains("already exited"), "\(destroyed)")
     #expect(isAlive(bystander), "a process of another boot's pid was signalled")
@@ -179,16 +179,16 @@ import XenStore
     let bed = try XlTestbed(xenstored: false)
     defer { bed.stop() }
     // -e: no domain monitor, whose reconnection GuestLifecycleTests covers.
-    let created = try bed.xl(["create", "-e", bed.tinyGuest()])
+    let created = try await bed.xl(["create", "-e", bed.tinyGuest()])
     #expect(created.status == 0, "\(created)")
     let first = try #require(bracketedPID(created.stderr))
     let recorded = try #require(try await bed.read("/libxl/1/device-model-identity"))
     let deviceModel = try #require(ProcessIdentity(recorded))
     #expect(Self.names(in: bed.xenstoredStateDirectory).contains("lock"))
     kill(first, SIGKILL)
-    #expect(awaitExit(first, seconds: 30))  // not our child: xl detached it
+    #expect(await awaitExit(first, seconds: 30))  // not our child: xl detached it
 
-    let listed = try bed.xl(["list"])
+    let listed = try await bed.xl(["list"])
     #expect(listed.status == 0, "\(listed)\nxenstored.log:\n\((try? readFile(bed.logDirectory + "/xenstored.log")) ?? "none")")
     #expect(normalized(listed.stderr) == """
       xl: no xenstored answered at \(bed.socketPath); started \(BuiltProducts.path("xenstored")) [PID] \
@@ -198,11 +198,11 @@ import XenStore
     let second = try #require(bracketedPID(listed.stderr))
     defer {
       kill(second, SIGTERM)
-      #expect(awaitExit(second, seconds: 30))
+      #expect(awaitExitInCleanup(second, seconds: 30))
     }
     #expect(listed.stdout.split(separator: "\n").contains { $0.hasPrefix("tiny ") && $0.contains(" 1 ") }, "\(listed)")
 
-    let destroyed = try bed.xl(["destroy", "tiny"])
+    let destroyed = try await bed.xl(["destroy", "tiny"])
     #expect(destroyed.status == 0, "\(destroyed)")
     #expect(destroyed.stdout == "Domain 1 (tiny) destroyed: device model stopped\n")
     #expect(!isAlive(deviceModel.pid))
@@ -210,10 +210,10 @@ import XenStore
   }
 
   /// With no xenstored and no saved state there is nothing to list: `xl list` starts nothing.
-  @Test func xlListWithoutXenstoredOrSavedStateStartsNothing() throws {
+  @Test func xlListWithoutXenstoredOrSavedStateStartsNothing() async throws {
     let bed = try XlTestbed(xenstored: false)
     defer { bed.stop() }
-    let listed = try bed.xl(["list"])
+    let listed = try await bed.xl(["list"])
     #expect(listed.status == 0, "\(listed)")
     #expect(listed.stderr == "")
     #expect(listed.stdout.split(separator: "\n").count == 1, "only the header")
@@ -222,7 +222,7 @@ import XenStore
 
   /// A damaged saved state: the xenstored `xl` starts refuses it, and `xl` says so in the
   /// daemon's words (which file, where, and the command that recovers it).
-  @Test func xlReportsADamagedSavedStateInTheDaemonsWords() throws {
+  @Test func xlReportsADamagedSavedStateInTheDaemonsWords() async throws {
     let bed = try XlTestbed(xenstored: false)
     defer { bed.stop() }
     let state = bed.xenstoredStateDirectory
@@ -230,11 +230,11 @@ import XenStore
     let pid = try spawnConfirmed(BuiltProducts.path("xenstored"), ["-N", "--socket", bed.socketPath, "--state-dir", state, "--ready-fd", "3"],
                                  log: bed.directory.appending("xenstored.err"))
     kill(pid, SIGTERM)
-    _ = waitForExit(pid, seconds: 30)
+    _ = await waitForExit(pid, seconds: 30)
     let snapshot = try Self.damageSnapshot(in: state)
 
     for command in [["list"], ["destroy", "tiny"], ["create", "-q", bed.tinyGuest()]] {
-      let result = try bed.xl(command)
+      let result = try await bed.xl(command)
       #expect(result.status == 2, "\(command): \(result)")
       #expect(result.stderr.hasPrefix("xl: no xenstored answers at \(bed.socketPath), and starting one failed: "), "\(result)")
       #expect(result.stderr.contains("\(state)/\(snapshot) is damaged at byte offset 0 (checksum mismatch); refusing to start"), "\(result)")
@@ -243,7 +243,7 @@ import XenStore
     }
   }
 
-  @Test func aSecondDaemonOnTheSameStateDirectoryIsRefusedWithTheHoldersPid() throws {
+  @Test func aSecondDaemonOnTheSameStateDirectoryIsRefusedWithTheHoldersPid() async throws {
     let directory = TemporaryDirectory("crash")
     defer { directory.remove() }
     let state = directory.appending("state")
@@ -252,17 +252,17 @@ import XenStore
                                    log: directory.appending("stderr"))
     defer {
       kill(first, SIGTERM)
-      _ = waitForExit(first, seconds: 30)
+      reap(first, seconds: 30)
     }
-    let second = try run([BuiltProducts.path("xenstored"), "-N", "--socket", directory.appending("two"), "--state-dir", state])
+    let second = try await run([BuiltProducts.path("xenstored"), "-N", "--socket", directory.appending("two"), "--state-dir", state])
     #expect(second.status == 1)
     #expect(second.stderr.contains("state directory \(state) is in use by another xenstored (pid \(first))"), "\(second)")
-    let recover = try run([BuiltProducts.path("xenstored"), "--state-dir", state, "--recover"])
+    let recover = try await run([BuiltProducts.path("xenstored"), "--state-dir", state, "--recover"])
     #expect(recover.status == 1 && recover.stderr.contains("is in use by another xenstored"), "\(recover)")
   }
 
-  @Test func recoverNeedsAStateDirectory() throws {
-    let result = try run([BuiltProducts.path("xenstored"), "--recover"])
+  @Test func recoverNeedsAStateDirectory() async throws {
+    let result = try await run([BuiltProducts.path("xenstored"), "--recover"])
     #expect(result.status == 64)
     #expect(result.stderr.contains("--recover needs --state-dir"))
   }

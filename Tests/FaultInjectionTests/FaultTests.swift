@@ -19,21 +19,21 @@ import XenStore
   /// Killed once connected, while waiting for the domains lock (held here): nothing written.
   @Test(.enabled(if: TestEnvironment.shouldRun([.qemu])))
   func xlKilledAfterConnectingLeavesNothing() async throws {
-    let f = try FaultBed()
+    let f = try await FaultBed()
     defer { f.stop() }
     let descriptors = f.xenstoredDescriptors
     mkdir(f.bed.runDirectory, 0o755)
     let lock = open(f.bed.runDirectory + "/domains.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
     #expect(flock(lock, LOCK_EX) == 0)
     let xl = try f.startXL(["create", "-v", f.bed.tinyGuest()])
-    #expect(waitForLine(in: xl.stderr, containing: "allocate a domid and write the records"))
+    #expect(await waitForLine(in: xl.stderr, containing: "allocate a domid and write the records"))
     kill(xl.pid, SIGKILL)
-    waitForExit(xl.pid, seconds: 60)
+    await waitForExit(xl.pid, seconds: 60)
     close(lock)
 
-    #expect(f.waitForNoStrayProcesses() == [])
+    #expect(await f.waitForNoStrayProcesses() == [])
     #expect(try await f.domains() == [])
-    let destroy = try f.bed.xl(["destroy", "tiny"])
+    let destroy = try await f.bed.xl(["destroy", "tiny"])
     #expect(destroy.status == 1 && destroy.stderr == "xl: no domain \"tiny\"\n", "\(destroy)")
     try await expectCleanSlate(f, descriptors: descriptors)
   }
@@ -42,19 +42,19 @@ import XenStore
   /// and `xl destroy` removes them.
   @Test(.enabled(if: TestEnvironment.shouldRun([.qemu])))
   func xlKilledWhileWritingRecordsLeavesRecordsThatDestroyRemoves() async throws {
-    let f = try FaultBed()
+    let f = try await FaultBed()
     defer { f.stop() }
     let descriptors = f.xenstoredDescriptors
     let xl = try f.startXL(["create", "-v", f.bed.tinyGuest(), "device_model_override=\"\(f.unconfirmedQEMU())\""])
     #expect(try await eventually { try await f.domains() == ["1"] })
     kill(xl.pid, SIGKILL)
-    waitForExit(xl.pid, seconds: 60)
+    await waitForExit(xl.pid, seconds: 60)
 
-    #expect(f.waitForNoStrayProcesses() == [])
+    #expect(await f.waitForNoStrayProcesses() == [])
     #expect(try await f.domains() == ["1"], "the records stay")
     // By domid: the kill may have come before the name was written. Only a race this test
     // cannot control decides whether the spawn had begun.
-    let destroy = try f.bed.xl(["destroy", "1"])
+    let destroy = try await f.bed.xl(["destroy", "1"])
     #expect(destroy.status == 0, "\(destroy)")
     #expect(["no device model was recorded\n", "device model already exited\n"].contains { destroy.stdout.hasSuffix("destroyed: " + $0) }, "\(destroy)")
     // The claim writes /local/domain/<domid>/vm with /vm/<uuid>, so removal finds it.
@@ -66,17 +66,17 @@ import XenStore
   /// the records stay and `xl destroy` removes them.
   @Test(.enabled(if: TestEnvironment.shouldRun([.qemu])))
   func xlKilledRightAfterTheSpawnLeavesNoDeviceModel() async throws {
-    let f = try FaultBed()
+    let f = try await FaultBed()
     defer { f.stop() }
     let descriptors = f.xenstoredDescriptors
     let xl = try f.startXL(["create", "-v", f.bed.tinyGuest(), "device_model_override=\"\(f.unconfirmedQEMU())\""])
-    #expect(waitForLine(in: xl.stderr, containing: "spawn the device model"))
+    #expect(await waitForLine(in: xl.stderr, containing: "spawn the device model"))
     kill(xl.pid, SIGKILL)
-    waitForExit(xl.pid, seconds: 60)
+    await waitForExit(xl.pid, seconds: 60)
 
-    #expect(f.waitForNoStrayProcesses() == [])
+    #expect(await f.waitForNoStrayProcesses() == [])
     #expect(try await f.domains() == ["1"], "the records stay")
-    let destroy = try f.bed.xl(["destroy", "tiny"])
+    let destroy = try await f.bed.xl(["destroy", "tiny"])
     #expect(destroy.status == 0, "\(destroy)")
     #expect(
       ["Domain 1 (tiny) destroyed: no device model was recorded\n", "Domain 1 (tiny) destroyed: device model already exited\n"]
@@ -89,21 +89,21 @@ import XenStore
   /// says its device model already exited.
   @Test(.enabled(if: TestEnvironment.shouldRun([.qemu])))
   func xlKilledWhileAwaitingConfirmationTakesQEMUWithIt() async throws {
-    let f = try FaultBed()
+    let f = try await FaultBed()
     defer { f.stop() }
     let descriptors = f.xenstoredDescriptors
     let xl = try f.startXL(["create", "-v", f.bed.tinyGuest(), "device_model_override=\"\(f.unconfirmedQEMU())\""])
-    #expect(waitForLine(in: xl.stderr, containing: "wait for the device model to confirm"))
+    #expect(await waitForLine(in: xl.stderr, containing: "wait for the device model to confirm"))
     let qemu = try await runningQEMU(f)
     kill(xl.pid, SIGKILL)
-    waitForExit(xl.pid, seconds: 60)
+    await waitForExit(xl.pid, seconds: 60)
 
-    #expect(f.waitForNoStrayProcesses() == [])
+    #expect(await f.waitForNoStrayProcesses() == [])
     #expect(!isAlive(qemu.pid))
     #expect(try await f.domains() == ["1"], "the records stay")
-    let list = try f.bed.xl(["list"])
+    let list = try await f.bed.xl(["list"])
     #expect(list.stdout.hasPrefix(Self.header + "tiny                                         1    32     1     ---sc-"), "\(list)")
-    let destroy = try f.bed.xl(["destroy", "tiny"])
+    let destroy = try await f.bed.xl(["destroy", "tiny"])
     #expect(destroy.status == 0 && destroy.stdout == "Domain 1 (tiny) destroyed: device model already exited\n", "\(destroy)")
     try await expectCleanSlate(f, descriptors: descriptors)
   }
@@ -111,13 +111,13 @@ import XenStore
   /// QEMU SIGKILLed before it confirmed: xl says so, with the signal, and leaves nothing.
   @Test(.enabled(if: TestEnvironment.shouldRun([.qemu])))
   func deviceModelKilledDuringStartupFailsTheCreateAndLeavesNothing() async throws {
-    let f = try FaultBed()
+    let f = try await FaultBed()
     defer { f.stop() }
     let descriptors = f.xenstoredDescriptors
     let xl = try f.startXL(["create", "-q", f.bed.tinyGuest(), "device_model_override=\"\(f.unconfirmedQEMU())\""])
     let qemu = try await runningQEMU(f)
     kill(qemu.pid, SIGKILL)
-    let status = waitForExit(xl.pid, seconds: 60)
+    let status = await waitForExit(xl.pid, seconds: 60)
 
     #expect(status.map { ($0 >> 8) & 0xff } == 3)
     let stderr = try readFile(xl.stderr)
@@ -125,7 +125,7 @@ import XenStore
     let message = normalized(stderr)
     #expect(message.hasPrefix("xl: domain \"tiny\" not created: domain 1 device model [PID] was killed by signal SIGKILL during startup after T"), "\(stderr)")
     #expect(message.hasSuffix("(log: \(f.bed.logDirectory)/qemu-dm-tiny.log)\n"), "\(stderr)")
-    #expect(f.waitForNoStrayProcesses() == [])
+    #expect(await f.waitForNoStrayProcesses() == [])
     try await expectCleanSlate(f, descriptors: descriptors)
   }
 
@@ -133,12 +133,12 @@ import XenStore
   /// device model already exited and removes the records.
   @Test(.enabled(if: TestEnvironment.shouldRun([.qemu])))
   func deviceModelKilledAfterConfirmationIsListedDeadAndDestroyed() async throws {
-    let f = try FaultBed()
+    let f = try await FaultBed()
     defer { f.stop() }
     let descriptors = f.xenstoredDescriptors
     // -e: unmonitored, so the domain stays as it died (with a monitor, on_crash applies:
     // GuestLifecycleTests).
-    let created = try f.bed.xl(["create", "-q", "-e", f.bed.tinyGuest()])
+    let created = try await f.bed.xl(["create", "-q", "-e", f.bed.tinyGuest()])
     #expect(created.status == 0, "\(created)")
     let text = try #require(try await f.bed.read("/libxl/1/device-model-identity"))
     let identity = try #require(ProcessIdentity(text))
@@ -146,13 +146,13 @@ import XenStore
     kill(identity.pid, SIGKILL)
     // Dead, not merely dying: a QEMU being torn down has lost its command line (so it is no
     // stray any more) before its threads are gone, and until then `xl list` rightly lists it.
-    for _ in 0..<3000 where isAlive(identity.pid) { usleep(10_000) }
+    for _ in 0..<3000 where isAlive(identity.pid) { try? await Task.sleep(for: .microseconds(10_000)) }
     #expect(!isAlive(identity.pid))
-    #expect(f.waitForNoStrayProcesses() == [])
+    #expect(await f.waitForNoStrayProcesses() == [])
 
-    let list = try f.bed.xl(["list"])
+    let list = try await f.bed.xl(["list"])
     #expect(list.stdout.hasPrefix(Self.header + "tiny                                         1    32     1     ---sc-"), "\(list)")
-    let destroy = try f.bed.xl(["destroy", "tiny"])
+    let destroy = try await f.bed.xl(["destroy", "tiny"])
     #expect(destroy.status == 0 && destroy.stdout == "Domain 1 (tiny) destroyed: device model already exited\n", "\(destroy)")
     try await expectCleanSlate(f, descriptors: descriptors)
   }
@@ -162,12 +162,12 @@ import XenStore
   /// xenstored at the same socket starts empty and a new create works.
   @Test(.enabled(if: TestEnvironment.shouldRun([.qemu])))
   func xenstoredKilledMidCreateStopsQEMU() async throws {
-    let f = try FaultBed()
+    let f = try await FaultBed()
     defer { f.stop() }
     let xl = try f.startXL(["create", "-q", f.bed.tinyGuest(), "device_model_override=\"\(f.unconfirmedQEMU())\""])
     let qemu = try await runningQEMU(f)
     kill(f.xenstored, SIGKILL)
-    let status = waitForExit(xl.pid, seconds: 60)
+    let status = await waitForExit(xl.pid, seconds: 60)
 
     #expect(status.map { ($0 >> 8) & 0xff } == 2)
     let stderr = try readFile(xl.stderr)
@@ -178,15 +178,15 @@ import XenStore
       """), "\(stderr)")
     #expect(stderr.contains("\(f.bed.logDirectory)/qemu-dm-tiny.log"), "\(stderr)")
     #expect(!isAlive(qemu.pid))
-    #expect(f.waitForNoStrayProcesses() == [])
+    #expect(await f.waitForNoStrayProcesses() == [])
     #expect(f.bed.sockets(in: f.bed.runDirectory) == [])
 
-    try f.restartXenstored()
+    try await f.restartXenstored()
     let descriptors = f.xenstoredDescriptors
     #expect(try await f.domains() == [], "the records went with xenstored")
-    let again = try f.bed.xl(["create", "-q", f.bed.tinyGuest()])
+    let again = try await f.bed.xl(["create", "-q", f.bed.tinyGuest()])
     #expect(again.status == 0, "\(again)")
-    #expect(try f.bed.xl(["destroy", "tiny"]).stdout == "Domain 1 (tiny) destroyed: device model stopped\n")
+    #expect(try await f.bed.xl(["destroy", "tiny"]).stdout == "Domain 1 (tiny) destroyed: device model stopped\n")
     try await expectCleanSlate(f, descriptors: descriptors)
   }
 
@@ -195,19 +195,19 @@ import XenStore
   /// and the logs are the current one and ten rotated ones (scripts/soak.sh runs the long one).
   @Test(.enabled(if: TestEnvironment.shouldRun([.qemu])))
   func shortSoakLeavesNothingBehind() async throws {
-    let f = try FaultBed()
+    let f = try await FaultBed()
     defer { f.stop() }
     let descriptors = f.xenstoredDescriptors
     let cfg = f.bed.tinyGuest()
     for cycle in 1...20 {
-      let created = try f.bed.xl(["create", "-q", cfg])
+      let created = try await f.bed.xl(["create", "-q", cfg])
       try #require(created.status == 0, "cycle \(cycle): \(created)")
-      let destroyed = try f.bed.xl(["destroy", "tiny"])
+      let destroyed = try await f.bed.xl(["destroy", "tiny"])
       try #require(
         destroyed.stdout == "Domain 1 (tiny) destroyed: device model stopped\n",
         "cycle \(cycle): \(destroyed)\nQEMU's log: \((try? readFile(f.bed.logDirectory + "/qemu-dm-tiny.log")) ?? "none")\nmonitor's log: \((try? readFile(f.bed.logDirectory + "/xl-tiny.log")) ?? "none")")
     }
-    #expect(f.waitForNoStrayProcesses() == [])
+    #expect(await f.waitForNoStrayProcesses() == [])
     try await expectCleanSlate(f, descriptors: descriptors)
     #expect(files(in: f.bed.logDirectory) == ["qemu-dm-tiny", "xl-tiny"].flatMap { log in
       ["\(log).log"] + (1...10).map { "\(log).log.\($0)" }
@@ -240,7 +240,7 @@ import XenStore
       #expect(f.bed.sockets(in: f.bed.runDirectory) == [], sourceLocation: sourceLocation)
     }
     #expect(f.strayProcesses() == [], sourceLocation: sourceLocation)
-    let list = try f.bed.xl(["list"])
+    let list = try await f.bed.xl(["list"])
     #expect(list.status == 0 && list.stdout == Self.header, "\(list)", sourceLocation: sourceLocation)
     // Clients that have just closed may not have been noticed yet.
     _ = await eventually(seconds: 10) { f.xenstoredDescriptors == descriptors }

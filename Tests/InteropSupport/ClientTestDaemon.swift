@@ -24,11 +24,11 @@ package final class ClientTestDaemon: @unchecked Sendable {
   }
 
   /// Starts a daemon; `asProcess` when the test needs to signal it.
-  package static func start(asProcess: Bool = false) throws -> ClientTestDaemon {
+  package static func start(asProcess: Bool = false) async throws -> ClientTestDaemon {
     if let script = getenv("XENSTORE_TEST_DAEMON").map({ String(cString: $0) }) {
       let directory = TemporaryDirectory("xsc")
       let socketPath = directory.appending("socket")
-      let result = try run([script, socketPath])
+      let result = try await run([script, socketPath])
       guard result.status == 0, let pid = pid_t(result.stdout.split(separator: "\n").last ?? "") else {
         throw StartupError(description: "\(script) failed: \(result)")
       }
@@ -87,7 +87,7 @@ package final class ClientTestDaemon: @unchecked Sendable {
       Glibc.kill(pid, SIGCONT)
       Glibc.kill(pid, SIGKILL)
       // A script's daemon is not our child; ours is reaped here.
-      if getenv("XENSTORE_TEST_DAEMON") == nil { waitForExit(pid, seconds: 10) }
+      if getenv("XENSTORE_TEST_DAEMON") == nil { reap(pid, seconds: 10) }
     }
     directory?.remove()
   }

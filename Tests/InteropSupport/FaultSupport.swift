@@ -13,20 +13,20 @@ package final class FaultBed: @unchecked Sendable {
   package let bed: XlTestbed
   package private(set) var xenstored: pid_t
 
-  package init() throws {
+  package init() async throws {
     bed = try XlTestbed(xenstored: false)
     xenstored = try Self.startXenstored(bed)
-    try settle()
+    try await settle()
   }
 
   /// One client come and gone, so that xenstored's descriptor count is its resting one: the
   /// same for 250 ms (xenstored may not have seen that client's end yet when `xl` exits).
-  private func settle() throws {
-    _ = try bed.xl(["list"])
+  private func settle() async throws {
+    _ = try await bed.xl(["list"])
     var last = xenstoredDescriptors
     var unchanged = 0
     for _ in 0..<500 where unchanged < 25 {
-      usleep(10_000)
+      try await Task.sleep(for: .milliseconds(10))
       let now = xenstoredDescriptors
       unchanged = now == last ? unchanged + 1 : 0
       last = now
@@ -40,15 +40,15 @@ package final class FaultBed: @unchecked Sendable {
   }
 
   /// Starts a fresh xenstored at the same socket (after the test killed the first).
-  package func restartXenstored() throws {
-    waitForExit(xenstored, seconds: 10)
+  package func restartXenstored() async throws {
+    await waitForExit(xenstored, seconds: 10)
     xenstored = try Self.startXenstored(bed)
-    try settle()
+    try await settle()
   }
 
   package func stop() {
     kill(xenstored, SIGTERM)
-    waitForExit(xenstored, seconds: 10)
+    reap(xenstored, seconds: 10)
     bed.stop()
   }
 
@@ -115,10 +115,10 @@ package final class FaultBed: @unchecked Sendable {
 
   /// Waits (60 s at most) until `strayProcesses()` is empty: killing a caller reaches its
   /// device model through the monitor, which takes a moment. Returns what is left.
-  package func waitForNoStrayProcesses() -> [String] {
+  package func waitForNoStrayProcesses() async -> [String] {
     for _ in 0..<6000 {
       if strayProcesses().isEmpty { return [] }
-      usleep(10_000)
+      try? await Task.sleep(for: .milliseconds(10))
     }
     return strayProcesses().map { "[\($0)] " + ((try? readFile("/proc/\($0)/cmdline")) ?? "").replacing("\0", with: " ") }
   }
@@ -130,10 +130,10 @@ package final class FaultBed: @unchecked Sendable {
 }
 
 /// Waits (`seconds` at most) until `file` has a line containing `text`; whether it did.
-package func waitForLine(in file: String, containing text: String, seconds: Int = 120) -> Bool {
+package func waitForLine(in file: String, containing text: String, seconds: Int = 120) async -> Bool {
   for _ in 0..<(seconds * 1000) {
     if let content = try? readFile(file), content.contains(text) { return true }
-    usleep(1000)
+    try? await Task.sleep(for: .milliseconds(1))
   }
   return false
 }
@@ -142,7 +142,7 @@ package func waitForLine(in file: String, containing text: String, seconds: Int 
 package func eventually(seconds: Int = 120, _ condition: () async throws -> Bool) async rethrows -> Bool {
   for _ in 0..<(seconds * 1000) {
     if try await condition() { return true }
-    usleep(1000)
+    try? await Task.sleep(for: .milliseconds(1))
   }
   return false
 }

@@ -43,7 +43,7 @@ package final class DaemonProcess: Sendable {
   /// Stops the daemon (SIGTERM, then SIGKILL after 10 s) and removes its directory.
   package func stop() {
     kill(pid, SIGTERM)
-    waitForExit(pid, seconds: 10)
+    reap(pid, seconds: 10)
     directory.remove()
   }
 

@@ -46,7 +46,7 @@ package final class XlTestbed: @unchecked Sendable {
       let argv = ((try? readFile("/proc/\(pid)/cmdline")) ?? "").split(separator: "\0")
       if argv.first?.hasSuffix("/xenstored") == true, argv.contains(Substring(socketPath)) {
         kill(pid, SIGTERM)
-        _ = awaitExit(pid, seconds: 10)
+        _ = awaitExitInCleanup(pid, seconds: 10)
       }
     }
     // Whatever a failed test left running (a domain's QEMU and monitor, which wait for a
@@ -54,7 +54,7 @@ package final class XlTestbed: @unchecked Sendable {
     // prove they leave nothing with `expectNoLeftovers` before this.
     let leftovers = processes(mentioning: directory.path + "/")
     for pid in leftovers { kill(pid, SIGKILL) }
-    for pid in leftovers { _ = awaitExit(pid, seconds: 10) }
+    for pid in leftovers { _ = awaitExitInCleanup(pid, seconds: 10) }
     directory.remove()
   }
 
@@ -90,17 +90,11 @@ package final class XlTestbed: @unchecked Sendable {
     return path
   }
 
-  /// Runs the built `xl` with this testbed's environment.
-  /// `xl`, waited for off the cooperative pool (see `offPool`): for the long ones (a guest's
-  /// boot, `shutdown -w`).
-  package func xlAwaiting(_ arguments: [String], environment extra: [String: String] = [:], timeout: Int = 120) async throws
+  /// Runs the built `xl` with this testbed's environment (awaited, holding no thread).
+  package func xl(_ arguments: [String], environment extra: [String: String] = [:], timeout: Int = 120) async throws
     -> ProcessResult
   {
-    try await offPool { [self] in try xl(arguments, environment: extra, timeout: timeout) }
-  }
-
-  package func xl(_ arguments: [String], environment extra: [String: String] = [:], timeout: Int = 120) throws -> ProcessResult {
-    try run([BuiltProducts.path("xl")] + arguments, environment: environment.merging(extra) { $1 }, timeout: timeout)
+    try await run([BuiltProducts.path("xl")] + arguments, environment: environment.merging(extra) { $1 }, timeout: timeout)
   }
 
   package func client() async throws -> XenStoreClient { try await XenStoreClient.connect(to: socketPath) }

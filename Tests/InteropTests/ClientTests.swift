@@ -14,7 +14,7 @@ import TestSupport
   /// `asProcess`: the daemon runs as a child process the test may signal.
   func withDaemon(asProcess: Bool = false,
                   _ body: @escaping @Sendable (ClientTestDaemon, XenStoreClient) async throws -> Void) async throws {
-    let daemon = try ClientTestDaemon.start(asProcess: asProcess)
+    let daemon = try await ClientTestDaemon.start(asProcess: asProcess)
     defer { daemon.stop() }
     try await withTimeout(.seconds(60), "test body") {
       let client = try await XenStoreClient.connect(to: daemon.socketPath)

@@ -78,7 +78,7 @@ import XenStore
       try await xs.write("/t/dir/sub/new", "1")
       try await xs.rm("/t/a")
       try await xs.write("/t/dir", "2")
-      guard let status = waitForExit(pid, seconds: 30) else { throw StartupError(description: "\(tool) watch hung") }
+      guard let status = await waitForExit(pid, seconds: 30) else { throw StartupError(description: "\(tool) watch hung") }
       return ProcessResult(status: (status >> 8) & 0xff, stdout: try readFile(output), stderr: try readFile(output + ".err"))
     }
     let debian = try await watchOutput(Self.debian)
@@ -98,7 +98,7 @@ import XenStore
         let shell = "stty cols \(columns); \(tool) ls \(flags.joined(separator: " ")) /t"
         let daemon = try await fixtureDaemon()
         defer { daemon.stop() }
-        return try run(["/usr/bin/script", "-qec", shell, "/dev/null"], environment: daemon.environment)
+        return try await run(["/usr/bin/script", "-qec", shell, "/dev/null"], environment: daemon.environment)
       }
       let debian = try await onTerminal(Self.debian)
       let ours = try await onTerminal(Self.ours)
@@ -146,8 +146,8 @@ import XenStore
     defer { directory.remove() }
     let missing = directory.appending("none.sock")
     let environment = ["XENSTORED_PATH": missing]
-    let debian = try run([Self.debian] + arguments, environment: environment)
-    let ours = try run([Self.ours] + arguments, environment: environment)
+    let debian = try await run([Self.debian] + arguments, environment: environment)
+    let ours = try await run([Self.ours] + arguments, environment: environment)
     #expect(debian.status == 1 && ours.status == 1)
     #expect(debian.stdout == "" && ours.stdout == "")
     #expect(debian.stderr == "xenstore: xs_open: No such file or directory\n")
@@ -162,7 +162,7 @@ import XenStore
     let rundir = TemporaryDirectory("xsc")
     defer { rundir.remove() }
     symlink(daemon.socketPath, rundir.appending("socket"))
-    let result = try run(["/usr/bin/env", "-u", "XENSTORED_PATH", "XENSTORED_RUNDIR=\(rundir.path)", Self.ours, "read", "/t/a"])
+    let result = try await run(["/usr/bin/env", "-u", "XENSTORED_PATH", "XENSTORED_RUNDIR=\(rundir.path)", Self.ours, "read", "/t/a"])
     #expect(result.stdout == "hello\n" && result.status == 0, "\(result)")
   }
 
@@ -201,8 +201,8 @@ import XenStore
   func runOnFreshDaemon(_ tool: String, _ arguments: [String]) async throws -> (ProcessResult, String) {
     let daemon = try await fixtureDaemon()
     defer { daemon.stop() }
-    let result = try run([tool] + arguments, environment: daemon.environment, timeout: 60)
-    let tree = try run(["/usr/bin/xenstore-ls", "-fp", "/"], environment: daemon.environment)
+    let result = try await run([tool] + arguments, environment: daemon.environment, timeout: 60)
+    let tree = try await run(["/usr/bin/xenstore-ls", "-fp", "/"], environment: daemon.environment)
     return (result, tree.stdout)
   }
 }

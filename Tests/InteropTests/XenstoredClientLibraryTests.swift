@@ -51,10 +51,10 @@ import TestSupport
     """#
 
   @Test(.enabled(if: TestEnvironment.shouldRun([.pyxs])))
-  func pyxsWriteReadListTransactionWatchPermissions() throws {
+  func pyxsWriteReadListTransactionWatchPermissions() async throws {
     let d = try XenstoredUnderTest.start()
     defer { d.stop() }
-    let result = try run(["/usr/bin/python3", "-c", Self.pyxsScript], environment: d.environment)
+    let result = try await run(["/usr/bin/python3", "-c", Self.pyxsScript], environment: d.environment)
     #expect(result.status == 0 && result.stdout == "pyxs ok\n", "\(result)")
   }
 
@@ -105,7 +105,7 @@ import TestSupport
     """#
 
   @Test(.enabled(if: TestEnvironment.shouldRun([.libxenstore, .gcc])))
-  func cProgramLinkedWithLibxenstore() throws {
+  func cProgramLinkedWithLibxenstore() async throws {
     let d = try XenstoredUnderTest.start()
     defer { d.stop() }
     let source = d.directory.appending("xs_smoke.c"), binary = d.directory.appending("xs_smoke")
@@ -113,9 +113,9 @@ import TestSupport
     var text = Self.cProgram
     text.withUTF8 { _ = write(fd, $0.baseAddress, $0.count) }
     close(fd)
-    let build = try run(["/bin/sh", "-c", "gcc -Wall -O2 -o \(binary) \(source) $(pkg-config --cflags --libs xenstore)"])
+    let build = try await run(["/bin/sh", "-c", "gcc -Wall -O2 -o \(binary) \(source) $(pkg-config --cflags --libs xenstore)"])
     #expect(build.status == 0, "\(build)")
-    let result = try run([binary], environment: d.environment)
+    let result = try await run([binary], environment: d.environment)
     #expect(result.status == 0, "\(result)")
     #expect(result.stdout == """
       read /smoke/a = 'hello'

@@ -78,15 +78,15 @@ import XenStore
   }
 
   @Test(.enabled(if: TestEnvironment.shouldRun([.xenstoreRead])))
-  func xenstoreUtilsActAsTheDomain() throws {
+  func xenstoreUtilsActAsTheDomain() async throws {
     let d = try XenstoredUnderTest.start()
     defer { d.stop() }
     let dom0 = try introduceDomain5(d)
     #expect(dom0.write("/secret", "x") == "OK|")
     let env = ["XENSTORED_PATH": d.domainSocketPath(5)]
-    #expect(try run(["xenstore-write", "name", "guest"], environment: env).status == 0)
-    #expect(try run(["xenstore-read", "/local/domain/5/name"], environment: env).stdout == "guest\n")
-    let denied = try run(["xenstore-read", "/secret"], environment: env)
+    #expect(try await run(["xenstore-write", "name", "guest"], environment: env).status == 0)
+    #expect(try await run(["xenstore-read", "/local/domain/5/name"], environment: env).stdout == "guest\n")
+    let denied = try await run(["xenstore-read", "/secret"], environment: env)
     #expect(denied.status == 1 && denied.stderr == "xenstore-read: couldn't read path /secret\n", "\(denied)")
     #expect(dom0.call(.getPerms, "/local/domain/5/name") == "n5|r0|")
   }

@@ -23,7 +23,7 @@ import XenStore
   /// own, 128 watches with the longest paths and tokens, 10 transactions each holding the
   /// most nodes, and requests it never reads the replies of. The daemon's RSS grows by a
   /// bounded amount (measured: see RELIABILITY.md), and dom0 is served meanwhile.
-  @Test func aDomainAtEveryQuotaCostsBoundedMemory() throws {
+  @Test func aDomainAtEveryQuotaCostsBoundedMemory() async throws {
     let d = try DaemonProcess()
     defer { d.stop() }
     let dom0 = try introduce5(d)
@@ -54,7 +54,7 @@ import XenStore
     #expect(transactions == 10, "10 transactions per domain, over all its connections")
     let read = Message(type: .read, requestID: 1, strings: [path(0)]).encoded()
     for c in connections { c.send(Array([[UInt8]](repeating: read, count: 200).joined())) }
-    usleep(500_000)
+    try? await Task.sleep(for: .microseconds(500_000))
     #expect(dom0.read("/local/domain/5/" + path(1)) == value, "dom0 is served meanwhile")
     let grown = d.residentKiB - before
     print("a domain at every quota: \(nodes) nodes, \(watches) watches, \(transactions) transactions, "
@@ -65,7 +65,7 @@ import XenStore
   /// Finding 4: each connection a domain opens over its quota, or spoils with an oversized
   /// header, costs a warning or notice line on the daemon's stderr, however fast it repeats.
   @Test
-  func aDomainCannotFloodTheLog() throws {
+  func aDomainCannotFloodTheLog() async throws {
     let d = try DaemonProcess()
     defer { d.stop() }
     _ = try introduce5(d)
@@ -79,7 +79,7 @@ import XenStore
     held[0].send(Message(type: .read, payload: []).encoded().prefix(12) + [0xff, 0xff, 0, 0])
     #expect(held[0].isClosedByDaemon())
     for _ in 0..<200 {
-      guard let c = try? StressClient(d.domainSocketPath(5)) else { usleep(1000); continue }
+      guard let c = try? StressClient(d.domainSocketPath(5)) else { try? await Task.sleep(for: .microseconds(1000)); continue }
       c.send(Message(type: .read, payload: []).encoded().prefix(12) + [0xff, 0xff, 0, 0])
       _ = c.isClosedByDaemon()
     }

@@ -11,7 +11,7 @@ import XenStore
 /// even where it may walk the path. Checked with a real process of user `nobody`.
 @Suite(.serialized) struct ReliabilitySocketOwnerTests {
   @Test(.enabled(if: geteuid() == 0, "switching to user nobody needs root"))
-  func anotherUserCannotConnectToAnySocket() throws {
+  func anotherUserCannotConnectToAnySocket() async throws {
     let d = try DaemonProcess()
     defer { d.stop() }
     let dom0 = try StressClient(d.socketPath)
@@ -22,12 +22,12 @@ import XenStore
     #expect(mode(d.socketPath) == 0o600)
     #expect(mode(d.socketPath + ".d") == 0o700)
     #expect(mode(d.domainSocketPath(5)) == 0o600)
-    #expect(try connectAsNobody(d.socketPath) == "EACCES")
-    #expect(try connectAsNobody(d.domainSocketPath(5)) == "EACCES")
+    #expect(try await connectAsNobody(d.socketPath) == "EACCES")
+    #expect(try await connectAsNobody(d.domainSocketPath(5)) == "EACCES")
 
     chmod(d.socketPath + ".d", 0o711)
-    #expect(try connectAsNobody(d.domainSocketPath(5)) == "EACCES", "the domain's socket refuses even then")
-    #expect(try connectAsNobody(d.directory.appending("missing")) == "ENOENT", "the probe itself works")
+    #expect(try await connectAsNobody(d.domainSocketPath(5)) == "EACCES", "the domain's socket refuses even then")
+    #expect(try await connectAsNobody(d.directory.appending("missing")) == "ENOENT", "the probe itself works")
     #expect(dom0.call(.read, "/") == "", "the owner still gets in")
   }
 
@@ -39,7 +39,7 @@ import XenStore
 
   /// Connects to `path` as user nobody (uid 65534, via util-linux `setpriv`); the errno name
   /// of the failure, or "connected".
-  private func connectAsNobody(_ path: String) throws -> String {
+  private func connectAsNobody(_ path: String) async throws -> String {
     let probe = """
       import errno, socket, sys
       s = socket.socket(socket.AF_UNIX)
@@ -48,7 +48,7 @@ import XenStore
       except OSError as e:
           print(errno.errorcode[e.errno])
       """
-    let result = try run(["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+    let result = try await run(["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
                           "/usr/bin/python3", "-c", probe, path], timeout: 30)
     return result.stdout.trimmingSuffix("\n")
   }

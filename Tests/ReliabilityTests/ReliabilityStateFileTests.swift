@@ -15,28 +15,28 @@ import XenStore
 @Suite(.serialized) struct ReliabilityStateFileTests {
   /// Finding 6: a domain list naming a domain twice.
   @Test
-  func aDomainListedTwiceIsRefusedNotACrash() throws {
+  func aDomainListedTwiceIsRefusedNotACrash() async throws {
     var state = DurableState.initial
     state.domains = [DomainEntry(domid: 0), DomainEntry(domid: 5), DomainEntry(domid: 5)]
-    let result = try startOn(state)
+    let result = try await startOn(state)
     #expect(result.status == 1, "\(result)")
     #expect(result.stderr.contains("snapshot-0000000001") && !result.stderr.contains("missing"), "\(result)")
   }
 
   /// Finding 5: a node its parent does not list (here `/orphan`, absent from `/`'s children).
   @Test
-  func aTreeThatFailsItsOwnCheckIsRefused() throws {
+  func aTreeThatFailsItsOwnCheckIsRefused() async throws {
     var state = DurableState.initial
     state.nodes["/orphan"] = Node(value: Array("x".utf8), permissions: Permissions(owner: 0))
     #expect(state.treeProblems == ["/orphan is not listed by its parent"])
-    let result = try startOn(state)
+    let result = try await startOn(state)
     #expect(result.status == 1, "\(result)")
     #expect(result.stderr.contains("snapshot-0000000001") && !result.stderr.contains("missing"), "\(result)")
   }
 
   /// Writes `state` as snapshot 1 (with an empty log 1) of a fresh state directory and runs `xenstored -N` on it for
   /// at most 10 s (a daemon that accepts the state keeps running and is killed: status -1).
-  private func startOn(_ state: DurableState) throws -> ProcessResult {
+  private func startOn(_ state: DurableState) async throws -> ProcessResult {
     let directory = TemporaryDirectory("xst")
     defer { directory.remove() }
     let stateDirectory = directory.appending("state")
@@ -51,7 +51,7 @@ import XenStore
       _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
       close(fd)
     }
-    return try run([BuiltProducts.path("xenstored"), "-N", "--socket", directory.appending("socket"),
+    return try await run([BuiltProducts.path("xenstored"), "-N", "--socket", directory.appending("socket"),
                     "--state-dir", stateDirectory], environment: ["SWIFT_BACKTRACE": "enable=no"], timeout: 10)
   }
 }

@@ -15,7 +15,13 @@ public struct Peer: Sendable, CustomStringConvertible {
   public static let pyxs = Peer(name: "python3-pyxs", path: "/usr/lib/python3/dist-packages/pyxs/__init__.py")
   public static let libxenstore = Peer(name: "libxen-dev", path: "/usr/include/xenstore.h")
   public static let qemu = Peer(name: "qemu-system-x86", path: "/usr/bin/qemu-system-x86_64")
+  /// Xen's hotplug scripts (xen-utils-common): vif-bridge, vif-route, vif-openvswitch…
+  public static let xenVifScripts = Peer(name: "Xen's hotplug scripts (xen-utils-common)", path: "/etc/xen/scripts/vif-bridge")
+  /// Debian's UEFI firmware for QEMU.
+  public static let ovmf = Peer(name: "ovmf", path: "/usr/share/ovmf/OVMF.fd")
   public static let gcc = Peer(name: "gcc", path: "/usr/bin/gcc")
+  /// Makes the ISO images the CD tests insert.
+  public static let xorriso = Peer(name: "xorriso", path: "/usr/bin/xorriso")
   /// Debian's cloud kernel and a busybox initramfs, built by scripts/guest-image.sh.
   public static let linuxGuest = Peer(name: "the Linux test guest (scripts/guest-image.sh)", path: "/var/cache/xenlight-guest/stamp")
 

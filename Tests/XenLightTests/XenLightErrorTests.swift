@@ -67,7 +67,7 @@ struct XenLightErrorTests {
     func exhaustive(_ code: XenLightError.Code) -> Bool {
       switch code {
       case .syntax, .invalidConfig, .io, .xenstore, .xenstoreLost, .duplicateName, .notFound, .deviceModelFailed,
-        .timedOut, .interrupted, .invalidState, .noParavirt, .monitorFailed:
+        .timedOut, .interrupted, .invalidState, .noParavirt, .monitorFailed, .guestFailed:
         true
       }
     }

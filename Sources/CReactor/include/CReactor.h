@@ -21,4 +21,8 @@ long creactor_send_with_descriptor(int fd, const void *bytes, unsigned long coun
 int creactor_users_from_files(void);
 /// 1 in a build under AddressSanitizer or ThreadSanitizer (whose checks run at exit), else 0.
 int creactor_sanitized(void);
+/// sched_getaffinity / sched_setaffinity of thread `tid` (_GNU_SOURCE too): `mask` holds
+/// `bytes` bytes, bit n for CPU n. 0, or -1 with errno.
+int creactor_get_affinity(int tid, unsigned char *mask, unsigned long bytes);
+int creactor_set_affinity(int tid, const unsigned char *mask, unsigned long bytes);
 #endif

@@ -12,6 +12,7 @@ public enum CreatePhase: String, Sendable, CaseIterable {
   case spawn = "spawn the device model"
   case confirm = "wait for the device model to confirm"
   case receive = "load the saved state"
+  case guest = "wait for the guest's console"
   case record = "record the device model as running"
   case cleanUp = "stop the device model and remove the records"
 }
@@ -52,6 +53,8 @@ public struct CreatedDomain: Sendable {
   public var consoleTTY: String?
   /// The domain monitor, confirmed watching (nil when none was asked for).
   public var monitor: ProcessIdentity?
+  /// The console line that confirmed the guest (`guest_ready_console`; nil without one).
+  public var guest: GuestConfirmation?
 }
 
 /// The domain monitor's start, run beside the device model's confirmation.
@@ -93,19 +96,7 @@ public struct DomainCreator: Sendable {
   /// `incoming` feeds it the stream (its command QMP socket is free) and returns the state
   /// the guest is left in, recorded as the domain's run state. A failure is create's: the
   /// device model is stopped and every record removed.
-  public var incoming: (@Sendable (_ domid: UInt32, _ command: DeviceModelCommand) async throws(XenLightError) -> Incoming)?
-
-  /// How an incoming device model was left: its run state, and its console's pty (asked for
-  /// in the same QMP session, while it loaded).
-  public struct Incoming: Sendable {
-    public var state: RunState
-    public var consoleTTY: String?
-
-    public init(state: RunState, consoleTTY: String?) {
-      self.state = state
-      self.consoleTTY = consoleTTY
-    }
-  }
+  public var incoming: (@Sendable (_ domid: UInt32, _ command: DeviceModelCommand) async throws(XenLightError) -> RunState)?
 
   public init(
     connector: XenStoreConnector, paths: ToolstackPaths, host: HostCapabilities = .current, timeout: Duration? = nil,
@@ -142,6 +133,10 @@ public struct DomainCreator: Sendable {
     try checkInterrupt("before any record was written")
     try ToolstackPaths.makeDirectories(paths.runDirectory)
 
+    // A missing bridge is refused before anything is claimed (a script decides for itself).
+    for nic in domain.nics where nic.script == nil {
+      if let bridge = nic.bridge { try BridgePort.check(bridge, what: "vif \(nic.devid ?? 0)") }
+    }
     events.phase(.register, domain.name)
     let account = try DeviceModelUser.account(for: domain.deviceModel)
     let run = Run(
@@ -150,7 +145,11 @@ public struct DomainCreator: Sendable {
     var identity: ProcessIdentity?
     var monitor: MonitorLaunch?
     do {
-      if let configText { try SavedConfig.write(configText, uuid: domain.uuid, domid: domid, paths: paths) }
+      if let configText {
+        // Its NICs pinned (random MACs and devids written out): a restart brings back the same ones.
+        let pinned = domain.nics.isEmpty ? configText : SavedConfigEditor.replacingList("vif", with: domain.nics.map(\.canonical), in: configText)
+        try SavedConfig.write(pinned, uuid: domain.uuid, domid: domid, paths: paths)
+      }
       guard run.command(domid).target == .local else {
         // Under Xen, QEMU reads the domain's records as it starts: they come first.
         try await run.fill(domid)
@@ -211,7 +210,8 @@ public struct DomainCreator: Sendable {
     func records(_ domid: UInt32) -> (DomainLayout, [XenStoreRecord]) {
       let layout = DomainLayout(domid: domid, uuid: domain.uuid)
       let log = paths.deviceModelLog(name: domain.name)
-      var records = layout.records(for: domain, deviceModel: command(domid), logPath: log, startTime: startTime)
+      var records = layout.records(
+        for: domain, deviceModel: command(domid), logPath: log, startTime: startTime, scriptDirectory: paths.scriptDirectory)
       if let consoleLog { records.append(XenStoreRecord(layout.consoleLogPathPath, consoleLog)) }
       return (layout, records)
     }
@@ -278,6 +278,7 @@ public struct DomainCreator: Sendable {
         throw DomainCreator.describe(error, domain: domain.name, log: log, xenstoreLost: false)
       }
       defer { close(sockets.command); close(sockets.events) }
+      let consoleStart = try GuestReadiness.startOffset(domain, consoleLog: consoleLog, target: command.target)
       var passed = [
         DeviceModelCommand.commandSocketDescriptor: sockets.command, DeviceModelCommand.eventSocketDescriptor: sockets.events,
       ]
@@ -287,12 +288,26 @@ public struct DomainCreator: Sendable {
       if let user = command.user, let chroot = command.chrootPath {
         try Restriction.check(domain, user: user)
         for file in command.passedFiles {
-          let fd = try Restriction.open(file, user: user)
+          let fd = try Restriction.open(file)
           files.append(fd)
           passed[file.descriptor] = fd
         }
         try Restriction.makeRoot(chroot, user: user)
         confinement = Confinement(uid: user.uid, gid: user.gid, groups: user.groups)
+      }
+      var taps: [Int32] = []
+      defer { for fd in taps { close(fd) } }
+      for tap in command.taps {
+        let fd = try TapDevice.open(tap.name, what: "vif \(tap.devid)")
+        taps.append(fd)
+        passed[tap.descriptor] = fd
+      }
+      if !command.taps.isEmpty {
+        // Hotplug scripts read the NICs' records: those are written first.
+        if command.taps.contains(where: { $0.nic.script != nil }), case .failure(let error)? = await records?.value { throw error }
+        let hotplug = VifHotplug(
+          domid: domid, paths: paths, spawner: creator.spawner, xenstore: xenstore, xenstoreSocket: creator.connector.socketPath)
+        for tap in command.taps { try await hotplug.connect(tap: tap.name, nic: tap.nic, devid: tap.devid) }
       }
       events.phase(.spawn, command.shellCommand)
       var spawnCommand = SpawnCommand(
@@ -341,17 +356,25 @@ public struct DomainCreator: Sendable {
       }
       try creator.checkInterrupt("after the device model confirmed")
       var tty: String?
+      var guest: GuestConfirmation?
       if command.target == .local {
         // Under Xen, QEMU writes the state itself; here xl says it for QEMU, after QMP, with
         // the console's pty where libxl keeps it.
         var state = RunState.running
         if let incoming = creator.incoming {
           events.phase(.receive, "\(command.qmpSocketPath)")
-          let received = try await incoming(domid, command)
-          (state, tty) = (received.state, received.consoleTTY)
+          state = try await incoming(domid, command)
+        } else if let check = domain.guestReady, let consoleLog {
+          // The guest first (when asked): the domain monitor takes over only a guest that is
+          // up. A restored guest is up already: its console printed the line before it was saved.
+          events.phase(.guest, "a line matching \(ConfigValue.quoted(check.consolePattern)) in \(consoleLog)")
+          guest = try await GuestReadiness(
+            check: check, domain: domain.name, consoleLog: consoleLog, startOffset: consoleStart, qmpSocket: command.qmpSocketPath,
+            loop: creator.spawner.loop
+          ).wait()
         }
         events.phase(.record, layout.deviceModelStatePath)
-        if domain.serial.first == "pty" && creator.incoming == nil { tty = try await Self.consolePTY(command, loop: creator.spawner.loop) }
+        tty = try await Self.configureStarted(command, domain: domain, loop: creator.spawner.loop)
         // The run state last: the domain monitor takes the domain over when it appears.
         var running = [XenStoreRecord(layout.deviceModelStatePath, "running")]
         if let tty { running.append(XenStoreRecord(layout.serialTTYPath(0), tty)) }
@@ -365,16 +388,32 @@ public struct DomainCreator: Sendable {
       var created = CreatedDomain(
         domid: domid, name: domain.name, uuid: domain.uuid, deviceModel: command, identity: confirmation.identity,
         confirmedBy: confirmation.value, confirmationTime: confirmation.elapsed, logPath: log, consoleTTY: tty)
+      created.guest = guest
       if let monitorTask { created.monitor = try await monitorTask.value.get() }
       return created
     }
 
-    /// The pty QEMU opened for serial port 0 (`query-chardev`, label `serial0`).
-    static func consolePTY(_ command: DeviceModelCommand, loop: EventLoop) async throws(XenLightError) -> String? {
+    /// What QMP sets up once the device model confirmed, in one session: the VNC password
+    /// (libxl's post-config step; until it is set, `password=on` refuses every client), the
+    /// balloon set to `memory` when QEMU has room for more (`maxmem`), then the pty QEMU opened
+    /// for serial port 0 (`query-chardev`, label `serial0`), returned.
+    static func configureStarted(_ command: DeviceModelCommand, domain: DomainConfiguration, loop: EventLoop)
+      async throws(XenLightError) -> String?
+    {
+      let password = domain.display.vnc ? domain.display.vncPassword : nil
+      let balloonMiB = domain.maxMemoryMiB > domain.memoryMiB ? domain.memoryMiB : nil
+      let wantsTTY = domain.serial.first == "pty"
+      guard password != nil || balloonMiB != nil || wantsTTY else { return nil }
       let chardevs = try await QMPClient.session(path: command.qmpSocketPath, loop: loop) { qmp throws(XenLightError) in
-        try await qmp.execute("query-chardev")
+        if let password {
+          try await qmp.execute("set_password", [("protocol", .string("vnc")), ("password", .string(password))])
+        }
+        if let balloonMiB { try await qmp.execute("balloon", [("value", .number(Int64(balloonMiB) << 20))]) }
+        return wantsTTY ? try await qmp.execute("query-chardev").arrayValue ?? [] : []
       }
-      return DomainCreator.consolePTY(in: chardevs)
+      let serial = chardevs.first { $0["label"]?.stringValue == "serial0" }
+      guard let filename = serial?["filename"]?.stringValue, filename.hasPrefix("pty:") else { return nil }
+      return String(filename.dropFirst(4))
     }
 
     /// After `error`: stops the device model if it is still `running` (confirmed, then
@@ -400,6 +439,12 @@ public struct DomainCreator: Sendable {
           }
         }
         if let chroot = command.chrootPath { Restriction.removeRoot(chroot) }
+        if domain.nics.contains(where: { $0.script != nil }) {
+          let hotplug = VifHotplug(
+            domid: domid, paths: paths, spawner: creator.spawner, xenstore: xenstore, xenstoreSocket: creator.connector.socketPath)
+          // Their `remove` after a failed `add` may fail in turn: the failure reported is the first.
+          _ = await hotplug.disconnectAll()
+        }
         do throws(XenLightError) {
           let lock = try await FileLock.acquire(paths.domainsLock)
           defer { lock.release() }
@@ -423,13 +468,6 @@ public struct DomainCreator: Sendable {
         failure.code, failure.message + "; cleaning up also failed: " + problems.joined(separator: "; "), errno: failure.errno,
         cause: failure.cause)
     }
-  }
-
-  /// Serial port 0's pty in a `query-chardev` reply (label `serial0`, `pty:<path>`).
-  static func consolePTY(in chardevs: JSON) -> String? {
-    let serial = (chardevs.arrayValue ?? []).first { $0["label"]?.stringValue == "serial0" }
-    guard let filename = serial?["filename"]?.stringValue, filename.hasPrefix("pty:") else { return nil }
-    return String(filename.dropFirst(4))
   }
 
   fileprivate func checkInterrupt(_ when: String) throws(XenLightError) {

@@ -206,6 +206,7 @@ public struct DomainStore: Sendable {
       }()
       let home = "/local/domain/\(domid)"
       var subtrees = ["/local/domain/0/device-model/\(domid)", "/libxl/\(domid)"]
+      subtrees += DomainLayout.backendPaths(of: domid)
       var vm = known
       if vm == nil { vm = try await Self.readOptional(xenstore, home + "/vm") }
       if let vm, vm.hasPrefix("/vm/") { subtrees.append(vm) }

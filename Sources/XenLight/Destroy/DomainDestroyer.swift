@@ -106,6 +106,12 @@ public struct DomainDestroyer: Sendable {
       }
       if let chroot, chroot.hasPrefix("/") { rmdir(chroot) }
     }
+    // Its NICs' hotplug scripts say `remove` (their taps went with the device model) while
+    // the records they read are there. A failing one does not keep the domain.
+    let hotplug = VifHotplug(
+      domid: domid, paths: paths ?? ToolstackPaths.current(), spawner: spawner, xenstore: store.xenstore,
+      xenstoreSocket: store.xenstore.socketPath)
+    _ = await hotplug.disconnectAll()
     // The device model is gone: its files go before its records, so that whoever waits for
     // the records to go (`xl shutdown -w`) finds nothing else left. The sockets: those
     // recorded, and where create makes them (a create killed early may not have recorded them).

@@ -34,7 +34,21 @@ public struct DeviceModelCommand: Hashable, Sendable {
     public var what: String
   }
 
-  /// The descriptor of the first passed file; 3 and 4 are the QMP sockets.
+  /// Bridged NICs' tap devices, which xl opens, connects and passes (`-netdev tap,fd=N`).
+  public var taps: [PassedTap] = []
+
+  /// A bridged NIC's tap device, opened by xl before exec and passed as descriptor `descriptor`.
+  public struct PassedTap: Hashable, Sendable {
+    public var descriptor: Int32
+    public var devid: Int
+    public var nic: NicSpec
+    /// The name xl creates it with: libxl's `vif<domid>.<devid>-emu` when a script connects
+    /// it (Xen's scripts find the NIC's records by that name, and rename it to
+    /// `<vifname>-emu`); else the name it keeps.
+    public var name: String
+  }
+
+  /// The descriptor of the first passed file or tap; 3 and 4 are the QMP sockets.
   public static let firstPassedDescriptor: Int32 = 5
 
   /// QEMU's strictest seccomp filter that still lets `-runas` change the uid (libxl's).
@@ -105,12 +119,15 @@ public struct DeviceModelCommand: Hashable, Sendable {
     case .local:
       let accelerator = Accelerator.resolve(domain.deviceModel.accelerator, host: host)
       var passed: [PassedFile] = []
+      var taps: [PassedTap] = []
       command = DeviceModelCommand(
         target: .local, executable: domain.deviceModel.override ?? LocalCommandLine.defaultExecutable,
         arguments: LocalCommandLine.arguments(
-          for: domain, accelerator: accelerator.0, consoleLog: consoleLog, passing: user != nil, passed: &passed),
+          for: domain, domid: domid, accelerator: accelerator.0, consoleLog: consoleLog, passing: user != nil,
+          passed: &passed, taps: &taps),
         qmpSocketPath: qmp, eventSocketPath: events)
       command.passedFiles = passed
+      command.taps = taps
       (command.accelerator, command.acceleratorReason) = accelerator
     }
     if let user {

@@ -3,9 +3,10 @@ import Glibc
 #endif
 
 /// The QEMU command line for a host without Xen: QEMU runs the guest itself, under KVM when
-/// `/dev/kvm` works and TCG otherwise, with the same display, console, boot, NIC (user-mode
-/// networking: there is no Xen bridge) and disk settings, a QMP monitor for confirmation and
-/// control, and the user's `device_model_args` (then `_hvm` or `_pv`) last.
+/// `/dev/kvm` works and TCG otherwise, with the same display, console, boot, NIC (a tap xl
+/// passes when the vif names a bridge or script, else user-mode networking) and disk
+/// settings, a QMP monitor for confirmation and control, and the user's `device_model_args`
+/// (then `_hvm` or `_pv`) last.
 ///
 /// PV and PVH guests with a `kernel` boot it directly (`-kernel`, `-initrd`, `-append`);
 /// QEMU's PVH loader reads the same ELF note Xen does.
@@ -14,18 +15,21 @@ enum LocalCommandLine {
 
   /// With `passing` (a restricted device model), the files QEMU would open by path — disks
   /// and the console log — are opened by xl instead and passed: `-add-fd` and `/dev/fdset/N`.
+  /// A NIC with a bridge or script gets a tap that xl opens and passes (`taps`); one without, QEMU's
+  /// user-mode network.
   static func arguments(
-    for d: DomainConfiguration, accelerator: Accelerator, consoleLog: String?,
-    passing: Bool = false, passed: inout [DeviceModelCommand.PassedFile]
+    for d: DomainConfiguration, domid: UInt32, accelerator: Accelerator, consoleLog: String?,
+    passing: Bool = false, passed: inout [DeviceModelCommand.PassedFile], taps: inout [DeviceModelCommand.PassedTap]
   ) -> [String] {
     var fdsets: [String] = []
     // QEMU takes from a set the descriptor whose access mode it asks for, and its block
     // layer asks for O_RDONLY as well as O_RDWR: a writable disk's set holds one of each.
+    // The set's id is the next descriptor's number (a disk's block node is named after it).
+    var nextSet: Int32? { passing ? DeviceModelCommand.firstPassedDescriptor + Int32(passed.count + taps.count) : nil }
     func pass(_ path: String, _ flags: Int32, _ what: String) -> String {
-      guard passing else { return path }
-      let set = DeviceModelCommand.firstPassedDescriptor + Int32(passed.count)
+      guard let set = nextSet else { return path }
       for mode in flags & O_ACCMODE == O_RDWR ? [flags, O_RDONLY] : [flags] {
-        let fd = DeviceModelCommand.firstPassedDescriptor + Int32(passed.count)
+        let fd = DeviceModelCommand.firstPassedDescriptor + Int32(passed.count + taps.count)
         passed.append(DeviceModelCommand.PassedFile(descriptor: fd, path: path, flags: mode, what: what))
         fdsets += ["-add-fd", "fd=\(fd),set=\(set)"]
       }
@@ -33,7 +37,8 @@ enum LocalCommandLine {
     }
     var args = ["-name", d.name, "-uuid", d.uuid.description]
     args += ["-machine", "pc,accel=\(accelerator.rawValue)"]
-    args += ["-m", "\(d.memoryMiB)"]
+    // Room for maxmem; the balloon holds the guest to `memory` (set over QMP at start).
+    args += ["-m", "\(d.maxMemoryMiB)"]
     args += ["-smp", d.maxVcpus > d.vcpus ? "\(d.vcpus),maxcpus=\(d.maxVcpus)" : "\(d.vcpus)"]
     args += DeviceModelCommand.monitorArguments
     args += ["-nodefaults", "-no-user-config", "-no-shutdown"]
@@ -64,6 +69,8 @@ enum LocalCommandLine {
     if d.type == .hvm {
       args += DisplayArguments.vga(d.display.vga)
       args += ["-boot", "order=\(d.boot ?? "cda")"]
+      args += d.hardware.usbAndSoundArguments
+      args += d.hardware.localArguments()
     }
     if let kernel = d.kernel, d.type != .hvm {
       args += ["-kernel", kernel]
@@ -71,27 +78,41 @@ enum LocalCommandLine {
       if let cmdline = d.cmdline { args += ["-append", cmdline] }
     }
 
-    for (devid, nic) in d.nics.enumerated() {
-      let model = d.type == .hvm ? nic.model : "virtio-net-pci"
-      args += ["-netdev", "user,id=net\(devid)"]
-      args += ["-device", "\(model),id=nic\(devid),netdev=net\(devid),mac=\(nic.mac)"]
+    for (index, nic) in d.nics.enumerated() {
+      let devid = nic.devid ?? index
+      if nic.usesTap {
+        let fd = DeviceModelCommand.firstPassedDescriptor + Int32(passed.count + taps.count)
+        taps.append(DeviceModelCommand.PassedTap(
+          descriptor: fd, devid: devid, nic: nic, name: TapDevice.name(domid: domid, devid: devid, nic: nic)))
+        args += ["-netdev", "tap,id=net\(devid),fd=\(fd)"]
+      } else {
+        args += ["-netdev", "user,id=net\(devid)"]
+      }
+      args += ["-device", NetworkDevice.qemuDevice(nic, devid: devid, type: d.type)]
     }
 
     for disk in d.disks {
-      var drive: [String] = []
-      if !disk.target.isEmpty {
-        let file = pass(disk.target, disk.readOnly || disk.isCDROM ? O_RDONLY : O_RDWR, "disk \(disk.vdev)")
-        drive += ["file=\(file)", "format=\(disk.format)"]
-      }
-      if d.type == .hvm, let index = DiskIndex.of(disk.vdev), index < 4 {
-        drive += ["if=ide", "index=\(index)"]
+      // Each disk a block node and a device with the vdev as id, so that it can be removed,
+      // and a CD's medium changed, while the guest runs (`DiskControl`).
+      let id = VirtualDisk.deviceID(disk.vdev)
+      var device: [String]
+      let ideIndex = d.type == .hvm ? DiskIndex.of(disk.vdev).flatMap { $0 < 4 ? $0 : nil } : nil
+      if disk.isCDROM || ideIndex != nil {
+        device = [disk.isCDROM ? "ide-cd" : "ide-hd", "id=\(id)"]
+        if let ideIndex { device += ["bus=ide.\(ideIndex / 2)", "unit=\(ideIndex % 2)"] }
       } else {
-        drive.append(disk.isCDROM ? "if=ide" : "if=virtio")
+        device = ["virtio-blk-pci", "id=\(id)"]
       }
-      drive.append("media=\(disk.isCDROM ? "cdrom" : "disk")")
-      if disk.readOnly { drive.append("readonly=on") }
-      args += ["-drive", drive.joined(separator: ",")]
+      if !disk.target.isEmpty {
+        let node = VirtualDisk.nodeName(disk.vdev, Int(nextSet ?? 0))
+        let file = pass(disk.target, disk.readOnly ? O_RDONLY : O_RDWR, "disk \(disk.vdev)")
+        args += ["-blockdev", VirtualDisk.blockdevOption(node: node, disk: disk, file: file)]
+        device.append("drive=\(node)")
+      }
+      args += ["-device", device.joined(separator: ",")]
     }
+    // Always a balloon, as Xen guests always have one: xl mem-set works on every guest.
+    args += ["-device", "virtio-balloon-pci,id=balloon0"]
 
     args += fdsets
     args += d.deviceModel.args

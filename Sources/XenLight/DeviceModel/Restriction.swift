@@ -20,16 +20,17 @@ enum Restriction {
     }
   }
 
-  /// Opens `file` for the device model. A writable regular file larger than the device
-  /// model's file-size limit is refused: every write past 256 KiB would fail in the guest.
-  static func open(_ file: DeviceModelCommand.PassedFile, user: DeviceModelUser) throws(XenLightError) -> Int32 {
+  /// Opens `file` for a restricted device model (at create, or a disk added later). A
+  /// writable regular file larger than the device model's file-size limit is refused: every
+  /// write past 256 KiB would fail in the guest.
+  static func open(_ file: DeviceModelCommand.PassedFile, restricted: Bool = true) throws(XenLightError) -> Int32 {
     let fd = Glibc.open(file.path, file.flags | O_CLOEXEC | O_NOCTTY, 0o644)
     guard fd >= 0 else {
       let e = errno
       throw XenLightError(.io, "\(file.what): cannot open \(file.path): \(FileIO.describe(errno: e))", errno: e)
     }
     var info = stat()
-    if file.flags & O_ACCMODE == O_RDWR, fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG,
+    if restricted, file.flags & O_ACCMODE == O_RDWR, fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG,
       Int64(info.st_size) > fileSizeLimit
     {
       close(fd)

@@ -25,6 +25,7 @@ enum XenCommandLine {
       args.append("-nodefaults")
       args += DisplayArguments.vga(d.display.vga)
       args += ["-boot", "order=\(d.boot ?? "cda")"]
+      args += d.hardware.usbAndSoundArguments
       if d.maxVcpus > 1 { args += ["-smp", "\(d.vcpus),maxcpus=\(d.maxVcpus)"] }
       let emulated = d.nics.enumerated().filter { $0.element.type == "ioemu" }
       for (devid, nic) in emulated {
@@ -52,12 +53,12 @@ enum XenCommandLine {
         guard let index = DiskIndex.of(disk.vdev), index < 4 else { continue }  // QEMU has 4 IDE slots
         if disk.isCDROM {
           var drive = "if=ide,index=\(index),readonly=on,media=cdrom,id=ide-\(index)"
-          if !disk.target.isEmpty { drive += ",file=\(disk.target),format=\(disk.format)" }
+          if !disk.target.isEmpty { drive += ",file=\(disk.target),format=\(disk.qemuFormat)" }
           args += ["-drive", drive]
         } else {
           args += [
             "-drive",
-            "file=\(disk.target),if=ide,index=\(index),media=disk,format=\(disk.format),cache=writeback"
+            "file=\(disk.target),if=ide,index=\(index),media=disk,format=\(disk.qemuFormat),cache=writeback"
               + (disk.readOnly ? ",readonly=on" : ""),
           ]
         }
@@ -69,14 +70,15 @@ enum XenCommandLine {
 
 /// Display pieces both command lines share.
 enum DisplayArguments {
-  /// `-vnc listen:display[,to=99]` (vncunused lets QEMU take the next free display), or
-  /// `-vnc none`.
+  /// `-vnc listen:display[,password=on][,to=99]` (vncunused lets QEMU take the next free
+  /// display; `to` must come last, as libxl has it), or `-vnc none`. With `password=on` QEMU
+  /// refuses every client until the password is set over QMP (`set_password`, once it runs).
   static func vnc(_ display: DisplaySettings) -> [String] {
     guard display.vnc else { return ["-vnc", "none"] }
     var listen = display.vncListen
     if !listen.contains(":") { listen += ":\(display.vncDisplay ?? 0)" }
+    if display.vncPassword != nil { listen += ",password=on" }
     if display.vncUnused { listen += ",to=99" }
-    if let password = display.vncPassword, !password.isEmpty { listen += ",password=on" }
     return ["-vnc", listen]
   }
 

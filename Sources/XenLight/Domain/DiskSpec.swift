@@ -59,7 +59,10 @@ public struct DiskSpec: Hashable, Sendable {
         case "devtype":
           guard value == "cdrom" || value == "disk" else { throw SpecError("unknown devtype \"\(value)\" (expected cdrom or disk)") }
           isCDROM = value == "cdrom"
-        case "backendtype", "backend", "script", "discard-enable", "colo-host", "colo-port", "colo-export",
+        case "script":
+          throw SpecError(
+            "script=\(value): block hotplug scripts are not supported (they prepare a device for Xen's block backend; here the device model opens the target itself): give the device or image as the target")
+        case "backendtype", "backend", "discard-enable", "colo-host", "colo-port", "colo-export",
           "active-disk", "hidden-disk", "specification", "trusted":
           break  // how Xen's backends serve the disk: nothing for a device model to do
         default:
@@ -130,6 +133,9 @@ public struct DiskSpec: Hashable, Sendable {
     guard type == "cdrom" || type == "disk" else { throw SpecError("unknown device type \"\(type)\" (expected cdrom or disk)") }
     return (String(item[..<colon]), type == "cdrom")
   }
+
+  /// QEMU's name for the format: its VHD driver is `vpc` (as libxl_dm.c maps it).
+  public var qemuFormat: String { format == "vhd" ? "vpc" : format }
 
   /// The spec written back in xl's key=value form.
   public var canonical: String {

@@ -3,17 +3,16 @@ extension DomainConfiguration {
   /// hypervisor or backends, which a device model alone cannot provide. Warned about once.
   static let hypervisorOnlyKeys: Set<String> = [
     "acpi", "apic", "pae", "hap", "nestedhvm", "viridian", "shadow_memory", "videoram", "cpus",
-    "cpus_soft", "cpu_weight", "cpu_cap", "localtime", "rtc_timeoffset", "pci", "pci_permissive",
-    "pci_msitranslate", "pci_power_mgmt", "usb", "usbdevice", "usbctrl", "usbdev", "soundhw",
-    "vfb", "vkb", "channel", "bootloader", "bootloader_args", "timer_mode", "hpet", "xen_platform_pci",
+    "cpus_soft", "cpu_weight", "cpu_cap", "pci", "pci_permissive",
+    "pci_msitranslate", "pci_power_mgmt", "usbctrl", "usbdev", "vfb", "vkb", "channel", "bootloader", "bootloader_args", "timer_mode", "hpet", "xen_platform_pci",
     "vpt_align", "tsc_mode", "claim_mode", "driver_domain", "seclabel", "max_grant_frames",
     "max_maptrack_frames", "e820_host", "iomem", "ioports", "irqs", "dtdev", "vtpm", "p9", "vdispl",
     "vsnd", "device_tree", "gic_version", "vuart", "vnuma", "maxvcpus_hard",
     "on_soft_reset", "serial_port", "stdvga", "device_model_stubdomain_override",
     "device_model_stubdomain_seclabel", "firmware",
-    "firmware_override", "bios", "bios_path_override", "smbios_firmware", "acpi_firmware",
+    "firmware_override", "smbios_firmware", "acpi_firmware",
     "kernel_args", "altp2m", "altp2mhvm", "mca_caps", "nomigrate", "cpuid", "rdm", "rdm_mem_boundary",
-    "mmio_hole", "vga_memory", "vncpasswd", "vnc_password",
+    "mmio_hole", "vga_memory",
   ]
 
   /// Builds and validates a domain configuration from a parsed file (command-line
@@ -62,6 +61,7 @@ extension DomainConfiguration {
 
     disks = try Self.readSpecs("disk", "disk", &r, DiskSpec.parse)
     nics = try Self.readSpecs("vif", "vif", &r, NicSpec.parse)
+    do { nics = try NicSpec.numbered(nics) } catch { throw r.error(file["vif"]!, "\(error)") }
     if type != .hvm { nics = nics.map { var nic = $0; nic.type = "vif"; return nic } }
     serial = try r.stringList("serial", acceptingSingle: true) ?? []
 
@@ -69,6 +69,7 @@ extension DomainConfiguration {
     if let listen = try r.string("vnclisten") { display.vncListen = listen }
     display.vncDisplay = try r.integer("vncdisplay", in: 0...65535 - 5900)
     display.vncUnused = try r.bool("vncunused") ?? true
+    display.vncPassword = try r.string("vncpasswd").flatMap { $0.isEmpty ? nil : $0 }
     display.sdl = try r.bool("sdl") ?? false
     display.nographic = try r.bool("nographic") ?? false
     display.keymap = try r.string("keymap")
@@ -85,7 +86,9 @@ extension DomainConfiguration {
       self.boot = boot
     }
 
+    try hardware.read(&r)
     try readDeviceModel(&r, file)
+    guestReady = try GuestReadyCheck.read(&r, file, serial: serial)
     collectWarnings(r, file)
   }
 

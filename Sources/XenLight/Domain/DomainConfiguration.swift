@@ -23,6 +23,7 @@ public struct DisplaySettings: Hashable, Sendable {
   public var vncDisplay: Int?
   /// `vncunused`: take the first free display from `vncDisplay` on (on by default).
   public var vncUnused: Bool = true
+  /// `vncpasswd`: the password every VNC client must give (nil or empty: none asked).
   public var vncPassword: String?
   public var sdl: Bool = false
   public var nographic: Bool = false
@@ -97,7 +98,11 @@ public struct DomainConfiguration: Hashable, Sendable {
   public var display: DisplaySettings
   /// `boot`: the boot order for HVM guests (c disk, d CD-ROM, n network, a floppy).
   public var boot: String?
+  /// USB, sound, clock and firmware of an HVM guest.
+  public var hardware = EmulatedHardware()
   public var deviceModel = DeviceModelSettings()
+  /// `guest_ready_console` / `guest_ready_timeout`: create waits for the guest itself.
+  public var guestReady: GuestReadyCheck?
   /// Settings this toolstack does not know; kept, reported in `warnings`.
   public var unknownSettings: [ConfigSetting] = []
   public var warnings: [ConfigWarning] = []

@@ -73,6 +73,12 @@ public struct DomainLayout: Hashable, Sendable {
   /// The pseudo-terminal of serial port `index` (libxl: `serial/0/tty`, from query-chardev).
   public func serialTTYPath(_ index: Int) -> String { domainPath + "/serial/\(index)/tty" }
 
+  /// Where dom0's backends keep the domain's devices (`/local/domain/0/backend/<kind>/<domid>`),
+  /// removed with the domain.
+  public static func backendPaths(of domid: UInt32) -> [String] {
+    ["vbd", "vif"].map { "/local/domain/0/backend/\($0)/\(domid)" }
+  }
+
   /// Every subtree that belongs to the domain: removing these removes the domain.
   /// `/vm/<uuid>` is found through `/local/domain/<domid>/vm` when only the domid is known.
   public var subtrees: [String] { [deviceModelPath, vmPath, domainPath, libxlPath] }
@@ -87,9 +93,11 @@ public struct DomainLayout: Hashable, Sendable {
   public var toolstackOnly: Permissions { Permissions(owner: Self.toolstackDomain) }
 
   /// The records `xl create` writes in one transaction before starting the device model.
-  /// `startTime` is `/vm/<uuid>/start_time` (seconds since the epoch, as "%lu.%02d").
+  /// `startTime` is `/vm/<uuid>/start_time` (seconds since the epoch, as "%lu.%02d");
+  /// `scriptDirectory` is where the vifs' relative `script=` names are found.
   public func records(
-    for d: DomainConfiguration, deviceModel: DeviceModelCommand, logPath: String, startTime: String
+    for d: DomainConfiguration, deviceModel: DeviceModelCommand, logPath: String, startTime: String,
+    scriptDirectory: String = "/etc/xen/scripts"
   ) -> [XenStoreRecord] {
     let ro = readOnlyForDomain
     let rw = ownedByDomain
@@ -107,7 +115,11 @@ public struct DomainLayout: Hashable, Sendable {
       XenStoreRecord(dom + "/device", permissions: ro),
       XenStoreRecord(dom + "/control", permissions: ro),
     ]
-    if d.type == .hvm { r.append(XenStoreRecord(dom + "/hvmloader", permissions: ro)) }
+    if d.type == .hvm {
+      // The firmware hvmloader loads, as libxl records it.
+      r.append(XenStoreRecord(dom + "/hvmloader", permissions: ro))
+      r.append(XenStoreRecord(dom + "/hvmloader/bios", d.hardware.bios ?? "seabios"))
+    }
     r += [
       XenStoreRecord(dom + "/control/platform-feature-multiprocessor-suspend", "1"),
       XenStoreRecord(dom + "/control/platform-feature-xs_reset_watches", "1"),
@@ -125,6 +137,7 @@ public struct DomainLayout: Hashable, Sendable {
       XenStoreRecord(dom + "/memory/target", "\(d.memoryMiB * 1024)"),
       XenStoreRecord(dom + "/memory/videoram", "\(DisplayArguments.videoMiB(d) * 1024)"),
     ]
+    for disk in d.disks { r += VirtualDisk.records(disk, domid: domid) }
     for cpu in 0..<d.maxVcpus {
       r.append(XenStoreRecord(dom + "/cpu/\(cpu)/availability", cpu < d.vcpus ? "online" : "offline"))
     }
@@ -141,6 +154,7 @@ public struct DomainLayout: Hashable, Sendable {
       XenStoreRecord(eventSocketPathPath, deviceModel.eventSocketPath),
       XenStoreRecord(logPathPath, logPath),
     ]
+    r += NetworkLayout.records(for: d, domid: domid, scriptDirectory: scriptDirectory)
     if let user = deviceModel.user, let chroot = deviceModel.chrootPath {
       r += [
         XenStoreRecord(deviceModelKillUIDPath, "\(user.uid)"),

@@ -54,8 +54,15 @@ public struct DomainControl: Sendable {
     }
   }
 
-  /// Runs `command` on the device model's command QMP socket, in a session of its own.
-  func qmp(_ target: Target, _ command: String) async throws(XenLightError) {
+  /// Runs `command` on the device model's command QMP socket, in a session of its own, and
+  /// returns its `return` value.
+  @discardableResult
+  func qmp(_ target: Target, _ command: String, _ arguments: [(String, JSON)] = []) async throws(XenLightError) -> JSON {
+    try await session(target) { client throws(XenLightError) in try await client.execute(command, arguments) }
+  }
+
+  /// Runs `body` in a session on the device model's command QMP socket, then ends it.
+  func session<T: Sendable>(_ target: Target, _ body: (QMPClient) async throws(XenLightError) -> T) async throws(XenLightError) -> T {
     guard let path = target.qmpSocket else {
       throw XenLightError(.deviceModelFailed, "domain \(target.domid) (\(target.name)) has no QMP socket recorded")
     }
@@ -66,10 +73,10 @@ public struct DomainControl: Sendable {
       throw XenLightError(
         .deviceModelFailed, "domain \(target.domid) (\(target.name)): its device model does not answer on \(path) (\(error.message))")
     }
-    let result: Result<JSON, XenLightError>
-    do throws(XenLightError) { result = .success(try await client.execute(command)) } catch { result = .failure(error) }
+    let result: Result<T, XenLightError>
+    do throws(XenLightError) { result = .success(try await body(client)) } catch { result = .failure(error) }
     await client.finish()
-    _ = try result.get()
+    return try result.get()
   }
 
   /// Refuses a verb for a domain that is not running as it needs.

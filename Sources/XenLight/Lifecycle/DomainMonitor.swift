@@ -423,10 +423,7 @@ struct WatchedDomain: Sendable {
 
   /// The saved config's text and what it parses to (nil if missing or no longer valid).
   var savedConfig: (text: String, config: DomainConfiguration)? {
-    guard let text = try? FileIO.readText(configPath), let file = try? ConfigFile.parse(text, file: configPath),
-      let config = try? DomainConfiguration(file, source: configPath)
-    else { return nil }
-    return (text, config)
+    try? SavedConfig.read(configPath)
   }
 
   static func read(_ domid: UInt32, _ store: DomainStore, paths: ToolstackPaths) async throws(XenLightError) -> WatchedDomain {
@@ -488,6 +485,12 @@ public enum SavedConfig {
     var text = try FileIO.readText(file)
     for setting in settings { text += "\n" + setting }
     return text
+  }
+
+  /// The saved config at `path`: its text and what it parses to.
+  public static func read(_ path: String) throws(XenLightError) -> (text: String, config: DomainConfiguration) {
+    let text = try FileIO.readText(path)
+    return (text, try DomainConfiguration(try ConfigFile.parse(text, file: path), source: path))
   }
 
   /// `text` is the file and its command-line settings; the uuid is pinned so a restart keeps it.

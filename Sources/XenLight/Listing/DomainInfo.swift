@@ -139,11 +139,11 @@ public enum DomainListFormat {
     return .object(object)
   }
 
-  private static func pad(_ s: String, _ width: Int) -> String {
+  static func pad(_ s: String, _ width: Int) -> String {
     s.count >= width ? s : s + String(repeating: " ", count: width - s.count)
   }
 
-  private static func lpad(_ s: String, _ width: Int) -> String {
+  static func lpad(_ s: String, _ width: Int) -> String {
     s.count >= width ? s : String(repeating: " ", count: width - s.count) + s
   }
 

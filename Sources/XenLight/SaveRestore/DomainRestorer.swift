@@ -101,14 +101,11 @@ public struct DomainRestorer: Sendable {
     }
     let log = toolstack.paths.deviceModelLog(name: domain.name)
     let (paused, loop, source, fd, beforeLoading) = (paused, toolstack.spawner.loop, stream.source, stream.fd, beforeLoading)
-    let console = domain.serial.first == "pty"
-    creator.incoming = { domid, command throws(XenLightError) -> DomainCreator.Incoming in
+    creator.incoming = { domid, command throws(XenLightError) -> RunState in
       try await beforeLoading?(domid)
       let start = Self.size(of: log)
       return try await QMPClient.session(path: command.qmpSocketPath, loop: loop, what: "domain \(domid) device model") {
-        qmp throws(XenLightError) -> DomainCreator.Incoming in
-        // The console's pty is asked for while the state loads: no round trip of its own.
-        let chardevs = Task { () async -> JSON? in console ? try? await qmp.execute("query-chardev") : nil }
+        qmp throws(XenLightError) -> RunState in
         do throws(XenLightError) {
           try await QEMUMigration.receive(qmp, from: fd)
         } catch {
@@ -117,10 +114,9 @@ public struct DomainRestorer: Sendable {
           let said = tail.isEmpty ? error.message : tail.split(separator: "\n").joined(separator: "; ")
           throw XenLightError(.io, "\(source): the device model could not load the saved state: \(said)")
         }
-        let tty = await chardevs.value.flatMap(DomainCreator.consolePTY(in:))
-        if paused { return DomainCreator.Incoming(state: .paused, consoleTTY: tty) }
+        if paused { return .paused }
         try await qmp.execute("cont")
-        return DomainCreator.Incoming(state: .running, consoleTTY: tty)
+        return .running
       }
     }
     return try await creator.create(domain, events: events)

@@ -20,17 +20,21 @@ public struct ToolstackPaths: Hashable, Sendable {
   public var runDirectory: String
   public var logDirectory: String
   public var libDirectory: String
+  /// Xen's hotplug scripts (`vif-bridge`…): `$XEN_SCRIPT_DIR`, else `/etc/xen/scripts`
+  /// (libxl's XEN_SCRIPT_DIR). A vif's relative `script=` is found here.
+  public var scriptDirectory: String
 
-  public init(runDirectory: String, logDirectory: String, libDirectory: String) {
+  public init(runDirectory: String, logDirectory: String, libDirectory: String, scriptDirectory: String = "/etc/xen/scripts") {
     self.runDirectory = runDirectory
     self.logDirectory = logDirectory
     self.libDirectory = libDirectory
+    self.scriptDirectory = scriptDirectory
   }
 
   /// The directories for this process's environment and user (none are created).
   public static func current() -> ToolstackPaths {
     ToolstackPaths(runDirectory: resolveRunDirectory(), logDirectory: resolveLogDirectory(),
-                   libDirectory: resolveLibDirectory())
+                   libDirectory: resolveLibDirectory(), scriptDirectory: environment("XEN_SCRIPT_DIR") ?? "/etc/xen/scripts")
   }
 
   /// The embedded xenstored's `--state-dir`: the store survives the daemon and the host.

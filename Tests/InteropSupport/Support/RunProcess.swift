@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import Reactor
 import Spawn
 import TestSupport
 
@@ -21,10 +22,11 @@ package struct ProcessResult: CustomStringConvertible {
 }
 
 /// Runs a peer program to completion with `environment` added and `stdin` fed, killing it after
-/// `timeout` seconds (a hang fails the test instead of blocking CI). For tests only: it blocks
-/// the calling thread while the program runs.
+/// `timeout` seconds (a hang fails the test instead of blocking CI). Its end is awaited on a
+/// pidfd through the event loop: no thread is held while it runs (tests blocking both of the
+/// cooperative pool's threads here stalled every other test for up to 45 s).
 package func run(_ argv: [String], environment: [String: String] = [:], stdin: String = "",
-         timeout: Int = 60) throws -> ProcessResult {
+         timeout: Int = 60) async throws -> ProcessResult {
   let directory = TemporaryDirectory("run")
   defer { directory.remove() }
   let input = directory.appending("stdin"), output = directory.appending("stdout"), errors = directory.appending("stderr")
@@ -38,13 +40,76 @@ package func run(_ argv: [String], environment: [String: String] = [:], stdin: S
     posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
     posix_spawn_file_actions_addopen(&actions, 2, errors, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
   }
-  let status = waitForExit(pid, seconds: timeout)
+  let status = await waitForExit(pid, seconds: timeout)
   let code: Int32 = if let status {
     (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
   } else {
     -1   // timed out and killed
   }
   return ProcessResult(status: code, stdout: try readFile(output), stderr: try readFile(errors))
+}
+
+/// Waits for child `pid` to exit, `seconds` at most (then SIGKILL), and reaps it: its wait
+/// status, or nil if it had to be killed. The calling task is suspended on its pidfd, no
+/// thread is blocked.
+@discardableResult
+package func waitForExit(_ pid: pid_t, seconds: Int) async -> Int32? {
+  guard let pidfd = try? SystemCalls.live.pidfdOpen(pid) else { return reap(pid, seconds: seconds) }
+  defer { close(pidfd) }
+  let exited = await isReadable(pidfd, within: seconds)
+  if !exited {
+    kill(pid, SIGKILL)  // not reaped yet: the pid is still this child's
+    _ = await isReadable(pidfd, within: 30)
+  }
+  var status: Int32 = 0
+  waitpid(pid, &status, 0)  // it has exited: this returns at once
+  return exited ? status : nil
+}
+
+/// Suspends until `fd` is readable (a pidfd: its process has exited) or `seconds` pass;
+/// whether it became readable. The fd and the timer are the event loop's.
+private func isReadable(_ fd: Int32, within seconds: Int) async -> Bool {
+  let loop = EventLoop.shared
+  return await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+    loop.execute {
+      let timer = loop.schedule(afterNanoseconds: UInt64(seconds) * 1_000_000_000) {
+        loop.deregister(fd)
+        continuation.resume(returning: false)
+      }
+      loop.register(fd, for: .readable) { _ in
+        loop.deregister(fd)
+        loop.cancel(timer)
+        continuation.resume(returning: true)
+      }
+    }
+  }
+}
+
+/// Waits for child `pid` to exit, `seconds` at most (then SIGKILL), blocking the calling
+/// thread: for clean-up where no `await` can be (a `defer`, a `stop()`), after a signal that
+/// ends it at once. Anywhere else, `await waitForExit`.
+@discardableResult
+package func reap(_ pid: pid_t, seconds: Int) -> Int32? {
+  var status: Int32 = 0
+  if let pidfd = try? SystemCalls.live.pidfdOpen(pid) {
+    defer { close(pidfd) }
+    var fds = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
+    if poll(&fds, 1, Int32(seconds * 1000)) == 1, waitpid(pid, &status, 0) == pid { return status }
+  }
+  kill(pid, SIGKILL)
+  waitpid(pid, &status, 0)
+  return nil
+}
+
+/// Runs a short clean-up command (say `userdel`) to its end, blocking the calling thread: for
+/// a `defer`, where no `await` can be. Anywhere else, `await run`.
+package func runInCleanup(_ argv: [String]) {
+  guard let pid = try? spawnProcess(argv, environment: [:], { actions in
+    for descriptor: Int32 in 0...2 {
+      posix_spawn_file_actions_addopen(&actions, descriptor, "/dev/null", descriptor == 0 ? O_RDONLY : O_WRONLY, 0)
+    }
+  }) else { return }
+  reap(pid, seconds: 30)
 }
 
 /// Starts a peer program in the background (stdout to `output`); stop it with `waitForExit`.
@@ -84,11 +149,19 @@ private func spawnProcess(
   return pid
 }
 
-/// Waits (on a pidfd, not by polling) until `pid` — child or not — has exited, at most
-/// `seconds`. Returns whether it did. Not `isAlive`: a killed multi-threaded process shows a
-/// zombie leader while its other threads still exit and its descriptors (a listening socket)
-/// stay open; the pidfd becomes readable only once every thread is gone.
-package func awaitExit(_ pid: pid_t, seconds: Int32) -> Bool {
+/// Waits on a pidfd until `pid` — child or not — has exited, at most `seconds`. Returns
+/// whether it did. Not `isAlive`: a killed multi-threaded process shows a zombie leader while
+/// its other threads still exit and its descriptors (a listening socket) stay open; the pidfd
+/// becomes readable only once every thread is gone.
+package func awaitExit(_ pid: pid_t, seconds: Int32) async -> Bool {
+  guard let pidfd = try? SystemCalls.live.pidfdOpen(pid) else { return !isAlive(pid) }
+  defer { close(pidfd) }
+  return await isReadable(pidfd, within: Int(seconds))
+}
+
+/// `awaitExit` blocking the calling thread: for clean-up where no `await` can be (a `stop()`
+/// called from a `defer`), after a signal that ends the process at once.
+package func awaitExitInCleanup(_ pid: pid_t, seconds: Int32) -> Bool {
   guard let pidfd = try? SystemCalls.live.pidfdOpen(pid) else { return !isAlive(pid) }
   defer { close(pidfd) }
   var fds = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)

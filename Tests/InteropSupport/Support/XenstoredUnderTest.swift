@@ -69,7 +69,7 @@ package final class XenstoredUnderTest: @unchecked Sendable {
     server?.stop()
     if let pid {
       kill(pid, SIGTERM)
-      _ = waitForExit(pid, seconds: 10)
+      reap(pid, seconds: 10)
     }
     directory.remove()
   }
@@ -117,7 +117,7 @@ package func spawnConfirmed(_ path: String, _ arguments: [String], log: String,
   var byte: UInt8 = 0
   if poll(&poller, 1, 10_000) == 1, read(fds[0], &byte, 1) == 1, byte == 10 { return pid }
   kill(pid, SIGKILL)
-  _ = waitForExit(pid, seconds: 5)
+  reap(pid, seconds: 5)
   throw StartupError(description: "\(path) did not report readiness: \((try? readFile(log)) ?? "")")
 }
 
@@ -132,19 +132,6 @@ package func environmentBlock(adding: [String: String]) -> [UnsafeMutablePointer
   }
   for (k, v) in adding { merged[k] = v }
   return merged.map { strdup("\($0.key)=\($0.value)") } + [nil]
-}
-
-/// Waits for `pid` to exit (polling, `seconds` at most, then SIGKILL); its wait status.
-@discardableResult
-package func waitForExit(_ pid: pid_t, seconds: Int) -> Int32? {
-  var status: Int32 = 0
-  for _ in 0..<(seconds * 100) {
-    if waitpid(pid, &status, WNOHANG) == pid { return status }
-    usleep(10_000)
-  }
-  kill(pid, SIGKILL)
-  waitpid(pid, &status, 0)
-  return nil
 }
 
 package func readFile(_ path: String) throws -> String {

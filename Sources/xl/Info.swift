@@ -1,0 +1,34 @@
+import ArgumentParser
+import Spawn
+import XenLight
+
+/// `xl info [-n] [-x] [FIELD]`: the host, as Xen's xl prints it.
+struct Info: XLSubcommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Print information about the host: CPUs, memory, the device model.",
+    discussion: """
+      Xen's field : value lines where they mean something without a hypervisor (host, \
+      release, machine, nr_cpus, total_memory, free_memory in MiB…); device_model, \
+      device_model_version and device_model_accel say what runs the guests. With FIELD, \
+      only the value of the fields whose names start with it. The device model's version \
+      is asked once per binary (qemu --version) and kept in $XEN_LIB_DIR/device-model-version.
+      """)
+
+  @Flag(name: [.customShort("n"), .customLong("numa")], help: "Accepted for xl's sake: one node here.")
+  var numa = false
+
+  @Flag(name: [.customShort("x"), .customLong("xenstore")], help: "Also print xenstore_features.")
+  var xenstore = false
+
+  @Argument(help: "Only the fields whose names start with this.") var field: String?
+
+  func execute() async throws {
+    let toolstack = Toolstack.forXL()
+    let executable = HostInfo.resolve("qemu-system-x86_64") ?? "qemu-system-x86_64 (not found in $PATH)"
+    let version = await HostInfo.version(
+      of: executable, cacheFile: toolstack.paths.libDirectory + "/device-model-version", spawner: toolstack.spawner)
+    var lines = HostInfo.lines(deviceModel: executable, deviceModelVersion: version)
+    if xenstore { lines.insert(("xenstore_features", "0x00000000"), at: lines.count - 1) }
+    Terminal.output(HostInfo.text(lines, only: numa ? nil : field))
+  }
+}
