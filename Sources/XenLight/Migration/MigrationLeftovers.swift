@@ -55,9 +55,13 @@ public enum MigrationLeftovers {
 
   /// `cont` on the domain's command QMP socket, then its run state recorded running.
   static func resume(_ domid: UInt32, _ store: DomainStore, loop: EventLoop) async throws(XenLightError) {
-    let control = DomainControl(store: store, loop: loop)
-    let target = try await control.target("\(domid)")
-    try await control.qmp(target, "cont")
+    let target = try await DomainControl(store: store, loop: loop).target("\(domid)")
+    guard let socket = target.qmpSocket else {
+      throw XenLightError(.deviceModelFailed, "domain \(domid) (\(target.name)) has no QMP socket recorded")
+    }
+    try await QMPClient.session(path: socket, loop: loop, what: "domain \(domid) device model") { qmp throws(XenLightError) in
+      try await QEMUMigration.resume(qmp)
+    }
     try await store.update(domid: domid, [XenStoreRecord(target.layout.runStatePath, RunState.running.rawValue)])
   }
 
