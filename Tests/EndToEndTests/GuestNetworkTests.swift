@@ -130,9 +130,10 @@ extension GuestSuites {
       // A restart brings the guest back with the NIC it had.
       let first = try await bed.read("/libxl/1/device-model-identity")
       #expect(try await bed.xl(["reboot", "net"]).status == 0)
-      try await bed.waitUntil("/libxl/1/device-model-identity") { $0 != nil && $0 != first }
-      try await bed.waitUntil("/libxl/1/run-state", is: "running")
-      #expect(native.ports == ["vif1.0-emu", "vif1.2-emu"])
+      // Re-created as xl does: a new domid; the old domain held the name until then.
+      try await bed.waitUntil("/libxl/2/run-state", is: "running")
+      #expect(try await bed.read("/libxl/2/device-model-identity") != first)
+      #expect(native.ports == ["vif2.0-emu", "vif2.2-emu"])
       #expect(scripted.ports == ["\(vifname)-emu"])
       let again = try await ConsoleSession.exchangeAwaiting(bed, domain: "net", send: "ip link; echo back-$((4+4))\r", until: "back-8")
       #expect(again.contains("00:16:3e:5a:00:03"), "\(again)")
@@ -140,16 +141,16 @@ extension GuestSuites {
       // Removed while it runs (by MAC): gone from the guest, the bridge, the records.
       let detached = try await bed.xl(["network-detach", "net", "00:16:3e:5a:00:03"])
       #expect(detached.status == 0 && detached.stderr == "", "\(detached)")
-      #expect(native.ports == ["vif1.0-emu"])
-      #expect(!interfaceExists("vif1.2-emu"))
-      #expect(try await bed.children("/local/domain/0/backend/vif/1") == ["0", "1"])
-      #expect(try await bed.children("/local/domain/1/device/vif") == ["0", "1"])
+      #expect(native.ports == ["vif2.0-emu"])
+      #expect(!interfaceExists("vif2.2-emu"))
+      #expect(try await bed.children("/local/domain/0/backend/vif/2") == ["0", "1"])
+      #expect(try await bed.children("/local/domain/2/device/vif") == ["0", "1"])
       let after = try await ConsoleSession.exchangeAwaiting(bed, domain: "net", send: "ip link; echo gone-$((4+5))\r", until: "gone-9")
       #expect(!after.contains("00:16:3e:5a:00:03") && after.contains("00:16:3e:5a:00:01"), "\(after)")
 
       #expect(try await bed.xl(["destroy", "net"]).status == 0)
       #expect(native.ports == [] && scripted.ports == [])
-      #expect(!interfaceExists("vif1.0-emu") && !interfaceExists("\(vifname)-emu"))
+      #expect(!interfaceExists("vif2.0-emu") && !interfaceExists("\(vifname)-emu"))
       #expect(try await bed.children("/local/domain/0/backend/vif") == [])
       try await bed.expectNoLeftovers()
     }
