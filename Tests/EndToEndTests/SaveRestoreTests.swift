@@ -96,6 +96,41 @@ extension GuestSuites {
       try await bed.expectNoLeftovers()
     }
 
+    /// A disk attached while the guest ran is in the saved config, and comes back where it was:
+    /// the device model is rebuilt with the PCI layout it was saved with (a hot-added device
+    /// took the next free slot; the config alone would put it among the boot devices, and
+    /// QEMU would refuse the state).
+    @Test(.enabled(if: TestEnvironment.shouldRun(peers)))
+    func aDiskAttachedWhileItRanComesBackInItsPlace() async throws {
+      let bed = try XlTestbed()
+      defer { bed.stop() }
+      let (boot, added) = (bed.directory.appending("boot.raw"), bed.directory.appending("added.raw"))
+      for disk in [boot, added] {
+        let fd = open(disk, O_WRONLY | O_CREAT, 0o644)
+        ftruncate(fd, 16 << 20)
+        close(fd)
+      }
+      try #require(try await bed.xl(["create", "-q", bed.linuxGuest("disk = [\"\(boot),raw,xvda,rw\"]")]).status == 0)
+      let before = try await GuestProbe.mark(bed, "linux")
+      let attached = try await bed.xl(["block-attach", "linux", "\(added),raw,xvdb,rw"])
+      try #require(attached.status == 0, "\(attached)")
+      _ = try await ConsoleSession.exchangeAwaiting(
+        bed, domain: "linux", send: "while [ ! -e /sys/block/vdb ]; do sleep 0.1; done; echo seen-$((2+5))\r", until: "seen-7")
+
+      let file = bed.directory.appending("linux.save")
+      let saved = try await bed.xl(["save", "linux", file])
+      #expect(saved.status == 0, "\(saved)")
+      let restored = try await bed.xl(["restore", file])
+      #expect(restored.status == 0, "\(restored)")
+      let disks = try await ConsoleSession.exchangeAwaiting(
+        bed, domain: "linux", send: "echo disks=$(ls /sys/block | tr '\\n' ,)= end-$((1+3))\r", until: "end-4")
+      #expect(GuestProbe.value(after: "disks=", in: disks).contains("vda,vdb,"), "\(disks)")
+      let after = try await GuestProbe.check(bed, "linux")
+      #expect(after.marker == before.marker && after.uptime > before.uptime)
+      #expect(try await bed.xl(["destroy", "linux"]).status == 0)
+      try await bed.expectNoLeftovers()
+    }
+
     /// A tiny (firmware-only) guest's save file, and the domain destroyed again.
     func savedTinyGuest(_ bed: XlTestbed, _ extra: String = "") async throws -> String {
       try #require(try await bed.xl(["create", "-q", bed.tinyGuest("tiny", extra)]).status == 0)

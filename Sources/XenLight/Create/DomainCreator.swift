@@ -97,6 +97,8 @@ public struct DomainCreator: Sendable {
   /// the guest is left in, recorded as the domain's run state. A failure is create's: the
   /// device model is stopped and every record removed.
   public var incoming: (@Sendable (_ domid: UInt32, _ command: DeviceModelCommand) async throws(XenLightError) -> RunState)?
+  /// The PCI layout the incoming state was saved with (`PCISlots.pin`).
+  public var incomingPCISlots: PCISlots?
 
   public init(
     connector: XenStoreConnector, paths: ToolstackPaths, host: HostCapabilities = .current, timeout: Duration? = nil,
@@ -204,6 +206,7 @@ public struct DomainCreator: Sendable {
         for: domain, domid: domid, runDirectory: paths.runDirectory, host: creator.host, consoleLog: consoleLog,
         user: account?.user(domid: domid))
       if creator.incoming != nil { command.arguments += DeviceModelCommand.incomingArguments }
+      if let slots = creator.incomingPCISlots { command.arguments = slots.pin(command.arguments) }
       return command
     }
 

@@ -64,7 +64,8 @@ public struct MigrationSender: Sendable {
     do throws(XenLightError) {
       try await startTransport(rune, socket: theirs, stream: stream)
       step("preamble", stream)
-      try await stream.write(SaveFileHeader(config: config).encoded, what: "header")
+      let slots = try await DomainSaver.pciSlots(target.qmpSocket!, target, loop: loop)
+      try await stream.write(SaveFileHeader(config: config, pciSlots: slots).encoded, what: "header")
       step("stream", stream)
       log("migration sender: sending domain \(target.domid) (\(target.name))")
       totals = try await QMPClient.session(path: target.qmpSocket!, loop: loop, what: "domain \(target.domid) device model") {

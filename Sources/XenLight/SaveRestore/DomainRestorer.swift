@@ -95,6 +95,7 @@ public struct DomainRestorer: Sendable {
     // The console log goes on where the saved guest left it: one boot, however many restores.
     creator.rotateLogs = false
     creator.configText = preamble.configText
+    creator.incomingPCISlots = preamble.header.pciSlots
     if let monitor {
       let name = domain.name
       creator.monitor = { domid, uuid throws(XenLightError) in try await monitor(domid, uuid, name) }
