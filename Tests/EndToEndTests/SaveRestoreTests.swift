@@ -131,6 +131,34 @@ extension GuestSuites {
       try await bed.expectNoLeftovers()
     }
 
+    /// A guest on a host bridge: its tap goes with the saved domain and is made again by the
+    /// restore, and the guest — its addresses and its HTTP server in memory — is reached again.
+    @Test(.enabled(if: TestEnvironment.shouldRun(peers)))
+    func aGuestOnABridgeIsReachedAgainAfterARestore() async throws {
+      let bridge = try await HostBridge()
+      defer { bridge.remove() }
+      let bed = try XlTestbed()
+      defer { bed.stop() }
+      try #require(try await bed.xl(["create", "-q", bed.linuxGuest("vif = [\"bridge=\(bridge.name),mac=00:16:3e:5a:18:01\"]")]).status == 0)
+      let configured = try await ConsoleSession.exchangeAwaiting(
+        bed, domain: "linux",
+        send: "ip link set eth0 up && ip addr add \(bridge.guestAddress)/24 dev eth0 && ping -c 1 -W 20 \(bridge.hostAddress) && mkdir -p /www && echo kept-by-$((6*7)) > /www/index.html && httpd -p 80 -h /www && echo net-$((2+3))\r",
+        until: "net-5")
+      #expect(configured.contains("net-5"), "\(configured)")
+      #expect(try await httpGet(bridge.guestAddress, path: "/index.html").contains("kept-by-42"))
+
+      let file = bed.directory.appending("linux.save")
+      #expect(try await bed.xl(["save", "linux", file]).status == 0)
+      #expect(bridge.ports == [])
+      let restored = try await bed.xl(["restore", file])
+      #expect(restored.status == 0, "\(restored)")
+      #expect(bridge.ports == ["vif1.0-emu"])
+      #expect(try await httpGet(bridge.guestAddress, path: "/index.html").contains("kept-by-42"))
+      #expect(try await bed.xl(["destroy", "linux"]).status == 0)
+      #expect(bridge.ports == [])
+      try await bed.expectNoLeftovers()
+    }
+
     /// A tiny (firmware-only) guest's save file, and the domain destroyed again.
     func savedTinyGuest(_ bed: XlTestbed, _ extra: String = "") async throws -> String {
       try #require(try await bed.xl(["create", "-q", bed.tinyGuest("tiny", extra)]).status == 0)
