@@ -45,6 +45,9 @@ extension GuestSuites {
       let moved = try await GuestProbe.check(there, "linux")
       #expect(moved.marker == before.marker && moved.uptime > before.uptime, "\(before) then \(moved)")
       #expect(try GuestProbe.boots(here, "linux") == 1)
+      // The receiver's console log is the guest's own name's, and shows no boot: it went on.
+      #expect(try GuestProbe.boots(there, "linux") == 0)
+      #expect(try readFile(there.logDirectory + "/console/guest-linux.log").contains("m=kept-42-"))
 
       // And back, paused at the end (-p), then unpaused.
       let back = try await there.xl(["migrate", "-p", "-s", "", "linux", Self.receiver(here, [:], " -p")])

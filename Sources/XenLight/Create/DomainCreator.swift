@@ -99,6 +99,9 @@ public struct DomainCreator: Sendable {
   public var incoming: (@Sendable (_ domid: UInt32, _ command: DeviceModelCommand) async throws(XenLightError) -> RunState)?
   /// The PCI layout the incoming state was saved with (`PCISlots.pin`).
   public var incomingPCISlots: PCISlots?
+  /// The name the logs go by, when the domain is created under a passing one (a migration's
+  /// `<name>--incoming`): its console log goes on in the name it keeps.
+  public var logName: String?
 
   public init(
     connector: XenStoreConnector, paths: ToolstackPaths, host: HostCapabilities = .current, timeout: Duration? = nil,
@@ -199,7 +202,8 @@ public struct DomainCreator: Sendable {
       try await DomainCreator.uncancellable(on: xenstore.executor, body)
     }
 
-    var consoleLog: String? { domain.serial.first == "pty" ? paths.consoleLog(name: domain.name) : nil }
+    var consoleLog: String? { domain.serial.first == "pty" ? paths.consoleLog(name: logName) : nil }
+    var logName: String { creator.logName ?? domain.name }
 
     func command(_ domid: UInt32) -> DeviceModelCommand {
       var command = DeviceModelCommand.build(
@@ -212,7 +216,7 @@ public struct DomainCreator: Sendable {
 
     func records(_ domid: UInt32) -> (DomainLayout, [XenStoreRecord]) {
       let layout = DomainLayout(domid: domid, uuid: domain.uuid)
-      let log = paths.deviceModelLog(name: domain.name)
+      let log = paths.deviceModelLog(name: logName)
       var records = layout.records(
         for: domain, deviceModel: command(domid), logPath: log, startTime: startTime, scriptDirectory: paths.scriptDirectory)
       if let consoleLog { records.append(XenStoreRecord(layout.consoleLogPathPath, consoleLog)) }
@@ -265,7 +269,7 @@ public struct DomainCreator: Sendable {
       let command = command(domid)
       let what = "domain \(domid) device model"
       if !creator.rotateLogs { try ToolstackPaths.makeDirectories(paths.logDirectory) }
-      let log = creator.rotateLogs ? try paths.rotatedDeviceModelLog(name: domain.name) : paths.deviceModelLog(name: domain.name)
+      let log = creator.rotateLogs ? try paths.rotatedDeviceModelLog(name: logName) : paths.deviceModelLog(name: logName)
       if let consoleLog {
         if creator.rotateLogs { _ = try ToolstackPaths.rotated(consoleLog) } else { try ToolstackPaths.makeDirectories(paths.logDirectory + "/console") }
       }
