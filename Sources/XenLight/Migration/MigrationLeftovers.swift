@@ -11,7 +11,11 @@ import XenStore
 public enum MigrationLeftovers {
   /// Settles every abandoned migration in `store`; says what it did through `log`.
   public static func resolve(_ store: DomainStore, toolstack: Toolstack, log: (String) -> Void) async {
-    guard let domids = try? await store.guestDomids() else { return }
+    // Bounded as every read of a verb is: a xenstored that never answers fails the verb
+    // after, not during, this settling.
+    guard let domids = try? await toolstack.deadline.run(store.xenstore, "listing domains", { () async throws(XenLightError) in
+      try await store.guestDomids()
+    }) else { return }
     for domid in domids {
       guard let text = try? await DomainStore.readOptional(store.xenstore, MigrationProtocol.Note.path(domid)),
         let note = MigrationProtocol.Note(text), !toolstack.spawner.isRunning(note.driver)
