@@ -249,6 +249,23 @@ extension GuestSuites {
       #expect(missing.status == 1)
       #expect(missing.stderr == "xl: no domain \"nosuch\"\n", "\(missing)")
       #expect(try await bed.read("/libxl/1/run-state") == "running")
+
+      // No saved config: said, nothing written; with one given, the save goes on.
+      let vm = try #require(try await bed.read("/local/domain/1/vm"))
+      let userdata = bed.libDirectory + "/userdata-d.1.\(vm.dropFirst(4)).xl"
+      try #require(unlink(userdata) == 0)
+      let file = bed.directory.appending("tiny.save")
+      let unconfigured = try await bed.xl(["save", "tiny", file])
+      #expect(unconfigured.status == 1, "\(unconfigured)")
+      #expect(unconfigured.stderr == "xl: domain 1 (tiny) has no saved config (\(userdata)): give one (xl save tiny <file> <config>)\n", "\(unconfigured)")
+      #expect(access(file, F_OK) != 0)
+      #expect(try await bed.read("/libxl/1/run-state") == "running")
+      let given = try await bed.xl(["save", "-c", "tiny", file, bed.tinyGuest()])
+      #expect(given.status == 0, "\(given)")
+      #expect(try await bed.read("/libxl/1/run-state") == "running")
+      #expect(try await bed.xl(["destroy", "tiny"]).status == 0)
+      let restored = try await bed.xl(["restore", "-e", file])
+      #expect(restored.status == 0, "\(restored)")
       #expect(try await bed.xl(["destroy", "tiny"]).status == 0)
       try await bed.expectNoLeftovers()
     }
