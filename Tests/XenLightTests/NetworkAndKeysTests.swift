@@ -32,7 +32,7 @@ import Testing
     #expect(command.taps.map(\.name) == ["vif3.0-emu", "vif3.5-emu"])
     // The disk's descriptors come after the taps'.
     #expect(command.passedFiles.map(\.descriptor) == [7, 8])
-    #expect(command.arguments.contains(["-drive", "file=/dev/fdset/7,format=raw,if=ide,index=0,media=disk"]))
+    #expect(command.arguments.contains(["-blockdev", "driver=raw,node-name=xl-hda-7,read-only=off,file.driver=file,file.filename=/dev/fdset/7"]))
   }
 
   @Test func devidsAreGivenAndMACsRandomAsLibxl() throws {
@@ -121,7 +121,7 @@ import Testing
     let d = try domain("name = 'd'; type = 'hvm'; vnc = 0; disk = [ '/img/a.vhd,vhd,hda,rw' ]")
     #expect(d.disks[0].format == "vhd")
     #expect(DeviceModelCommand.build(for: d, domid: 1, runDirectory: "/r", host: noXen).arguments
-      .contains(["-drive", "file=/img/a.vhd,format=vpc,if=ide,index=0,media=disk"]))
+      .contains(["-blockdev", "driver=vpc,node-name=xl-hda-0,read-only=off,file.driver=file,file.filename=/img/a.vhd"]))
     var xen = d
     xen.deviceModel.target = .xen
     #expect(DeviceModelCommand.build(for: xen, domid: 1, runDirectory: "/r", host: noXen).arguments
