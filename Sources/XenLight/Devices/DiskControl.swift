@@ -307,7 +307,7 @@ public struct DiskControl: Sendable {
         set = id
       }
       guard let set else { throw XenLightError(.deviceModelFailed, "no descriptor to pass") }
-      let node = VirtualDisk.nodeName(disk.vdev, Int(set))
+      let node = VirtualDisk.nodeName(disk.vdev, set: Int(set))
       let protocolDriver = blockDevice ? "host_device" : "file"
       try await qmp.execute("blockdev-add", [
         ("driver", .string(disk.qemuFormat)), ("node-name", .string(node)), ("read-only", .bool(disk.readOnly)),
