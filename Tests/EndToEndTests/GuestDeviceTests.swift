@@ -48,6 +48,15 @@ extension GuestSuites {
       close(fd)
     }
 
+    /// What process `pid`'s first 256 descriptors name.
+    func openFiles(of pid: Int32) -> [String] {
+      (0..<256).map { fd -> String in
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let n = readlink("/proc/\(pid)/fd/\(fd)", &buffer, buffer.count - 1)
+        return n < 0 ? "" : String(decoding: buffer[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+      }
+    }
+
     func head(_ path: String, _ count: Int) -> String {
       let fd = open(path, O_RDONLY)
       defer { close(fd) }
@@ -190,9 +199,13 @@ extension GuestSuites {
       #expect(gone.contains("No such file or directory"), "\(gone)")
       #expect(try await bed.read("/local/domain/0/backend/vbd/1/51728") == nil)
 
-      // The CD ejected: the drive is empty.
+      // The CD ejected: the drive is empty. QEMU holds neither image any more.
+      let qemu = try #require(try await bed.read("/libxl/1/device-model-identity").flatMap(ProcessIdentity.init))
+      #expect(openFiles(of: qemu.pid).contains(cd))
       #expect(try await bed.xl(["cd-eject", "devs", "hdc"]).status == 0)
       #expect(try await bed.read("/local/domain/0/backend/vbd/1/5632/params") == "empty:")
+      let open = openFiles(of: qemu.pid)
+      #expect(!open.contains(disk) && !open.contains(cd), "\(open)")
       #expect(try await bed.xl(["destroy", "devs"]).status == 0)
       #expect(try await bed.children("/local/domain/0/backend/vbd") == [])
       try await bed.expectNoLeftovers()
@@ -228,11 +241,7 @@ extension GuestSuites {
       #expect(
         refused.stderr
           == "xl: disk xvdc: \(big) is writable and 1048576 bytes; a restricted device model may not write past 256 KiB of a file (RLIMIT_FSIZE, as libxl): make the disk read-only or use a block device\n")
-      let fds = (0..<64).map { fd -> String in
-        var buffer = [CChar](repeating: 0, count: 4096)
-        let n = readlink("/proc/\(qemu.pid)/fd/\(fd)", &buffer, buffer.count - 1)
-        return n < 0 ? "" : String(decoding: buffer[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-      }
+      let fds = openFiles(of: qemu.pid)
       #expect(fds.contains(disk) && !fds.contains(big), "\(fds)")
 
       #expect(try await bed.xl(["cd-insert", "confined", "hdc", secret + "/cd.iso"]).status == 0)
