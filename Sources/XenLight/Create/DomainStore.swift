@@ -308,6 +308,8 @@ public struct DomainReplacement: Sendable {
       for note in [layout.restartAsPath, layout.restartKeptPath, layout.monitorIdentityPath] { try await tx.rm(note) }
     } else {
       for subtree in layout.subtrees { try await tx.rm(subtree) }
+      // Its devices' backend records (a domain without devices has none: ENOENT, ignored).
+      for backend in DomainLayout.backendPaths(of: layout.domid) { _ = try? await tx.rm(backend) }
     }
   }
 }
