@@ -120,7 +120,7 @@ extension GuestSuites {
         (["button-press", "one", "eject"], 1, "WARNING: \"button-press\" is deprecated. Please use \"trigger\"\neject is an invalid button identifier\n"),
         (["sysrq", "one", "hh"], 1, "Invalid sysrq.\n\n"),
         (["sysrq", "one", "%"], 1, "xl: invalid sysrq key \"%\" (a letter or a digit)\n"),
-        (["rename", "one", "two"], 4, "xl: cannot rename domain 1 (one) to \"two\": domain 2 has that name\n"),
+        (["rename", "one", "two"], 4, "xl: cannot rename domain 1 (one) to \"two\": a domain named \"two\" already exists (domain 2)\n"),
         (["rename", "one", "a/b"], 1, "xl: cannot rename domain 1 (one): the domain name \"a/b\" must not contain \"/\": it names the domain's log, console and dump files\n"),
         (["rename", "nosuch", "three"], 1, "xl: no domain \"nosuch\"\n"),
         (["dump-core", "one", "/proc/no/core"], 1, "xl: cannot write the core of domain 1 (one) to /proc/no/core: No such file or directory\n"),

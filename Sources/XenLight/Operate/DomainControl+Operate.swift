@@ -80,38 +80,17 @@ extension DomainControl {
     }
   }
 
-  /// `xl rename`: the new name in the domain's records (its home and `/vm/<uuid>`) and in the
-  /// config kept for a restart, in one transaction that refuses a name another domain has.
+  /// `xl rename`: the new name in the domain's records (its home and `/vm/<uuid>`, in one
+  /// transaction that refuses a name another domain has) and in the config kept for a restart.
   public func rename(_ target: Target, to name: String, paths: ToolstackPaths) async throws(XenLightError) {
-    if let problem = DomainConfiguration.problem(withName: name) { throw XenLightError(.invalidConfig, "cannot rename domain \(target.domid) (\(target.name)): \(problem)") }
-    let layout = target.layout
-    let outcome: RenameOutcome
-    do {
-      outcome = try await store.xenstore.transaction(maxAttempts: 1000) { tx in
-        guard try await DomainStore.readOptional(tx, layout.domainPath + "/name") != nil else { return RenameOutcome.gone }
-        let others = try await DomainStore.usedDomids(tx).filter { $0 != 0 && $0 != target.domid }
-        if let holder = try await DomainStore.names(of: others, tx).first(where: { $0.value == name }) { return .taken(holder.key) }
-        try await DomainStore.write([XenStoreRecord(layout.domainPath + "/name", name), XenStoreRecord(layout.vmPath + "/name", name)], tx)
-        return .renamed
-      }
-    } catch {
-      throw XenStoreConnector.failure("cannot rename domain \(target.domid)", error)
+    let what = "cannot rename domain \(target.domid) (\(target.name))"
+    if let problem = DomainConfiguration.problem(withName: name) { throw XenLightError(.invalidConfig, "\(what): \(problem)") }
+    do throws(XenLightError) { try await store.rename(domid: target.domid, to: name) } catch {
+      throw XenLightError(error.code, "\(what) to \"\(name)\": \(error.message)", errno: error.errno, cause: error.cause)
     }
-    switch outcome {
-    case .gone: throw XenLightError(.notFound, "no domain \"\(target.name)\"")
-    case .taken(let holder):
-      throw XenLightError(.duplicateName, "cannot rename domain \(target.domid) (\(target.name)) to \"\(name)\": domain \(holder) has that name")
-    case .renamed:
-      let saved = paths.savedConfig(domid: target.domid, uuid: layout.uuid)
-      if let text = try? FileIO.readText(saved) {
-        try FileIO.writeText(text + "name = \(ConfigValue.quoted(name))\n", to: saved)
-      }
+    try SavedConfigEditor.update(paths.savedConfig(domid: target.domid, uuid: target.layout.uuid)) { text in
+      SavedConfigEditor.replacing("name", with: .string(name), in: text)
     }
-  }
-
-  private enum RenameOutcome: Sendable {
-    case renamed, gone
-    case taken(UInt32)
   }
 
   /// `xl config-update`: the config a restart re-creates the domain from (libxl's userdata),
