@@ -22,13 +22,16 @@ struct Info: XLSubcommand {
 
   @Argument(help: "Only the fields whose names start with this.") var field: String?
 
-  func execute() async throws {
+  func execute() async throws { await Self.run(field: numa ? nil : field, xenstore: xenstore) }
+
+  /// The lines (also `FastCommandLine`'s `xl info [FIELD]`).
+  static func run(field: String?, xenstore: Bool = false) async {
     let toolstack = Toolstack.forXL()
     let executable = HostInfo.resolve("qemu-system-x86_64") ?? "qemu-system-x86_64 (not found in $PATH)"
     let version = await HostInfo.version(
       of: executable, cacheFile: toolstack.paths.libDirectory + "/device-model-version", spawner: toolstack.spawner)
     var lines = HostInfo.lines(deviceModel: executable, deviceModelVersion: version)
     if xenstore { lines.insert(("xenstore_features", "0x00000000"), at: lines.count - 1) }
-    Terminal.output(HostInfo.text(lines, only: numa ? nil : field))
+    Terminal.output(HostInfo.text(lines, only: field))
   }
 }

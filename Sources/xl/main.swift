@@ -18,6 +18,12 @@ Task.detached {
       try await request.execute()
     case .monitor(let domid)?:
       try await Monitor.watch(domid: domid, readyDescriptor: 3)
+    case .list(let domains)?:
+      try await List.run(domains)
+    case .uptime(let short, let domains)?:
+      try await Uptime.run(domains, short: short)
+    case .info(let field)?:
+      await Info.run(field: field)
     case nil:
       var command = try XL.parseAsRoot()
       if let subcommand = command as? any XLSubcommand {

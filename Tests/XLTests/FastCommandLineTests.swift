@@ -11,6 +11,9 @@ import Testing
     switch try? XL.parseAsRoot(words) {
     case let create as Create: .create(create.request)
     case let monitor as Monitor where monitor.readyDescriptor == 3: .monitor(domid: monitor.domid)
+    case let list as List where !list.long && !list.verbose && !list.numa && list.xenstoreTimeout == 10: .list(domains: list.domains)
+    case let uptime as Uptime: .uptime(short: uptime.short, domains: uptime.domains)
+    case let info as Info where !info.numa && !info.xenstore: .info(field: info.field)
     default: nil
     }
   }
@@ -28,6 +31,8 @@ import Testing
     ["create", "-qf", "tiny.cfg"],
     ["create", "-pq", "tiny.cfg"],
     ["monitor", "7"],
+    ["list"], ["list", "tiny", "7"], ["uptime"], ["uptime", "-s"], ["uptime", "-s", "tiny", "other"], ["uptime", "tiny"],
+    ["info"], ["info", "total_memory"],
     ["monitor", "4294967295"],
   ])
   func takenAndReadAsArgumentParserReadsThem(_ words: [String]) throws {
@@ -37,7 +42,7 @@ import Testing
 
   @Test(arguments: [
     // ArgumentParser's: help, other verbs, errors, and spellings the fast path does not know.
-    ["create", "--help"], ["create", "-h"], ["help", "create"], ["list"], ["destroy", "tiny"], [],
+    ["create", "--help"], ["create", "-h"], ["help", "create"], ["destroy", "tiny"], [],
     ["create"], ["create", "-q", "-v", "tiny.cfg"], ["create", "-F", "-e", "tiny.cfg"],
     ["create", "--timeout", "0", "tiny.cfg"], ["create", "--timeout", "-5", "tiny.cfg"],
     ["create", "--timeout", "soon", "tiny.cfg"], ["create", "--timeout"], ["create", "--xenstore-timeout=0", "t.cfg"],
@@ -47,6 +52,8 @@ import Testing
     ["create", "--timeout", "1", "--timeout", "2", "tiny.cfg"],
     ["monitor"], ["monitor", "-1"], ["monitor", "7", "--ready-descriptor", "5"], ["monitor", "4294967296"],
     ["monitor", "x7"], ["monitor", "٧"], ["monitor", "7", "8"],
+    ["list", "-l"], ["list", "-v", "tiny"], ["list", "--help"], ["list", "help"], ["uptime", "-s", "-s"], ["uptime", "tiny", "-s"],
+    ["info", "-n"], ["info", "a", "b"], ["info", "--xenstore"],
   ])
   func leftToArgumentParser(_ words: [String]) {
     #expect(FastCommandLine(words[...]) == nil)

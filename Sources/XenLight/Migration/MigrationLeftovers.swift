@@ -12,9 +12,11 @@ public enum MigrationLeftovers {
   /// Settles every abandoned migration in `store`; says what it did through `log`.
   public static func resolve(_ store: DomainStore, toolstack: Toolstack, log: (String) -> Void) async {
     guard let domids = try? await store.guestDomids() else { return }
-    for domid in domids {
-      guard let text = try? await DomainStore.readOptional(store.xenstore, MigrationProtocol.Note.path(domid)),
-        let note = MigrationProtocol.Note(text), !toolstack.spawner.isRunning(note.driver)
+    // Every domain's note in one pipelined batch: `xl list` runs this first, in loops.
+    guard let notes = try? await store.xenstore.pipelineResults(domids.map { .read(MigrationProtocol.Note.path($0)) }) else { return }
+    for (domid, read) in zip(domids, notes) {
+      guard case .success(let bytes) = read, let note = MigrationProtocol.Note(String(decoding: bytes, as: UTF8.self)),
+        !toolstack.spawner.isRunning(note.driver)
       else { continue }
       do throws(XenLightError) {
         switch note.step {
