@@ -26,10 +26,12 @@ struct Info: XLSubcommand {
 
   /// The lines (also `FastCommandLine`'s `xl info [FIELD]`).
   static func run(field: String?, xenstore: Bool = false) async {
-    let toolstack = Toolstack.forXL()
     let executable = HostInfo.resolve("qemu-system-x86_64") ?? "qemu-system-x86_64 (not found in $PATH)"
-    let version = await HostInfo.version(
-      of: executable, cacheFile: toolstack.paths.libDirectory + "/device-model-version", spawner: toolstack.spawner)
+    let cache = ToolstackPaths.current().libDirectory + "/device-model-version"
+    // The spawner (and its event loop thread) only when QEMU must be asked: `xl info` in a
+    // loop reads its answer from the cache.
+    var version = HostInfo.cachedVersion(of: executable, cacheFile: cache)
+    if version == nil { version = await HostInfo.version(of: executable, cacheFile: cache, spawner: Spawner()) }
     var lines = HostInfo.lines(deviceModel: executable, deviceModelVersion: version)
     if xenstore { lines.insert(("xenstore_features", "0x00000000"), at: lines.count - 1) }
     Terminal.output(HostInfo.text(lines, only: field))
