@@ -26,13 +26,29 @@ struct Info: XLSubcommand {
 
   /// The lines (also `FastCommandLine`'s `xl info [FIELD]`).
   static func run(field: String?, xenstore: Bool = false) async {
-    let executable = HostInfo.resolve("qemu-system-x86_64") ?? "qemu-system-x86_64 (not found in $PATH)"
-    let cache = ToolstackPaths.current().libDirectory + "/device-model-version"
-    // The spawner (and its event loop thread) only when QEMU must be asked: `xl info` in a
-    // loop reads its answer from the cache.
-    var version = HostInfo.cachedVersion(of: executable, cacheFile: cache)
-    if version == nil { version = await HostInfo.version(of: executable, cacheFile: cache, spawner: Spawner()) }
-    var lines = HostInfo.lines(deviceModel: executable, deviceModelVersion: version)
+    let (executable, cache) = deviceModel
+    // The spawner (and its event loop thread) only when QEMU must be asked.
+    let version = await HostInfo.version(of: executable, cacheFile: cache, spawner: Spawner())
+    print(field: field, version: version, xenstore: xenstore)
+  }
+
+  /// `xl info [FIELD]` with the device model's version in its cache: printed on the main
+  /// thread before any task runs (an operator's loop of `xl info` starts no thread). False
+  /// when QEMU must be asked (then `run`).
+  static func runFromCache(field: String?) -> Bool {
+    let (executable, cache) = deviceModel
+    guard let version = HostInfo.cachedVersion(of: executable, cacheFile: cache) else { return false }
+    print(field: field, version: version)
+    return true
+  }
+
+  private static var deviceModel: (executable: String, cache: String) {
+    (HostInfo.resolve("qemu-system-x86_64") ?? "qemu-system-x86_64 (not found in $PATH)",
+     ToolstackPaths.current().libDirectory + "/device-model-version")
+  }
+
+  private static func print(field: String?, version: String?, xenstore: Bool = false) {
+    var lines = HostInfo.lines(deviceModel: deviceModel.executable, deviceModelVersion: version)
     if xenstore { lines.insert(("xenstore_features", "0x00000000"), at: lines.count - 1) }
     Terminal.output(HostInfo.text(lines, only: field))
   }

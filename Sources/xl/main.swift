@@ -10,8 +10,10 @@ import CReactor
 // the command runs in a detached task, and the main thread takes the signals itself.
 Interrupts.block()
 
+GlobalSettings.read(for: CommandLine.arguments.dropFirst())
+if case .info(let field)? = FastCommandLine(CommandLine.arguments.dropFirst()), Info.runFromCache(field: field) { end(0) }
+
 Task.detached {
-  GlobalSettings.read(for: CommandLine.arguments.dropFirst())
   do {
     switch FastCommandLine(CommandLine.arguments.dropFirst()) {
     case .create(let request)?:

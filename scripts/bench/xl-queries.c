@@ -6,6 +6,8 @@
  *   XENSTORED_PATH=... ./xl-queries list|uptime|info
  */
 #include <dirent.h>
+#include <fcntl.h>
+#include <sys/ioctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,6 +158,11 @@ static void uptime(void) {
 static void info(void) {
   struct utsname u;
   struct stat st;
+  /* What xl reads too: xl.conf, the KVM probe, QEMU found in $PATH. */
+  slurp(getenv("XL_CONF") ? getenv("XL_CONF") : "/etc/xen/xl.conf");
+  int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+  if (kvm >= 0) ioctl(kvm, 0xAE00), close(kvm);
+  access("/usr/local/sbin/qemu-system-x86_64", X_OK), access("/usr/local/bin/qemu-system-x86_64", X_OK);
   uname(&u);
   char *meminfo = strdup(slurp("/proc/meminfo"));
   char *cpuinfo = strdup(slurp("/proc/cpuinfo"));
@@ -173,6 +180,7 @@ static void info(void) {
 
 int main(int argc, char **argv) {
   if (argc != 2) return 64;
+  if (strcmp(argv[1], "info")) slurp(getenv("XL_CONF") ? getenv("XL_CONF") : "/etc/xen/xl.conf");
   if (!strcmp(argv[1], "info")) return info(), 0;
   xs = xs_open(0);
   if (!xs) return perror("xs_open"), 2;
