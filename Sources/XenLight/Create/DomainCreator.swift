@@ -91,6 +91,9 @@ public struct DomainCreator: Sendable {
   /// recorded. It runs beside the device model's confirmation (the monitor acts only once the
   /// domain is recorded running); a create that fails removes the records, which ends it.
   public var monitor: (@Sendable (_ domid: UInt32, _ uuid: DomainUUID) async throws(XenLightError) -> ProcessIdentity)?
+  /// The domain a restart replaces: it hands its name to this one inside the claim's
+  /// transaction (`DomainStore.claim`), so no other create can take the name meanwhile.
+  public var replacing: DomainReplacement?
   /// Restore and migrate-receive: the device model starts waiting for a migration stream
   /// (`-S -incoming defer`, confirmed in QEMU's `inmigrate` state); once it is confirmed,
   /// `incoming` feeds it the stream (its command QMP socket is free) and returns the state
@@ -233,12 +236,29 @@ public struct DomainCreator: Sendable {
             return (user.uid, user.name)
           }
         }
-        return try await deadline.run(xenstore, "allocating a domid") { () async throws(XenLightError) in
-          try await store.claim(name: domain.name, killUID: killUID) { domid in
+        let domid = try await deadline.run(xenstore, "allocating a domid") { () async throws(XenLightError) in
+          try await store.claim(name: domain.name, replacing: creator.replacing, killUID: killUID) { [replacing = creator.replacing] domid in
             let (layout, all) = records(domid)
-            return all.filter(layout.isRoot)
+            // A restart's new domain is "restarting" until it runs: if its monitor dies
+            // before, the next one re-creates it (`DomainMonitor.finishRestart`).
+            var intent: [XenStoreRecord] = []
+            if let replacing {
+              intent.append(XenStoreRecord(layout.runStatePath, RunState.restarting.rawValue))
+              if let monitor = replacing.monitor { intent.append(XenStoreRecord(layout.monitorIdentityPath, monitor.description)) }
+              if let config = replacing.config { intent.append(XenStoreRecord(layout.libxlPath + "/restart-config", config)) }
+            }
+            return all.filter(layout.isRoot) + intent
           }
         }
+        if let old = creator.replacing, old.renamedTo == nil {
+          // Its records went with the claim; xenstored forgets the domain too.
+          try? await deadline.run(xenstore, "releasing the replaced domain") { () async throws(XenLightError) in
+            do { try await xenstore.release(domain: old.domid) } catch let error as XenStoreError where error.code == .ENOENT {} catch {
+              throw XenStoreConnector.failure("cannot release domain \(old.domid)", error)
+            }
+          }
+        }
+        return domid
       }
     }
 
@@ -467,7 +487,8 @@ public struct DomainCreator: Sendable {
         }
         for socket in sockets { unlink(socket) }
         unlink(paths.savedConfig(domid: domid, uuid: domain.uuid))
-        if case .success(let monitor)? = await monitor?.value {
+        // (A monitor restarting its domain is this process: nothing to wait for.)
+        if case .success(let monitor)? = await monitor?.value, monitor.pid != getpid() {
           await DomainDestroyer.settle(monitor: monitor, spawner: creator.spawner)
         }
         return problems

@@ -76,7 +76,7 @@ public struct DomainInfo: Hashable, Sendable {
   public var stateLetters: String {
     switch (runState, deviceModel) {
     case (.dying?, _): "-----d"
-    case (.shutdown?, _): "---s--"
+    case (.shutdown?, _), (.restarting?, _): "---s--"
     case (.crashed?, _): "----c-"
     case (_, .exited), (_, .replaced): "---sc-"
     case (.paused?, .running): "--p---"

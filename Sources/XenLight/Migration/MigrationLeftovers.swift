@@ -11,9 +11,17 @@ import XenStore
 public enum MigrationLeftovers {
   /// Settles every abandoned migration in `store`; says what it did through `log`.
   public static func resolve(_ store: DomainStore, toolstack: Toolstack, log: (String) -> Void) async {
-    guard let domids = try? await store.guestDomids() else { return }
-    // Every domain's note in one pipelined batch: `xl list` runs this first, in loops.
-    guard let notes = try? await store.xenstore.pipelineResults(domids.map { .read(MigrationProtocol.Note.path($0)) }) else { return }
+    // Bounded as every read of a verb is: a xenstored that never answers fails the verb
+    // after, not during, this settling. Every domain's note in one pipelined batch: `xl list`
+    // runs this first, in loops.
+    guard let (domids, notes) = try? await toolstack.deadline.run(store.xenstore, "listing domains", { () async throws(XenLightError) in
+      let domids = try await store.guestDomids()
+      do {
+        return (domids, try await store.xenstore.pipelineResults(domids.map { .read(MigrationProtocol.Note.path($0)) }))
+      } catch {
+        throw XenStoreConnector.failure("cannot read the migration notes", error)
+      }
+    }) else { return }
     for (domid, read) in zip(domids, notes) {
       guard case .success(let bytes) = read, let note = MigrationProtocol.Note(String(decoding: bytes, as: UTF8.self)),
         !toolstack.spawner.isRunning(note.driver)
@@ -53,9 +61,13 @@ public enum MigrationLeftovers {
 
   /// `cont` on the domain's command QMP socket, then its run state recorded running.
   static func resume(_ domid: UInt32, _ store: DomainStore, loop: EventLoop) async throws(XenLightError) {
-    let control = DomainControl(store: store, loop: loop)
-    let target = try await control.target("\(domid)")
-    try await control.qmp(target, "cont")
+    let target = try await DomainControl(store: store, loop: loop).target("\(domid)")
+    guard let socket = target.qmpSocket else {
+      throw XenLightError(.deviceModelFailed, "domain \(domid) (\(target.name)) has no QMP socket recorded")
+    }
+    try await QMPClient.session(path: socket, loop: loop, what: "domain \(domid) device model") { qmp throws(XenLightError) in
+      try await QEMUMigration.resume(qmp)
+    }
     try await store.update(domid: domid, [XenStoreRecord(target.layout.runStatePath, RunState.running.rawValue)])
   }
 
