@@ -40,7 +40,7 @@ struct List: XLSubcommand {
       // One connection: a migration whose xl died is settled first, so that the list shows
       // where the guest is; then the list.
       let held = try await toolstack.withStore { store throws(XenLightError) in
-        await MigrationLeftovers.resolve(store, toolstack: toolstack, log: { Terminal.error($0) })
+        if let failure = await MigrationLeftovers.resolve(store, toolstack: toolstack, log: { Terminal.error($0) }) { throw failure }
         return try await toolstack.list(domains, in: store)
       }
       // No xenstored and no saved state: no domains (or xl's message for the one named).
