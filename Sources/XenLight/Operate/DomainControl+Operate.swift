@@ -62,8 +62,9 @@ extension DomainControl {
   }
 
   /// `xl dump-core`: the guest's memory as an ELF core (QMP `dump-guest-memory`), written to
-  /// `path`, which xl opens first: a path it cannot write fails before QEMU is asked, and
-  /// nothing is created. The guest is paused during the dump, as libxl's core dump does.
+  /// `path`, which xl opens and hands to QEMU (`getfd`): a path xl cannot write fails before
+  /// QEMU is asked and creates nothing, and a confined device model, chrooted, still writes
+  /// it. QEMU stops the guest's vCPUs during the dump, as libxl's core dump pauses the domain.
   public func dumpCore(_ target: Target, to path: String) async throws(XenLightError) {
     try require(target, "dump the core of", allowed: [.running, .paused, .crashed, .shutdown])
     let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
@@ -71,9 +72,12 @@ extension DomainControl {
       let e = errno
       throw XenLightError(.io, "cannot write the core of domain \(target.domid) (\(target.name)) to \(path): \(String(cString: strerror(e)))", errno: e)
     }
-    close(fd)
+    defer { close(fd) }
     do throws(XenLightError) {
-      try await qmp(target, "dump-guest-memory", [("paging", .bool(false)), ("protocol", .string("file:" + path))])
+      try await session(target) { qmp throws(XenLightError) in
+        try await qmp.execute("getfd", [("fdname", .string("xl-core"))], passing: fd)
+        try await qmp.execute("dump-guest-memory", [("paging", .bool(false)), ("protocol", .string("fd:xl-core"))])
+      }
     } catch {
       unlink(path)
       throw XenLightError(error.code, "core dump of domain \(target.domid) (\(target.name)) failed: \(error.message)")
