@@ -48,6 +48,19 @@ struct List: XLSubcommand {
     } catch {
       throw ExitStatus.fail(error)
     }
-    Terminal.output(long ? DomainListFormat.json(infos) : DomainListFormat.table(infos, verbose: verbose, numa: numa))
+    Terminal.output(long ? DomainListFormat.json(infos, configs: keptConfigs(infos, toolstack.paths)) : DomainListFormat.table(infos, verbose: verbose, numa: numa))
+  }
+
+  /// Each domain's kept config (libxl's userdata), parsed, for `-l`'s devices and actions.
+  static func keptConfigs(_ infos: [DomainInfo], _ paths: ToolstackPaths) -> [UInt32: DomainConfiguration] {
+    var configs: [UInt32: DomainConfiguration] = [:]
+    for info in infos {
+      guard let uuid = info.uuid.flatMap(DomainUUID.init) else { continue }
+      let path = paths.savedConfig(domid: info.domid, uuid: uuid)
+      if let file = try? ConfigFile.read(contentsOf: path), let config = try? DomainConfiguration(file, source: path) {
+        configs[info.domid] = config
+      }
+    }
+    return configs
   }
 }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Spawn
 import Testing
 import InteropSupport
 import TestSupport
@@ -156,6 +157,12 @@ extension GuestSuites {
       #expect(list.first?.hasSuffix("Time(s)   UUID                                 Reason-Code  Security Label NODE Affinity") == true, "\(list)")
       let uuid = try #require(try await bed.read("/local/domain/1/vm")).dropFirst(4)
       #expect(list.dropFirst().first?.contains("--p---") == true && list.dropFirst().first?.hasSuffix(" \(uuid)        -                - all") == true, "\(list)")
+      // list -l: libxl's domain config, the devices and actions from the kept config.
+      let long = try JSON.parse(Array(try await bed.xl(["list", "-l", "still"]).stdout.utf8))
+      let config = try #require(long.arrayValue?.first?["config"])
+      #expect(config["c_info"]?["name"]?.stringValue == "still")
+      #expect(config["on_reboot"]?.stringValue == "restart" && config["on_crash"]?.stringValue == "destroy")
+      #expect(config["disks"]?.arrayValue?.count == 0 && config["nics"]?.arrayValue?.count == 0)
       // cpus = "0": the vCPU thread's affinity from the start.
       let host = sysconf(Int32(_SC_NPROCESSORS_CONF))
       let vcpus = try await bed.xl(["vcpu-list", "still"]).stdout.split(separator: "\n")
