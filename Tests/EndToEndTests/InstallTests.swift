@@ -38,7 +38,7 @@ private let packageRoot: String = {
     #expect(read.stdout.contains("USAGE: xenstore read"), "\(read)")
 
     // Every manual renders, without a warning.
-    for page in ["man1/xl.1", "man1/xenstore.1", "man5/xl.cfg.5", "man8/xenstored.8"] {
+    for page in ["man1/xl.1", "man1/xenstore.1", "man5/xl.cfg.5", "man5/xl.conf.5", "man8/xenstored.8"] {
       let rendered = try await run(["/usr/bin/man", "-l", prefix + "/share/man/" + page], environment: ["MANWIDTH": "80", "MAN_KEEP_FORMATTING": "0"])
       #expect(rendered.status == 0 && rendered.stderr == "", "\(page): \(rendered.stderr)")
       let file = page.split(separator: "/")[1]
