@@ -186,6 +186,15 @@ extension GuestSuites {
       #expect(missing.stderr == "xl: cannot run /nonexistent/viewer: No such file or directory\n")
       #expect(try await bed.xl(["destroy", "still"]).status == 0)
 
+      // create -V: once created, xl becomes the viewer of the new domain's display.
+      let created = try await bed.xl(
+        ["create", "-q", "-V", bed.tinyGuest("viewed", "vnc = 1\nvnclisten = \"127.0.0.1\"")], environment: ["VNCVIEWER": viewer])
+      #expect(created.status == 0, "\(created)")
+      let viewed = try readFile(seen)
+      #expect(viewed == "127.0.0.1:0\n", "\(viewed)")
+      #expect(try await bed.read("/local/domain/1/name") == "viewed")
+      #expect(try await bed.xl(["destroy", "viewed"]).status == 0)
+
       // A domain without a display, and console -e's bad escape.
       try #require(try await bed.xl(["create", "-q", bed.tinyGuest("blind")]).status == 0)
       let blind = try await bed.xl(["vncviewer", "blind"])
