@@ -29,7 +29,7 @@ struct Info: XLSubcommand {
     let (executable, cache) = deviceModel
     // The spawner (and its event loop thread) only when QEMU must be asked.
     let version = await HostInfo.version(of: executable, cacheFile: cache, spawner: Spawner())
-    print(field: field, version: version, xenstore: xenstore)
+    print(executable, version: version, field: field, xenstore: xenstore)
   }
 
   /// `xl info [FIELD]` with the device model's version in its cache: printed on the main
@@ -38,17 +38,18 @@ struct Info: XLSubcommand {
   static func runFromCache(field: String?) -> Bool {
     let (executable, cache) = deviceModel
     guard let version = HostInfo.cachedVersion(of: executable, cacheFile: cache) else { return false }
-    print(field: field, version: version)
+    print(executable, version: version, field: field)
     return true
   }
 
+  /// QEMU's path (found in $PATH) and where its version is cached.
   private static var deviceModel: (executable: String, cache: String) {
     (HostInfo.resolve("qemu-system-x86_64") ?? "qemu-system-x86_64 (not found in $PATH)",
      ToolstackPaths.current().libDirectory + "/device-model-version")
   }
 
-  private static func print(field: String?, version: String?, xenstore: Bool = false) {
-    var lines = HostInfo.lines(deviceModel: deviceModel.executable, deviceModelVersion: version)
+  private static func print(_ executable: String, version: String?, field: String?, xenstore: Bool = false) {
+    var lines = HostInfo.lines(deviceModel: executable, deviceModelVersion: version)
     if xenstore { lines.insert(("xenstore_features", "0x00000000"), at: lines.count - 1) }
     Terminal.output(HostInfo.text(lines, only: field))
   }
