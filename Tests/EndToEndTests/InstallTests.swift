@@ -122,6 +122,9 @@ extension GuestSuites {
 
       let before = try await GuestProbe.mark(bed, "linux")
 
+      // Not a save file: left alone at start.
+      mkdir(save, 0o755)
+      _ = bed.config("not a saved domain\n", name: "save/notes.txt")
       // The host goes down: the guest is saved (xl save), nothing of it left running.
       let stopped = try await xendomainsRun("stop")
       #expect(stopped.status == 0, "\(stopped)")
@@ -138,6 +141,7 @@ extension GuestSuites {
       #expect(again.status == 0, "\(again)")
       #expect(again.stdout == "Restoring Xen domains: linux\nStarting auto Xen domains: linux.cfg(skip)\n", "\(again)")
       #expect(access(save + "/linux", F_OK) != 0)
+      #expect(try readFile(save + "/notes.txt") == "not a saved domain\n")
       let after = try await GuestProbe.check(bed, "linux")
       #expect(after.marker == before.marker && !before.marker.isEmpty, "\(before) then \(after)")
       #expect(after.uptime >= before.uptime)
