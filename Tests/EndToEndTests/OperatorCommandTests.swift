@@ -56,6 +56,7 @@ extension GuestSuites {
       #expect(rows.count == 6 && rows[0] == header && rows[3] == header, "\(top)")
       #expect(rows[1].hasPrefix("     linux ") && rows[2].hasPrefix(" neighbour "), "\(rows)")
       #expect(rows[4].split(separator: " ")[4] == "131072", "MEM(k) of 128 MiB: \(rows[4])")
+      #expect(rows[4].split(separator: " ")[9] == "0" && rows[4].split(separator: " ")[12] == "0", "no NIC, no disk: \(rows[4])")
       let refused = try await bed.xl(["top"])
       #expect(refused.status == 64 && refused.stderr.hasPrefix("Error: only batch mode is available: xl top -b\n"), "\(refused)")
 
