@@ -7,7 +7,7 @@
 #   BUILD_DIR=.build/debug scripts/install.sh --no-build   # what is built already
 #
 #   $PREFIX/sbin/xl, $PREFIX/sbin/xenstored, $PREFIX/bin/xenstore and its xenstore-<verb> links
-#   $PREFIX/share/man/man1/xl.1, xenstore.1; man5/xl.cfg.5; man8/xenstored.8
+#   $PREFIX/share/man/man1/xl.1, xenstore.1; man5/xl.cfg.5, xl.conf.5; man8/xenstored.8
 #   $PREFIX/share/bash-completion/completions/xl
 #   $PREFIX/lib/systemd/system/xenstored.service, xendomains.service
 #   $PREFIX/lib/xen/bin/xendomains (Xen's LIBEXEC_BIN)
@@ -59,7 +59,7 @@ for verb in read write rm ls exists list chmod watch; do
 done
 
 install -m 0644 packaging/man/xl.1 packaging/man/xenstore.1 "$root/share/man/man1/"
-install -m 0644 packaging/man/xl.cfg.5 "$root/share/man/man5/"
+install -m 0644 packaging/man/xl.cfg.5 packaging/man/xl.conf.5 "$root/share/man/man5/"
 install -m 0644 packaging/man/xenstored.8 "$root/share/man/man8/"
 install -m 0644 packaging/bash-completion/xl "$root/share/bash-completion/completions/xl"
 

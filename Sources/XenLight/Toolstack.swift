@@ -83,22 +83,25 @@ public struct Toolstack: Sendable {
 
   /// `xl list`: every domain, or those `references` name (an unknown one is `.notFound`).
   public func list(_ references: [String] = []) async throws(XenLightError) -> [DomainInfo] {
-    let listed = try await withStore { store throws(XenLightError) -> [DomainInfo] in
-      var selection: [UInt32]?
-      if !references.isEmpty {
-        selection = []
-        for reference in references { selection!.append(try await find(reference, in: store)) }
-      }
-      let listed = try await deadline.run(store.xenstore, "listing domains") { [selection] () async throws(XenLightError) in
-        try await DomainLister().list(store, only: selection)
-      }
-      await replaceDeadMonitors(in: store)
-      return listed
-    }
+    let listed = try await withStore { store throws(XenLightError) -> [DomainInfo] in try await list(references, in: store) }
     guard let listed else {
       if let first = references.first { throw noDaemon(first) }
       return []
     }
+    return listed
+  }
+
+  /// `list` on a connection the caller holds.
+  public func list(_ references: [String], in store: DomainStore) async throws(XenLightError) -> [DomainInfo] {
+    var selection: [UInt32]?
+    if !references.isEmpty {
+      selection = []
+      for reference in references { selection!.append(try await find(reference, in: store)) }
+    }
+    let listed = try await deadline.run(store.xenstore, "listing domains") { [selection] () async throws(XenLightError) in
+      try await DomainLister().list(store, only: selection)
+    }
+    await replaceDeadMonitors(in: store)
     return listed
   }
 

@@ -116,13 +116,16 @@ struct CreateRequest: Equatable, Sendable {
   func execute() async throws {
     let terminal = Terminal(quiet: quiet, verbose: verbose)
     terminal.note("Parsing config from \(configFile)")
-    let domain: DomainConfiguration
+    var parsed: DomainConfiguration
     do {
       let file = try ConfigFile.read(contentsOf: configFile).applying(overrides: settings)
-      domain = try DomainConfiguration(file, source: configFile)
+      parsed = try DomainConfiguration(file, source: configFile)
     } catch {
       throw ExitStatus.fail(error)
     }
+    // xl.conf's vif.default.bridge / vif.default.script for interfaces that name neither.
+    let defaultedVifs = GlobalSettings.current.applyVifDefaults(to: &parsed)
+    let domain = parsed
     for warning in domain.warnings { terminal.note(warning.description) }
     terminal.timeline("parsed \(configFile): domain \"\(domain.name)\" (\(domain.type.rawValue))")
 
@@ -140,6 +143,10 @@ struct CreateRequest: Equatable, Sendable {
       .creator(timeout: timeout.map { .milliseconds(Int64($0 * 1000)) })
     configured.startsPaused = paused
     do { configured.configText = try SavedConfig.text(file: configFile, settings: settings) } catch { throw ExitStatus.fail(error) }
+    if defaultedVifs, let text = configured.configText {
+      // A restart re-creates the domain from the kept config, without xl.conf: the vifs as created.
+      configured.configText = SavedConfigEditor.replacingList("vif", with: domain.nics.map(\.canonical), in: text)
+    }
     if !noMonitor && !foreground {
       // Started beside the device model's confirmation: `xl create` returns once both are.
       let (connector, name) = (configured.connector, domain.name)

@@ -1,5 +1,6 @@
 /// The command lines xl runs most often, parsed without ArgumentParser: `xl create` with its
-/// usual options, `xl monitor DOMID` as create starts it, and `xl block-attach DOMAIN SPEC`. ArgumentParser's first parse
+/// usual options, `xl monitor DOMID` as create starts it, `xl block-attach DOMAIN SPEC`, and the
+/// plain forms of `xl list`, `xl uptime` and `xl info`. ArgumentParser's first parse
 /// costs about 1.5 ms of Swift runtime set-up (reflection, conformance look-ups), a large part
 /// of what `xl create` adds to QEMU's own start.
 ///
@@ -11,6 +12,11 @@ enum FastCommandLine: Equatable {
   case monitor(domid: UInt32)
   /// `xl block-attach DOMAIN SPEC...`, whose time is measured beside QEMU's own answer.
   case blockAttach(domain: String, spec: [String])
+  /// `xl list [DOMAIN...]`, `xl uptime [-s] [DOMAIN...]`, `xl info [FIELD]`: an operator's
+  /// scripts call these in loops.
+  case list(domains: [String])
+  case uptime(short: Bool, domains: [String])
+  case info(field: String?)
 
   /// nil: ArgumentParser's to parse.
   init?(_ words: ArraySlice<String>) {
@@ -28,6 +34,17 @@ enum FastCommandLine: Equatable {
       // Words only: any option (help included) is ArgumentParser's.
       guard words.count >= 2, !words.contains(where: { $0.hasPrefix("-") }) else { return nil }
       self = .blockAttach(domain: words.first!, spec: Array(words.dropFirst()))
+    case "list":
+      guard words.allSatisfy(Self.isOperand) else { return nil }
+      self = .list(domains: Array(words))
+    case "uptime":
+      let short = words.first == "-s"
+      if short { words.removeFirst() }
+      guard words.allSatisfy(Self.isOperand) else { return nil }
+      self = .uptime(short: short, domains: Array(words))
+    case "info":
+      guard words.count <= 1, words.allSatisfy(Self.isOperand) else { return nil }
+      self = .info(field: words.first)
     default:
       return nil
     }
@@ -83,6 +100,9 @@ enum FastCommandLine: Equatable {
     }
     return request.problem == nil ? request : nil
   }
+
+  /// A word ArgumentParser takes as an argument, not an option or help.
+  private static func isOperand(_ word: String) -> Bool { !word.hasPrefix("-") && word != "help" }
 
   /// One name for an option's short and long spellings (so that `-q --quiet` is a repeat).
   private static func canonical(_ name: String) -> String {

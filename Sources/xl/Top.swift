@@ -2,8 +2,8 @@ import ArgumentParser
 import Reactor
 import XenLight
 
-/// `xl top -b [-i N] [-d S]`: xentop's batch output, from the records, /proc and the device
-/// models' CPU time.
+/// `xl top -b [-i N] [-d S]`: xentop's batch output, from the records, /proc, the device
+/// models' CPU time and the kept configs' NICs and disks.
 struct Top: XLSubcommand {
   static let configuration = CommandConfiguration(
     abstract: "Print each domain's CPU, memory and vCPUs as xentop does (batch mode).",
@@ -32,13 +32,16 @@ struct Top: XLSubcommand {
       let infos: [DomainInfo]
       do { infos = try await toolstack.list() } catch { throw ExitStatus.fail(error) }
       let now = EventLoop.now()
+      let configs = List.keptConfigs(infos, toolstack.paths)
       var out = TopFormat.header
       for info in infos {
         var percent = 0.0
         if let previous, let before = previous.cpu[info.domid], now > previous.time {
           percent = (info.cpuSeconds - before) * 100 / (Double(now - previous.time) / 1e9)
         }
-        out += TopFormat.row(info, cpuPercent: max(percent, 0), hostMemoryKiB: memory)
+        let config = configs[info.domid]
+        out += TopFormat.row(
+          info, cpuPercent: max(percent, 0), hostMemoryKiB: memory, nets: config?.nics.count ?? 0, vbds: config?.disks.count ?? 0)
       }
       Terminal.output(out)
       previous = (now, Dictionary(uniqueKeysWithValues: infos.map { ($0.domid, $0.cpuSeconds) }))

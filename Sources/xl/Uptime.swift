@@ -15,7 +15,10 @@ struct Uptime: XLSubcommand {
 
   @Argument(help: "Only these domains (names or ids).") var domains: [String] = []
 
-  func execute() async throws {
+  func execute() async throws { try await Self.run(domains, short: short) }
+
+  /// The lines (also `FastCommandLine`'s `xl uptime [-s] [DOMAIN...]`).
+  static func run(_ domains: [String], short: Bool) async throws {
     let guests: [DomainSummary]
     let wanted = domains.filter { $0 != "0" && $0 != "Domain-0" }
     do { guests = try await Toolstack.forXL().summaries(wanted) } catch { throw ExitStatus.fail(error) }

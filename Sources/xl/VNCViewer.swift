@@ -41,6 +41,7 @@ struct VNCViewer: XLSubcommand {
     let argv = arguments.map { strdup($0) } + [nil]
     execvp(viewer, argv)
     let e = errno
+    for pointer in argv { free(pointer) }
     throw ExitStatus.fail(XenLightError(.io, "cannot run \(viewer): \(String(cString: strerror(e)))", errno: e))
   }
 }

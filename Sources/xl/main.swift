@@ -10,8 +10,10 @@ import CReactor
 // the command runs in a detached task, and the main thread takes the signals itself.
 Interrupts.block()
 
+GlobalSettings.read(for: CommandLine.arguments.dropFirst())
+if case .info(let field)? = FastCommandLine(CommandLine.arguments.dropFirst()), Info.runFromCache(field: field) { end(0) }
+
 Task.detached {
-  GlobalSettings.read(for: CommandLine.arguments.dropFirst())
   do {
     switch FastCommandLine(CommandLine.arguments.dropFirst()) {
     case .create(let request)?:
@@ -20,6 +22,12 @@ Task.detached {
       try await Monitor.watch(domid: domid, readyDescriptor: 3)
     case .blockAttach(let domain, let spec)?:
       try await BlockAttach(domain: domain, spec: spec).execute()
+    case .list(let domains)?:
+      try await List.run(domains)
+    case .uptime(let short, let domains)?:
+      try await Uptime.run(domains, short: short)
+    case .info(let field)?:
+      await Info.run(field: field)
     case nil:
       var command = try XL.parseAsRoot()
       if let subcommand = command as? any XLSubcommand {

@@ -38,4 +38,18 @@ import TestSupport
     #expect(refused.stdout == "")
     #expect(refused.stderr == "xl: \(bad):1:1: output_format: invalid default output format \"xml\" (expected json or sxp)\n")
   }
+
+  @Test func vifDefaultsApplyToInterfacesThatNameNoBridge() async throws {
+    let bed = try XlTestbed()
+    defer { bed.stop() }
+    let conf = bed.config("vif.default.bridge = \"xenbr7\"\n", name: "xl.conf")
+    let cfg = bed.tinyGuest("n", "vif = [\"mac=00:16:3e:00:00:01\", \"mac=00:16:3e:00:00:02,bridge=br-own\"]")
+    let defaulted = try await bed.xl(["create", "-n", cfg], environment: ["XL_CONF": conf])
+    #expect(defaulted.status == 0, "\(defaulted)")
+    #expect(defaulted.stdout.contains("/backend/vif/1/0/bridge = \"xenbr7\"\n"), "\(defaulted.stdout)")
+    #expect(defaulted.stdout.contains("/backend/vif/1/1/bridge = \"br-own\"\n"))
+    let plain = try await bed.xl(["create", "-n", cfg], environment: ["XL_CONF": bed.directory.appending("none.conf")])
+    #expect(!plain.stdout.contains("/backend/vif/1/0/bridge"), "\(plain.stdout)")
+    #expect(plain.stdout.contains("-netdev user,id=net0"))
+  }
 }

@@ -57,6 +57,25 @@ extension GuestSuites {
       #expect(processes(mentioning: bed.directory.path + "/").isEmpty, "a device model or monitor outlived the create")
     }
 
+    /// A guest whose init is poweroff or reboot: QEMU (-no-shutdown, reboot=shutdown) says
+    /// so with SHUTDOWN on QMP, which the create hears before any console line.
+    @Test(.enabled(if: TestEnvironment.shouldRun(peers)), arguments: [("poweroff", "powered off (guest-shutdown)"), ("reboot", "reset itself")])
+    func aGuestThatPowersOffOrResetsFirstFailsTheCreate(_ initProgram: String, _ how: String) async throws {
+      let bed = try XlTestbed()
+      defer { bed.stop() }
+      let result = try await bed.xl([
+        "create", "-q", bed.linuxGuest(Self.booted), "extra=\"console=ttyS0 panic=0 rdinit=/bin/\(initProgram) -- -f\"",
+      ])
+      #expect(result.status == 3, "\(result)")
+      #expect(
+        result.stderr.hasPrefix(
+          #"xl: domain "linux" not created: the guest \#(how) before printing a console line matching "^xenlight-guest: booted, uptime [0-9.]+ s$"; its device model was stopped and its records removed; the console's last lines ("#),
+        "\(result.stderr)")
+      #expect(result.stderr.contains("Run /bin/\(initProgram) as init process"))
+      try await bed.expectNoLeftovers()
+      #expect(processes(mentioning: bed.directory.path + "/").isEmpty, "a device model or monitor outlived the create")
+    }
+
     @Test(.enabled(if: TestEnvironment.shouldRun(peers)))
     func aGuestThatNeverPrintsTheLineTimesOut() async throws {
       let bed = try XlTestbed()

@@ -38,7 +38,7 @@ private let packageRoot: String = {
     #expect(read.stdout.contains("USAGE: xenstore read"), "\(read)")
 
     // Every manual renders, without a warning.
-    for page in ["man1/xl.1", "man1/xenstore.1", "man5/xl.cfg.5", "man8/xenstored.8"] {
+    for page in ["man1/xl.1", "man1/xenstore.1", "man5/xl.cfg.5", "man5/xl.conf.5", "man8/xenstored.8"] {
       let rendered = try await run(["/usr/bin/man", "-l", prefix + "/share/man/" + page], environment: ["MANWIDTH": "80", "MAN_KEEP_FORMATTING": "0"])
       #expect(rendered.status == 0 && rendered.stderr == "", "\(page): \(rendered.stderr)")
       let file = page.split(separator: "/")[1]
@@ -122,6 +122,9 @@ extension GuestSuites {
 
       let before = try await GuestProbe.mark(bed, "linux")
 
+      // Not a save file: left alone at start.
+      mkdir(save, 0o755)
+      _ = bed.config("not a saved domain\n", name: "save/notes.txt")
       // The host goes down: the guest is saved (xl save), nothing of it left running.
       let stopped = try await xendomainsRun("stop")
       #expect(stopped.status == 0, "\(stopped)")
@@ -138,6 +141,7 @@ extension GuestSuites {
       #expect(again.status == 0, "\(again)")
       #expect(again.stdout == "Restoring Xen domains: linux\nStarting auto Xen domains: linux.cfg(skip)\n", "\(again)")
       #expect(access(save + "/linux", F_OK) != 0)
+      #expect(try readFile(save + "/notes.txt") == "not a saved domain\n")
       let after = try await GuestProbe.check(bed, "linux")
       #expect(after.marker == before.marker && !before.marker.isEmpty, "\(before) then \(after)")
       #expect(after.uptime >= before.uptime)

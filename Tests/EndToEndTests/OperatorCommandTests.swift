@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Spawn
 import Testing
 import InteropSupport
 import TestSupport
@@ -55,6 +56,7 @@ extension GuestSuites {
       #expect(rows.count == 6 && rows[0] == header && rows[3] == header, "\(top)")
       #expect(rows[1].hasPrefix("     linux ") && rows[2].hasPrefix(" neighbour "), "\(rows)")
       #expect(rows[4].split(separator: " ")[4] == "131072", "MEM(k) of 128 MiB: \(rows[4])")
+      #expect(rows[4].split(separator: " ")[9] == "0" && rows[4].split(separator: " ")[12] == "0", "no NIC, no disk: \(rows[4])")
       let refused = try await bed.xl(["top"])
       #expect(refused.status == 64 && refused.stderr.hasPrefix("Error: only batch mode is available: xl top -b\n"), "\(refused)")
 
@@ -120,7 +122,7 @@ extension GuestSuites {
         (["button-press", "one", "eject"], 1, "WARNING: \"button-press\" is deprecated. Please use \"trigger\"\neject is an invalid button identifier\n"),
         (["sysrq", "one", "hh"], 1, "Invalid sysrq.\n\n"),
         (["sysrq", "one", "%"], 1, "xl: invalid sysrq key \"%\" (a letter or a digit)\n"),
-        (["rename", "one", "two"], 4, "xl: cannot rename domain 1 (one) to \"two\": domain 2 has that name\n"),
+        (["rename", "one", "two"], 4, "xl: cannot rename domain 1 (one) to \"two\": a domain named \"two\" already exists (domain 2)\n"),
         (["rename", "one", "a/b"], 1, "xl: cannot rename domain 1 (one): the domain name \"a/b\" must not contain \"/\": it names the domain's log, console and dump files\n"),
         (["rename", "nosuch", "three"], 1, "xl: no domain \"nosuch\"\n"),
         (["dump-core", "one", "/proc/no/core"], 1, "xl: cannot write the core of domain 1 (one) to /proc/no/core: No such file or directory\n"),
@@ -156,6 +158,12 @@ extension GuestSuites {
       #expect(list.first?.hasSuffix("Time(s)   UUID                                 Reason-Code  Security Label NODE Affinity") == true, "\(list)")
       let uuid = try #require(try await bed.read("/local/domain/1/vm")).dropFirst(4)
       #expect(list.dropFirst().first?.contains("--p---") == true && list.dropFirst().first?.hasSuffix(" \(uuid)        -                - all") == true, "\(list)")
+      // list -l: libxl's domain config, the devices and actions from the kept config.
+      let long = try JSON.parse(Array(try await bed.xl(["list", "-l", "still"]).stdout.utf8))
+      let config = try #require(long.arrayValue?.first?["config"])
+      #expect(config["c_info"]?["name"]?.stringValue == "still")
+      #expect(config["on_reboot"]?.stringValue == "restart" && config["on_crash"]?.stringValue == "destroy")
+      #expect(config["disks"]?.arrayValue?.count == 0 && config["nics"]?.arrayValue?.count == 0)
       // cpus = "0": the vCPU thread's affinity from the start.
       let host = sysconf(Int32(_SC_NPROCESSORS_CONF))
       let vcpus = try await bed.xl(["vcpu-list", "still"]).stdout.split(separator: "\n")
@@ -178,6 +186,15 @@ extension GuestSuites {
       #expect(missing.status == 1)
       #expect(missing.stderr == "xl: cannot run /nonexistent/viewer: No such file or directory\n")
       #expect(try await bed.xl(["destroy", "still"]).status == 0)
+
+      // create -V: once created, xl becomes the viewer of the new domain's display.
+      let created = try await bed.xl(
+        ["create", "-q", "-V", bed.tinyGuest("viewed", "vnc = 1\nvnclisten = \"127.0.0.1\"")], environment: ["VNCVIEWER": viewer])
+      #expect(created.status == 0, "\(created)")
+      let viewed = try readFile(seen)
+      #expect(viewed == "127.0.0.1:0\n", "\(viewed)")
+      #expect(try await bed.read("/local/domain/1/name") == "viewed")
+      #expect(try await bed.xl(["destroy", "viewed"]).status == 0)
 
       // A domain without a display, and console -e's bad escape.
       try #require(try await bed.xl(["create", "-q", bed.tinyGuest("blind")]).status == 0)

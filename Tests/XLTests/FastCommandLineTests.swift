@@ -12,6 +12,9 @@ import Testing
     case let create as Create: .create(create.request)
     case let monitor as Monitor where monitor.readyDescriptor == 3: .monitor(domid: monitor.domid)
     case let attach as BlockAttach: .blockAttach(domain: attach.domain, spec: attach.spec)
+    case let list as List where !list.long && !list.verbose && !list.numa && list.xenstoreTimeout == 10: .list(domains: list.domains)
+    case let uptime as Uptime: .uptime(short: uptime.short, domains: uptime.domains)
+    case let info as Info where !info.numa && !info.xenstore: .info(field: info.field)
     default: nil
     }
   }
@@ -29,6 +32,8 @@ import Testing
     ["create", "-qf", "tiny.cfg"],
     ["create", "-pq", "tiny.cfg"],
     ["monitor", "7"],
+    ["list"], ["list", "tiny", "7"], ["uptime"], ["uptime", "-s"], ["uptime", "-s", "tiny", "other"], ["uptime", "tiny"],
+    ["info"], ["info", "total_memory"],
     ["monitor", "4294967295"],
     ["block-attach", "linux", "/img/d.raw,raw,xvdb,rw"],
     ["block-attach", "3", "/img/d.raw", "raw", "xvdb", "rw"],
@@ -40,7 +45,7 @@ import Testing
 
   @Test(arguments: [
     // ArgumentParser's: help, other verbs, errors, and spellings the fast path does not know.
-    ["create", "--help"], ["create", "-h"], ["help", "create"], ["list"], ["destroy", "tiny"], [],
+    ["create", "--help"], ["create", "-h"], ["help", "create"], ["destroy", "tiny"], [],
     ["create"], ["create", "-q", "-v", "tiny.cfg"], ["create", "-F", "-e", "tiny.cfg"],
     ["create", "--timeout", "0", "tiny.cfg"], ["create", "--timeout", "-5", "tiny.cfg"],
     ["create", "--timeout", "soon", "tiny.cfg"], ["create", "--timeout"], ["create", "--xenstore-timeout=0", "t.cfg"],
@@ -51,6 +56,8 @@ import Testing
     ["monitor"], ["monitor", "-1"], ["monitor", "7", "--ready-descriptor", "5"], ["monitor", "4294967296"],
     ["monitor", "x7"], ["monitor", "٧"], ["monitor", "7", "8"],
     ["block-attach"], ["block-attach", "linux"], ["block-attach", "--help"], ["block-attach", "linux", "-h"],
+    ["list", "-l"], ["list", "-v", "tiny"], ["list", "--help"], ["list", "help"], ["uptime", "-s", "-s"], ["uptime", "tiny", "-s"],
+    ["info", "-n"], ["info", "a", "b"], ["info", "--xenstore"],
   ])
   func leftToArgumentParser(_ words: [String]) {
     #expect(FastCommandLine(words[...]) == nil)

@@ -78,4 +78,17 @@ public struct GlobalConfig: Sendable, Hashable {
     }
     return config
   }
+
+  /// Gives each of `domain`'s network interfaces that names neither a bridge nor a script
+  /// `vif.default.bridge` and `vif.default.script`, as xl does. Returns whether any changed.
+  public func applyVifDefaults(to domain: inout DomainConfiguration) -> Bool {
+    guard vifBridge != nil || vifScript != nil else { return false }
+    var changed = false
+    for index in domain.nics.indices where domain.nics[index].bridge == nil && domain.nics[index].script == nil {
+      domain.nics[index].bridge = vifBridge
+      domain.nics[index].script = vifScript
+      changed = true
+    }
+    return changed
+  }
 }

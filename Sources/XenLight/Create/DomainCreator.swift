@@ -400,9 +400,12 @@ public struct DomainCreator: Sendable {
           state = try await incoming(domid, command)
         } else if creator.startsPaused {
           state = .paused
-        } else if let check = domain.guestReady, let consoleLog {
-          // The guest first (when asked): the domain monitor takes over only a guest that is
-          // up. A restored guest is up already: its console printed the line before it was saved.
+        }
+        tty = try await Self.configureStarted(command, domain: domain, loop: creator.spawner.loop)
+        if creator.incoming == nil, !creator.startsPaused, let check = domain.guestReady, let consoleLog {
+          // The guest (when asked), before the run state: the domain monitor takes over only a
+          // guest that is up. A restored guest is up already: its console printed the line
+          // before it was saved; a paused one prints nothing.
           events.phase(.guest, "a line matching \(ConfigValue.quoted(check.consolePattern)) in \(consoleLog)")
           guest = try await GuestReadiness(
             check: check, domain: domain.name, consoleLog: consoleLog, startOffset: consoleStart, qmpSocket: command.qmpSocketPath,
@@ -410,7 +413,6 @@ public struct DomainCreator: Sendable {
           ).wait()
         }
         events.phase(.record, layout.deviceModelStatePath)
-        tty = try await Self.configureStarted(command, domain: domain, loop: creator.spawner.loop)
         // The run state last: the domain monitor takes the domain over when it appears.
         var running = [XenStoreRecord(layout.deviceModelStatePath, "running")]
         if let tty { running.append(XenStoreRecord(layout.serialTTYPath(0), tty)) }

@@ -90,17 +90,17 @@ struct GuestReadiness: Sendable {
     } catch {
       throw XenLightError(.io, "domain \"\(domain)\": cannot read its console log \(consoleLog): \(error)")
     }
-    let expected = "a console line matching \(ConfigValue.quoted(check.consolePattern))"
+    let line = "console line matching \(ConfigValue.quoted(check.consolePattern))"
     switch outcome {
     case .ready(let confirmation):
       return confirmation
     case .died(let how):
-      throw failure(.guestFailed, "the guest \(how) before printing \(expected)", tail)
+      throw failure(.guestFailed, "the guest \(how) before printing a \(line)", tail)
     case .deviceModelGone(let how):
-      throw failure(.deviceModelFailed, "its device model \(how) before the guest printed \(expected)", tail)
+      throw failure(.deviceModelFailed, "its device model \(how) before the guest printed a \(line)", tail)
     case .timedOut:
       let seconds = check.timeoutSeconds == check.timeoutSeconds.rounded() ? "\(Int(check.timeoutSeconds)) s" : "\(check.timeoutSeconds) s"
-      throw failure(.timedOut, "the guest printed no \(expected.dropFirst(2)) within \(seconds) (guest_ready_timeout)", tail)
+      throw failure(.timedOut, "the guest printed no \(line) within \(seconds) (guest_ready_timeout)", tail)
     }
   }
 

@@ -89,17 +89,29 @@ public enum HostInfo {
     return nil
   }
 
+  /// The version `cacheFile` holds for `executable` as it is now (nil: none, or a stale one):
+  /// no process, no thread.
+  public static func cachedVersion(of executable: String, cacheFile: String) -> String? {
+    guard let key = cacheKey(executable), let cached = try? FileIO.readText(cacheFile), let newline = cached.firstIndex(of: "\n"),
+      cached[..<newline] == key
+    else { return nil }
+    let value = cached[cached.index(after: newline)...].split(separator: "\n").first.map(String.init)
+    return value?.isEmpty == false ? value : nil
+  }
+
+  /// The binary's path, size and modification time: a new QEMU is asked again.
+  private static func cacheKey(_ executable: String) -> String? {
+    var info = stat()
+    guard stat(executable, &info) == 0 else { return nil }
+    return "\(executable) \(info.st_size) \(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec)"
+  }
+
   /// What `executable --version` says ("7.2.19 (Debian 1:7.2+dfsg-7+deb12u18)"), cached in
   /// `cacheFile` under the binary's size and modification time: asked once per binary, as an
   /// operator's loop of `xl info` should not start a QEMU each time.
   public static func version(of executable: String, cacheFile: String, spawner: Spawner) async -> String? {
-    var info = stat()
-    guard stat(executable, &info) == 0 else { return nil }
-    let key = "\(executable) \(info.st_size) \(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec)"
-    if let cached = try? FileIO.readText(cacheFile), let newline = cached.firstIndex(of: "\n"), cached[..<newline] == key {
-      let value = cached[cached.index(after: newline)...].split(separator: "\n").first.map(String.init)
-      if let value, !value.isEmpty { return value }
-    }
+    if let cached = cachedVersion(of: executable, cacheFile: cacheFile) { return cached }
+    guard let key = cacheKey(executable) else { return nil }
     // It prints and exits: the "failure" to confirm carries its output.
     let log = cacheFile + ".out"
     let command = SpawnCommand(what: "device model version", executable: executable, arguments: ["--version"], logPath: log, timeout: .seconds(10))

@@ -107,13 +107,35 @@ public enum DomainListFormat {
     return lines.joined(separator: "\n") + "\n"
   }
 
-  /// `xl list -l`: an array of `{ "domid", "config": { "c_info", "b_info" }, "device_model" }`,
-  /// with libxl's field names where libxl has them.
-  public static func json(_ domains: [DomainInfo]) -> String {
-    JSON.array(domains.map(json)).rendered() + "\n"
+  /// `xl list -l`: an array of `{ "domid", "config": { "c_info", "b_info", "disks", "nics",
+  /// "on_poweroff"… }, "device_model" }`, with libxl's field names where libxl has them; the
+  /// devices and actions from each domain's kept config (`configs`, by domid) when it has one.
+  public static func json(_ domains: [DomainInfo], configs: [UInt32: DomainConfiguration] = [:]) -> String {
+    JSON.array(domains.map { json($0, config: configs[$0.domid]) }).rendered() + "\n"
   }
 
-  static func json(_ d: DomainInfo) -> JSON {
+  /// libxl_domain_config's device and action fields for `config`.
+  static func configFields(_ config: DomainConfiguration) -> [(String, JSON)] {
+    let disks: [JSON] = config.disks.map { disk in
+      .object([
+        ("pdev_path", .string(disk.target)), ("vdev", .string(disk.vdev)), ("format", .string(disk.format)),
+        ("readwrite", .number(disk.readOnly ? 0 : 1)), ("is_cdrom", .number(disk.isCDROM ? 1 : 0)),
+      ])
+    }
+    let nics: [JSON] = config.nics.enumerated().map { index, nic in
+      var fields: [(String, JSON)] = [("devid", .number(Int64(nic.devid ?? index))), ("mac", .string(nic.mac)), ("model", .string(nic.model))]
+      if let bridge = nic.bridge { fields.append(("bridge", .string(bridge))) }
+      if let script = nic.script { fields.append(("script", .string(script))) }
+      return .object(fields)
+    }
+    return [
+      ("disks", .array(disks)), ("nics", .array(nics)),
+      ("on_poweroff", .string(config.onPoweroff.rawValue)), ("on_reboot", .string(config.onReboot.rawValue)),
+      ("on_watchdog", .string(config.onWatchdog.rawValue)), ("on_crash", .string(config.onCrash.rawValue)),
+    ]
+  }
+
+  static func json(_ d: DomainInfo, config: DomainConfiguration? = nil) -> JSON {
     var cInfo: [(String, JSON)] = [("name", .string(d.name))]
     if let type = d.type { cInfo.insert(("type", .string(type)), at: 0) }
     if let uuid = d.uuid { cInfo.append(("uuid", .string(uuid))) }
@@ -137,7 +159,7 @@ public enum DomainListFormat {
     if let monitored = d.monitored { dm.append(("monitored", .bool(monitored))) }
     var object: [(String, JSON)] = [
       ("domid", .number(Int64(d.domid))),
-      ("config", .object([("c_info", .object(cInfo)), ("b_info", .object(bInfo))])),
+      ("config", .object([("c_info", .object(cInfo)), ("b_info", .object(bInfo))] + (config.map(configFields) ?? []))),
       ("device_model", .object(dm)),
     ]
     if let start = d.startTime { object.append(("start_time", .string(start))) }

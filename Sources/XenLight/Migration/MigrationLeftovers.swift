@@ -10,14 +10,27 @@ import XenStore
 /// is no longer alive is settled by the step it had reached.
 public enum MigrationLeftovers {
   /// Settles every abandoned migration in `store`; says what it did through `log`.
-  public static func resolve(_ store: DomainStore, toolstack: Toolstack, log: (String) -> Void) async {
+  /// Returns why the notes could not be read (nil: they were): the deadline's expiry closes
+  /// the connection, so a caller going on with it has that to report.
+  @discardableResult
+  public static func resolve(_ store: DomainStore, toolstack: Toolstack, log: (String) -> Void) async -> XenLightError? {
     // Bounded as every read of a verb is: a xenstored that never answers fails the verb
-    // after, not during, this settling.
-    guard let domids = try? await toolstack.deadline.run(store.xenstore, "listing domains", { () async throws(XenLightError) in
-      try await store.guestDomids()
-    }) else { return }
-    // Every domain's note in one pipelined batch: one round trip however many domains.
-    guard let notes = try? await store.xenstore.pipelineResults(domids.map { .read(MigrationProtocol.Note.path($0)) }) else { return }
+    // after, not during, this settling. Every domain's note in one pipelined batch: `xl list`
+    // runs this first, in loops.
+    let domids: [UInt32]
+    let notes: [Result<[UInt8], XenStoreError>]
+    do throws(XenLightError) {
+      (domids, notes) = try await toolstack.deadline.run(store.xenstore, "listing domains") { () async throws(XenLightError) in
+        let domids = try await store.guestDomids()
+        do {
+          return (domids, try await store.xenstore.pipelineResults(domids.map { .read(MigrationProtocol.Note.path($0)) }))
+        } catch {
+          throw XenStoreConnector.failure("cannot read the migration notes", error)
+        }
+      }
+    } catch {
+      return error
+    }
     for (domid, read) in zip(domids, notes) {
       guard case .success(let bytes) = read, let note = MigrationProtocol.Note(String(decoding: bytes, as: UTF8.self)),
         !toolstack.spawner.isRunning(note.driver)
@@ -53,6 +66,7 @@ public enum MigrationLeftovers {
         log("xl: domain \(domid): settling its abandoned migration failed: \(error.message)")
       }
     }
+    return nil
   }
 
   /// `cont` on the domain's command QMP socket, then its run state recorded running.

@@ -62,8 +62,9 @@ extension DomainControl {
   }
 
   /// `xl dump-core`: the guest's memory as an ELF core (QMP `dump-guest-memory`), written to
-  /// `path`, which xl opens first: a path it cannot write fails before QEMU is asked, and
-  /// nothing is created. The guest is paused during the dump, as libxl's core dump does.
+  /// `path`, which xl opens and hands to QEMU (`getfd`): a path xl cannot write fails before
+  /// QEMU is asked and creates nothing, and a confined device model, chrooted, still writes
+  /// it. QEMU stops the guest's vCPUs during the dump, as libxl's core dump pauses the domain.
   public func dumpCore(_ target: Target, to path: String) async throws(XenLightError) {
     try require(target, "dump the core of", allowed: [.running, .paused, .crashed, .shutdown])
     let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
@@ -71,47 +72,29 @@ extension DomainControl {
       let e = errno
       throw XenLightError(.io, "cannot write the core of domain \(target.domid) (\(target.name)) to \(path): \(String(cString: strerror(e)))", errno: e)
     }
-    close(fd)
+    defer { close(fd) }
     do throws(XenLightError) {
-      try await qmp(target, "dump-guest-memory", [("paging", .bool(false)), ("protocol", .string("file:" + path))])
+      try await session(target) { qmp throws(XenLightError) in
+        try await qmp.execute("getfd", [("fdname", .string("xl-core"))], passing: fd)
+        try await qmp.execute("dump-guest-memory", [("paging", .bool(false)), ("protocol", .string("fd:xl-core"))])
+      }
     } catch {
       unlink(path)
       throw XenLightError(error.code, "core dump of domain \(target.domid) (\(target.name)) failed: \(error.message)")
     }
   }
 
-  /// `xl rename`: the new name in the domain's records (its home and `/vm/<uuid>`) and in the
-  /// config kept for a restart, in one transaction that refuses a name another domain has.
+  /// `xl rename`: the new name in the domain's records (its home and `/vm/<uuid>`, in one
+  /// transaction that refuses a name another domain has) and in the config kept for a restart.
   public func rename(_ target: Target, to name: String, paths: ToolstackPaths) async throws(XenLightError) {
-    if let problem = DomainConfiguration.problem(withName: name) { throw XenLightError(.invalidConfig, "cannot rename domain \(target.domid) (\(target.name)): \(problem)") }
-    let layout = target.layout
-    let outcome: RenameOutcome
-    do {
-      outcome = try await store.xenstore.transaction(maxAttempts: 1000) { tx in
-        guard try await DomainStore.readOptional(tx, layout.domainPath + "/name") != nil else { return RenameOutcome.gone }
-        let others = try await DomainStore.usedDomids(tx).filter { $0 != 0 && $0 != target.domid }
-        if let holder = try await DomainStore.names(of: others, tx).first(where: { $0.value == name }) { return .taken(holder.key) }
-        try await DomainStore.write([XenStoreRecord(layout.domainPath + "/name", name), XenStoreRecord(layout.vmPath + "/name", name)], tx)
-        return .renamed
-      }
-    } catch {
-      throw XenStoreConnector.failure("cannot rename domain \(target.domid)", error)
+    let what = "cannot rename domain \(target.domid) (\(target.name))"
+    if let problem = DomainConfiguration.problem(withName: name) { throw XenLightError(.invalidConfig, "\(what): \(problem)") }
+    do throws(XenLightError) { try await store.rename(domid: target.domid, to: name) } catch {
+      throw XenLightError(error.code, "\(what) to \"\(name)\": \(error.message)", errno: error.errno, cause: error.cause)
     }
-    switch outcome {
-    case .gone: throw XenLightError(.notFound, "no domain \"\(target.name)\"")
-    case .taken(let holder):
-      throw XenLightError(.duplicateName, "cannot rename domain \(target.domid) (\(target.name)) to \"\(name)\": domain \(holder) has that name")
-    case .renamed:
-      let saved = paths.savedConfig(domid: target.domid, uuid: layout.uuid)
-      if let text = try? FileIO.readText(saved) {
-        try FileIO.writeText(text + "name = \(ConfigValue.quoted(name))\n", to: saved)
-      }
+    try SavedConfigEditor.update(paths.savedConfig(domid: target.domid, uuid: target.layout.uuid)) { text in
+      SavedConfigEditor.replacing("name", with: .string(name), in: text)
     }
-  }
-
-  private enum RenameOutcome: Sendable {
-    case renamed, gone
-    case taken(UInt32)
   }
 
   /// `xl config-update`: the config a restart re-creates the domain from (libxl's userdata),
