@@ -226,25 +226,24 @@ struct NetworkTarget: Sendable {
     let what = "\(name) device model"
     try await QMPClient.session(path: qmpSocket, loop: loop, what: what) { qmp throws(XenLightError) in
       let nicID = "nic\(devid)"
-      let events = qmp.events
-      // Listening before the request: the event may come before device_del's own answer.
-      let released = Task { () -> Bool in
-        for await event in events where event.name == "DEVICE_DELETED" && event.data["device"]?.stringValue == nicID { return true }
-        return false
-      }
-      defer { released.cancel() }
+      var pending = true
       do throws(XenLightError) {
         try await qmp.execute("device_del", [("id", .string(nicID))])
       } catch where error.message.contains("not found") {
-        // Gone from QEMU already (a detach cut short): the rest still has to go.
-        released.cancel()
+        pending = false  // gone from QEMU already (a detach cut short): the rest still has to go
       }
-      if !released.isCancelled {
-        let done = try? await first(within: networkDetachTimeout) { await released.value }
-        guard done == true else {
+      if pending {
+        // The session's events are kept from its start: one that came before device_del's
+        // answer is still read here. The wait is the loop's, cancelled at the deadline.
+        let events = qmp.events
+        let released = try? await first(within: networkDetachTimeout) { () async -> Bool in
+          for await event in events where event.name == "DEVICE_DELETED" && event.data["device"]?.stringValue == nicID { return true }
+          return false
+        }
+        guard released == true else {
           throw XenLightError(
             .timedOut,
-            "\(name): the guest did not release network device \(devid) within \(networkDetachTimeout) of device_del (its driver must let it go); the device is still attached")
+            "\(name): the guest did not release network device \(devid) within \(networkDetachTimeout.components.seconds) s of device_del (its driver must let it go: ACPI hot-unplug needs the guest's consent); the device is still attached")
         }
       }
       do throws(XenLightError) { try await qmp.execute("netdev_del", [("id", .string("net\(devid)"))]) } catch where error.message.contains("not found") {}
