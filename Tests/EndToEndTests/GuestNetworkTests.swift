@@ -67,7 +67,8 @@ func httpGet(_ host: String, path: String) async throws -> String {
 
 extension GuestSuites {
   /// A guest on a real network: host bridges made by the test, taps connected natively and by
-  /// Xen's own `vif-bridge`, the guest configured over its console and reached from the host;
+  /// Xen's own `vif-bridge` and `vif-route`, the guest configured over its console and reached
+  /// from the host;
   /// NICs hot-added and removed, kept across a restart; all again with a confined device model.
   @Suite(.serialized) struct GuestNetworkTests {
     static let peers: [Peer] = [.qemu, .linuxGuest, .xenstoreRead, .xenVifScripts]
@@ -146,6 +147,24 @@ extension GuestSuites {
       #expect(try await bed.children("/local/domain/1/device/vif") == ["0", "1"])
       let after = try await ConsoleSession.exchangeAwaiting(bed, domain: "net", send: "ip link; echo gone-$((4+5))\r", until: "gone-9")
       #expect(!after.contains("00:16:3e:5a:00:03") && after.contains("00:16:3e:5a:00:01"), "\(after)")
+
+      // Xen's vif-route, unchanged: no bridge; the tap gets the gateway's address, the host a
+      // route to the NIC's ip through it, and the guest reaches the host that way.
+      let routed = scripted.guestAddress.split(separator: ".").dropLast().joined(separator: ".") + ".77"
+      let viaRoute = try await bed.xl([
+        "network-attach", "net", "script=vif-route", "ip=\(routed)", "gatewaydev=\(scripted.name)", "mac=00:16:3e:5a:00:04",
+      ])
+      #expect(viaRoute.status == 0 && viaRoute.stderr == "", "\(viaRoute)")
+      #expect(try await run(["/usr/sbin/ip", "route", "show", routed]).stdout.contains("dev vif1.2-emu"))
+      let pinged = try await ConsoleSession.exchangeAwaiting(
+        bed, domain: "net",
+        send: "for i in /sys/class/net/*; do [ $(cat $i/address) = 00:16:3e:5a:00:04 ] && dev=${i##*/}; done; ip link set $dev up && ip addr add \(routed)/32 dev $dev && ip route add \(scripted.hostAddress)/32 dev $dev && ping -c 1 -W 20 -I \(routed) \(scripted.hostAddress) && echo routed-$((5+6))\r",
+        until: "routed-11")
+      #expect(pinged.contains("routed-11"), "\(pinged)")
+      let unrouted = try await bed.xl(["network-detach", "net", "2"])
+      #expect(unrouted.status == 0 && unrouted.stderr == "", "\(unrouted)")
+      #expect(try await run(["/usr/sbin/ip", "route", "show", routed]).stdout == "")
+      #expect(!interfaceExists("vif1.2-emu"))
 
       #expect(try await bed.xl(["destroy", "net"]).status == 0)
       #expect(native.ports == [] && scripted.ports == [])
