@@ -212,6 +212,12 @@ extension GuestSuites.GuestNetworkTests {
     #expect(bridge.ports == [] && !interfaceExists("vif1.0-emu"))
     try await bed.expectNoLeftovers()
 
+    // A device model that fails with its tap ready: the tap goes with it.
+    let qemuFails = try await bed.xl(["create", "-q", bed.tinyGuest("tiny", "vif = [\"bridge=\(bridge.name)\"]\ndevice_model_args = [\"-bogus\"]")])
+    #expect(qemuFails.status == 3, "\(qemuFails)")
+    #expect(bridge.ports == [] && !interfaceExists("vif1.0-emu"))
+    try await bed.expectNoLeftovers()
+
     let badMAC = try await bed.xl(["create", "-q", bed.tinyGuest("tiny", "vif = [\"bridge=\(bridge.name),mac=00:16:3e:zz:00:01\"]")])
     #expect(badMAC.status == 1)
     #expect(badMAC.stderr.hasSuffix("vif: item 1 \"bridge=\(bridge.name),mac=00:16:3e:zz:00:01\": invalid mac \"00:16:3e:zz:00:01\" (expected six hex bytes like 00:16:3e:12:34:56)\n"), "\(badMAC)")
