@@ -23,6 +23,9 @@ public struct Toolstack: Sendable {
   public var xenstoreTimeout: Duration
   /// Called when a verb had to start xenstored (on its saved state, or anew for `create`).
   public var xenstoredStarted: @Sendable (SpawnConfirmation) -> Void
+  /// Starts a monitor for a domain whose monitor died (`MonitorKeeper`), confirmed; `list`
+  /// and the control verbs call it for each such domain they find. nil: none is started.
+  public var replaceMonitor: (@Sendable (MonitorKeeper.Orphan, DomainStore) async -> Void)?
 
   public init(
     paths: ToolstackPaths = .current(), spawner: Spawner = Spawner(), xenstoreTimeout: Duration = .seconds(10),
@@ -60,6 +63,15 @@ public struct Toolstack: Sendable {
     return try await body(DomainStore(xenstore: client))
   }
 
+  /// Starts a monitor for each domain of `store` whose monitor died (`replaceMonitor`).
+  func replaceDeadMonitors(in store: DomainStore) async {
+    guard let replaceMonitor else { return }
+    let orphans = try? await deadline.run(store.xenstore, "finding domains without a monitor") {
+      () async throws(XenLightError) in try await MonitorKeeper.orphans(in: store)
+    }
+    for orphan in orphans ?? [] { await replaceMonitor(orphan, store) }
+  }
+
   /// The domain `reference` (a name or a domid) in `store`, or `.notFound`.
   func find(_ reference: String, in store: DomainStore) async throws(XenLightError) -> UInt32 {
     let found = try await deadline.run(store.xenstore, "finding the domain") { () async throws(XenLightError) in
@@ -77,9 +89,11 @@ public struct Toolstack: Sendable {
         selection = []
         for reference in references { selection!.append(try await find(reference, in: store)) }
       }
-      return try await deadline.run(store.xenstore, "listing domains") { [selection] () async throws(XenLightError) in
+      let listed = try await deadline.run(store.xenstore, "listing domains") { [selection] () async throws(XenLightError) in
         try await DomainLister().list(store, only: selection)
       }
+      await replaceDeadMonitors(in: store)
+      return listed
     }
     guard let listed else {
       if let first = references.first { throw noDaemon(first) }
@@ -103,12 +117,19 @@ public struct Toolstack: Sendable {
   }
 
   /// Runs `verb` (pause, unpause, shutdown, reboot, a wait…) on the domain `reference` names.
+  /// `onLoopThread`: on the xenstore client's loop thread (`withLoopExecutor`), where its
+  /// requests and the device model's QMP replies (same loop) cost no thread hop each; for
+  /// verbs of many short steps that never block (the device verbs).
   public func control<T: Sendable>(
-    _ reference: String, _ verb: (DomainControl, DomainControl.Target) async throws(XenLightError) -> T
+    _ reference: String, onLoopThread: Bool = false, _ verb: (DomainControl, DomainControl.Target) async throws(XenLightError) -> T
   ) async throws(XenLightError) -> T {
     let result = try await withStore { store throws(XenLightError) -> T in
+      await replaceDeadMonitors(in: store)
       let control = DomainControl(store: store, loop: spawner.loop)
-      return try await verb(control, try await control.target(reference))
+      guard onLoopThread else { return try await verb(control, try await control.target(reference)) }
+      return try await store.xenstore.withLoopExecutor { () async throws(XenLightError) -> T in
+        try await verb(control, try await control.target(reference))
+      }
     }
     guard let result else { throw noDaemon(reference) }
     return result

@@ -27,10 +27,13 @@ struct Monitor: XLSubcommand {
     let monitor = DomainMonitor(
       connector: XenStoreConnector(paths: paths, spawner: Spawner()), paths: paths, log: { Terminal.output($0 + "\n") })
     do {
-      try await monitor.run(domid: domid) {
-        guard readyDescriptor >= 0 else { return }
-        _ = "ready\n".withCString { write(readyDescriptor, $0, 6) }
-        close(readyDescriptor)
+      // SIGTERM or SIGINT: stop between actions, never inside one (`MonitorStop`).
+      try await Interrupts.handling({ [stop = monitor.stop] _ in stop.request() }) {
+        try await monitor.run(domid: domid) {
+          guard readyDescriptor >= 0 else { return }
+          _ = "ready\n".withCString { write(readyDescriptor, $0, 6) }
+          close(readyDescriptor)
+        }
       }
     } catch {
       throw ExitStatus.fail(error)

@@ -71,9 +71,11 @@ extension GuestSuites {
       _ = try await ConsoleSession.exchangeAwaiting(bed, domain: "linux", send: "echo first-$((1+1))\r", until: "first-2")
       let reboot = try await bed.xl(["reboot", "linux"])
       #expect(reboot.status == 0, "\(reboot)")
-      // Re-created as xl does (the lowest free domid here: 1 again), with a new device model.
-      try await bed.waitUntil("/libxl/1/device-model-identity") { $0 != nil && $0 != first }
-      try await bed.waitUntil("/libxl/1/run-state", is: "running")
+      // Re-created as xl does: a new domid (the old domain holds its own and the name until
+      // the new one's claim takes them over), a new device model.
+      try await bed.waitUntil("/libxl/2/run-state", is: "running")
+      #expect(try await bed.read("/libxl/2/device-model-identity") != first)
+      #expect(try await bed.read("/local/domain/1/name") == nil)
       let second = try await ConsoleSession.exchangeAwaiting(bed, domain: "linux", send: "echo second-$((2+1))\r", until: "second-3")
       #expect(second.contains("second-3"), "\(second)")
       let log = try readFile(bed.logDirectory + "/console/guest-linux.log")
@@ -113,8 +115,10 @@ extension GuestSuites {
         #expect(try await bed.xl(["destroy", "linux"]).status == 0)
         try await bed.expectNoLeftovers()
       default:
-        try await bed.waitUntil("/libxl/1/device-model-identity") { $0 != nil && $0 != first }
-        #expect(try await bed.read("/local/domain/1/name") == "linux")
+        try await bed.waitUntil("/libxl/2/run-state", is: "running")
+        #expect(try await bed.read("/libxl/2/device-model-identity") != first)
+        #expect(try await bed.read("/local/domain/2/name") == "linux")
+        #expect(try await bed.read("/local/domain/1/name") == nil)
         #expect(try await bed.xl(["destroy", "linux"]).status == 0)
         try await bed.expectNoLeftovers()
       }

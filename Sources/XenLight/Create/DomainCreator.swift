@@ -91,12 +91,18 @@ public struct DomainCreator: Sendable {
   /// recorded. It runs beside the device model's confirmation (the monitor acts only once the
   /// domain is recorded running); a create that fails removes the records, which ends it.
   public var monitor: (@Sendable (_ domid: UInt32, _ uuid: DomainUUID) async throws(XenLightError) -> ProcessIdentity)?
+  /// The domain a restart replaces: it hands its name to this one inside the claim's
+  /// transaction (`DomainStore.claim`), so no other create can take the name meanwhile.
+  public var replacing: DomainReplacement?
   /// Restore and migrate-receive: the device model starts waiting for a migration stream
   /// (`-S -incoming defer`, confirmed in QEMU's `inmigrate` state); once it is confirmed,
   /// `incoming` feeds it the stream (its command QMP socket is free) and returns the state
   /// the guest is left in, recorded as the domain's run state. A failure is create's: the
   /// device model is stopped and every record removed.
   public var incoming: (@Sendable (_ domid: UInt32, _ command: DeviceModelCommand) async throws(XenLightError) -> RunState)?
+  /// `xl create -p`: the guest is created paused (QEMU's `-S`: no instruction runs until
+  /// `xl unpause`), and no `guest_ready_console` is waited for.
+  public var startsPaused = false
 
   public init(
     connector: XenStoreConnector, paths: ToolstackPaths, host: HostCapabilities = .current, timeout: Duration? = nil,
@@ -204,6 +210,7 @@ public struct DomainCreator: Sendable {
         for: domain, domid: domid, runDirectory: paths.runDirectory, host: creator.host, consoleLog: consoleLog,
         user: account?.user(domid: domid))
       if creator.incoming != nil { command.arguments += DeviceModelCommand.incomingArguments }
+      if creator.startsPaused && creator.incoming == nil { command.arguments.append("-S") }
       return command
     }
 
@@ -229,12 +236,29 @@ public struct DomainCreator: Sendable {
             return (user.uid, user.name)
           }
         }
-        return try await deadline.run(xenstore, "allocating a domid") { () async throws(XenLightError) in
-          try await store.claim(name: domain.name, killUID: killUID) { domid in
+        let domid = try await deadline.run(xenstore, "allocating a domid") { () async throws(XenLightError) in
+          try await store.claim(name: domain.name, replacing: creator.replacing, killUID: killUID) { [replacing = creator.replacing] domid in
             let (layout, all) = records(domid)
-            return all.filter(layout.isRoot)
+            // A restart's new domain is "restarting" until it runs: if its monitor dies
+            // before, the next one re-creates it (`DomainMonitor.finishRestart`).
+            var intent: [XenStoreRecord] = []
+            if let replacing {
+              intent.append(XenStoreRecord(layout.runStatePath, RunState.restarting.rawValue))
+              if let monitor = replacing.monitor { intent.append(XenStoreRecord(layout.monitorIdentityPath, monitor.description)) }
+              if let config = replacing.config { intent.append(XenStoreRecord(layout.libxlPath + "/restart-config", config)) }
+            }
+            return all.filter(layout.isRoot) + intent
           }
         }
+        if let old = creator.replacing, old.renamedTo == nil {
+          // Its records went with the claim; xenstored forgets the domain too.
+          try? await deadline.run(xenstore, "releasing the replaced domain") { () async throws(XenLightError) in
+            do { try await xenstore.release(domain: old.domid) } catch let error as XenStoreError where error.code == .ENOENT {} catch {
+              throw XenStoreConnector.failure("cannot release domain \(old.domid)", error)
+            }
+          }
+        }
+        return domid
       }
     }
 
@@ -355,6 +379,9 @@ public struct DomainCreator: Sendable {
           error, domain: domain.name, log: log, xenstoreLost: readiness.xenstoreFailed.happened.load(ordering: .relaxed))
       }
       try creator.checkInterrupt("after the device model confirmed")
+      if let cpus = domain.cpus, command.target == .local {
+        try await VCPUThread.pinAll(qmpSocket: command.qmpSocketPath, to: cpus, loop: creator.spawner.loop)
+      }
       var tty: String?
       var guest: GuestConfirmation?
       if command.target == .local {
@@ -364,6 +391,8 @@ public struct DomainCreator: Sendable {
         if let incoming = creator.incoming {
           events.phase(.receive, "\(command.qmpSocketPath)")
           state = try await incoming(domid, command)
+        } else if creator.startsPaused {
+          state = .paused
         } else if let check = domain.guestReady, let consoleLog {
           // The guest first (when asked): the domain monitor takes over only a guest that is
           // up. A restored guest is up already: its console printed the line before it was saved.
@@ -458,7 +487,8 @@ public struct DomainCreator: Sendable {
         }
         for socket in sockets { unlink(socket) }
         unlink(paths.savedConfig(domid: domid, uuid: domain.uuid))
-        if case .success(let monitor)? = await monitor?.value {
+        // (A monitor restarting its domain is this process: nothing to wait for.)
+        if case .success(let monitor)? = await monitor?.value, monitor.pid != getpid() {
           await DomainDestroyer.settle(monitor: monitor, spawner: creator.spawner)
         }
         return problems

@@ -1,3 +1,4 @@
+import Spawn
 import XenStore
 
 /// The domains' records in xenstore: registering a new domain (claiming a domid, then
@@ -17,14 +18,23 @@ public struct DomainStore: Sendable {
   /// rest inside the domain's own subtrees, where nobody else writes.
   /// With `killUID`, the restricted device model's uid for the domid: refused if another
   /// domain's device model already has it (its `image/device-model-kill-uid`).
+  /// With `replacing` (a restart), the name passes from that domain to the new one in this
+  /// same transaction — its records removed, or it renamed — so the name is never free.
   public func claim(
-    name: String, killUID: (@Sendable (UInt32) -> (uid: UInt32, user: String))? = nil,
+    name: String, replacing: DomainReplacement? = nil, killUID: (@Sendable (UInt32) -> (uid: UInt32, user: String))? = nil,
     roots: @Sendable (UInt32) -> [XenStoreRecord]
   ) async throws(XenLightError) -> UInt32 {
     do {
       return try await xenstore.transaction(maxAttempts: 1000) { tx in
         let used = try await Self.usedDomids(tx)
-        let names = try await Self.names(of: used.filter { $0 != 0 }, tx)
+        var names = try await Self.names(of: used.filter { $0 != 0 }, tx)
+        if let replacing {
+          guard names[replacing.domid] == name else {
+            throw XenLightError(.notFound, "domain \(replacing.domid) no longer holds the name \"\(name)\"; not restarted")
+          }
+          names[replacing.domid] = nil
+          try await replacing.handOver(tx)
+        }
         if let taken = names.first(where: { $0.value == name }) {
           throw XenLightError(.duplicateName, "a domain named \"\(name)\" already exists (domain \(taken.key))")
         }
@@ -256,5 +266,48 @@ public struct DomainStore: Sendable {
       }
     }
     return values
+  }
+}
+
+/// The domain a restart replaces: in the new domain's claim it gives up its name — its
+/// records removed (`restart`), or itself renamed and kept (`rename-restart`).
+public struct DomainReplacement: Sendable {
+  public var domid: UInt32
+  public var layout: DomainLayout
+  /// The name it keeps, for `rename-restart`; nil: its records go.
+  public var renamedTo: String?
+  /// Its run state once renamed (`shutdown` or `crashed`).
+  public var keptRunState: RunState
+  /// The monitor doing the restart: recorded as the new domain's from its claim on, so that
+  /// the next `xl` knows whether it still lives (`MonitorKeeper`).
+  public var monitor: ProcessIdentity?
+  /// The saved config the restart re-creates from, recorded with the new domain until it has
+  /// its own (a monitor killed before it is written still finds it).
+  public var config: String?
+
+  public init(
+    domid: UInt32, layout: DomainLayout, renamedTo: String? = nil, keptRunState: RunState = .shutdown,
+    monitor: ProcessIdentity? = nil, config: String? = nil
+  ) {
+    self.domid = domid
+    self.layout = layout
+    self.renamedTo = renamedTo
+    self.keptRunState = keptRunState
+    self.monitor = monitor
+    self.config = config
+  }
+
+  /// Inside the claim's transaction: the old domain's name is no longer `name`.
+  func handOver(_ tx: some XenStoreOperations) async throws {
+    if let renamedTo {
+      try await DomainStore.write(
+        [
+          XenStoreRecord(layout.domainPath + "/name", renamedTo), XenStoreRecord(layout.vmPath + "/name", renamedTo),
+          XenStoreRecord(layout.runStatePath, keptRunState.rawValue),
+        ], tx)
+      for note in [layout.restartAsPath, layout.restartKeptPath, layout.monitorIdentityPath] { try await tx.rm(note) }
+    } else {
+      for subtree in layout.subtrees { try await tx.rm(subtree) }
+    }
   }
 }

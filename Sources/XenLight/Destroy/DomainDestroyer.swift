@@ -45,6 +45,9 @@ public struct DomainDestroyer: Sendable {
     case isCaller
   }
   public var monitor = MonitorHandling.waitForExit
+  /// Remove the domain's records (false: a restart, whose new domain takes them over in its
+  /// claim, `DomainReplacement`; only the device model is stopped and its sockets removed).
+  public var removesRecords = true
 
   public init(
     spawner: Spawner, grace: Duration = .seconds(10), deadline: XenStoreDeadline = XenStoreDeadline(),
@@ -124,6 +127,7 @@ public struct DomainDestroyer: Sendable {
     if let paths, let vm = notes["vm"], let uuid = DomainUUID(String(vm.dropFirst(4))) {
       unlink(paths.savedConfig(domid: domid, uuid: uuid))
     }
+    guard removesRecords else { return DestroyedDomain(domid: domid, name: name, deviceModel: outcome) }
     let lock = try await lockPath.asyncMap { path throws(XenLightError) in try await FileLock.acquire(path) }
     defer { lock?.release() }
     try await deadline.run(store.xenstore, "removing the records") { () async throws(XenLightError) in

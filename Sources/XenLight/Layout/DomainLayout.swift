@@ -68,6 +68,9 @@ public struct DomainLayout: Hashable, Sendable {
   public var runStatePath: String { libxlPath + "/run-state" }
   /// The domain monitor's `ProcessIdentity`, once it is confirmed watching.
   public var monitorIdentityPath: String { libxlPath + "/monitor-identity" }
+  /// A `rename-restart` in progress: the name the old domain keeps, and its run state then.
+  public var restartAsPath: String { libxlPath + "/restart-as" }
+  public var restartKeptPath: String { libxlPath + "/restart-kept" }
   /// Where the guest's console output is kept.
   public var consoleLogPathPath: String { libxlPath + "/console-log" }
   /// The pseudo-terminal of serial port `index` (libxl: `serial/0/tty`, from query-chardev).

@@ -69,6 +69,10 @@ public struct DomainMonitor: Sendable {
   public var host: HostCapabilities
   /// One line for the monitor's log (`xl-<name>.log`).
   public var log: @Sendable (String) -> Void
+  /// Asks the monitor to stop between actions (`xl monitor`'s SIGTERM).
+  public var stop = MonitorStop()
+  /// The monitor locks it holds: its domid's, and in a restart the new domid's from the claim on.
+  private let locks = MonitorLocks()
 
   public init(
     connector: XenStoreConnector, paths: ToolstackPaths, host: HostCapabilities = .current,
@@ -89,6 +93,17 @@ public struct DomainMonitor: Sendable {
     case deviceModelExited
     case recordsChanged
     case xenstoreLost
+    case stopRequested
+
+    /// The QMP session is subscribed (its first event is `query-status`'s answer), or will
+    /// never be.
+    var endsTheWaitForQMP: Bool {
+      switch self {
+      case .qmp(let event): event.name == "status"
+      case .qmpClosed, .deviceModelExited: true
+      default: false
+      }
+    }
   }
 
   /// How watching one domid ended.
@@ -99,13 +114,21 @@ public struct DomainMonitor: Sendable {
 
   /// Watches domain `domid` until it is destroyed. `ready` runs once, when the monitor is
   /// watching (QMP events subscribed, the device model's exit and the records watched).
+  /// One monitor per domain: a second one for the same domid is refused (`.monitorFailed`).
   public func run(domid first: UInt32, ready: @escaping @Sendable () -> Void) async throws(XenLightError) {
+    guard try locks.prepare(first, paths: paths) else {
+      throw XenLightError(.monitorFailed, "domain \(first) already has a monitor (\(paths.monitorLock(domid: first)) is locked); not starting another")
+    }
+    locks.advance(to: first)
+    defer { locks.releaseAll() }
     var domid = first
     var ready: (@Sendable () -> Void)? = ready
     while true {
       switch try await watch(domid, ready: ready) {
       case .destroyed: return
-      case .restarted(let next): domid = next
+      case .restarted(let next):
+        domid = next
+        locks.advance(to: next)
       }
       ready = nil
     }
@@ -158,7 +181,14 @@ public struct DomainMonitor: Sendable {
     var xenstore = try await connect()
     defer { xenstore.close() }
     let domain = try await WatchedDomain.read(domid, DomainStore(xenstore: xenstore), paths: paths)
+    if try await domain.runState(DomainStore(xenstore: xenstore)) == .restarting {
+      // A monitor died restarting it: its intent is finished here.
+      ready?()
+      log("Domain \(domid) (\(domain.name)) was being restarted; finishing the restart")
+      return try await finishRestart(domain, DomainStore(xenstore: xenstore))
+    }
     let (events, sink) = AsyncStream.makeStream(of: Event.self)
+    stop.deliver { sink.yield(.stopRequested) }
     let spawner = self.spawner
     // The QMP session comes up in the background: its socket exists and queues us from the
     // moment QEMU was exec'd, and what happened before QEMU greets us is in `query-status`,
@@ -166,7 +196,21 @@ public struct DomainMonitor: Sendable {
     let log = self.log
     let qmpTask = Task {
       do throws(XenLightError) {
-        let qmp = try await QMPClient.connect(path: domain.eventSocket, loop: spawner.loop, what: "domain \(domid) device model")
+        // Bounded: a device model that never greets is judged by its exit alone.
+        let what = "domain \(domid) device model", path = domain.eventSocket, loop = spawner.loop
+        let greeted: QMPClient?
+        do {
+          greeted = try await first(within: .seconds(30)) { () async throws -> QMPClient in
+            try await QMPClient.connect(path: path, loop: loop, what: what)
+          }
+        } catch let error as XenLightError {
+          throw error
+        } catch {
+          throw XenLightError(.interrupted, "\(what): interrupted waiting for its QMP greeting")
+        }
+        guard let qmp = greeted else {
+          throw XenLightError(.deviceModelFailed, "\(what): no QMP greeting on \(path) within 30 s")
+        }
         session.client.withLock { $0 = qmp }
         let status = try await qmp.execute("query-status")["status"]?.stringValue ?? ""
         sink.yield(.qmp(QMPClient.Event(name: "status", data: .string(status), timestampMicroseconds: 0)))
@@ -187,8 +231,12 @@ public struct DomainMonitor: Sendable {
       watchTask.cancel()
       session.client.withLock { $0 }?.close()
     }
-    ready?()
     log("Waiting for domain \(domain.name) (domid \(domid)) to die [pid \(getpid())]")
+    // Ready once QMP events are subscribed (or QMP has failed: the exit decides then). A
+    // reboot QEMU reported before that is seen only as the status "shutdown", whose reason
+    // is gone; so whoever waits for the monitor (xl create, the next xl verb) knows that
+    // from then on no shutdown goes unexplained.
+    var ready = ready
 
     // Until create records the domain running, the domain is create's: what happens is held,
     // and a create that fails removes the records, which ends the monitor.
@@ -206,6 +254,14 @@ public struct DomainMonitor: Sendable {
       } else {
         return .destroyed
       }
+      if case .stopRequested = event {
+        log("Asked to stop: domain \(domid) is left unmonitored (the next xl command starts another monitor)")
+        return .destroyed
+      }
+      if ready != nil, event.endsTheWaitForQMP {
+        ready?()
+        ready = nil
+      }
       // xenstored may die while an event is handled: wait for it, then handle the event again.
       do throws(XenLightError) {
         let qmp = session.client.withLock { $0 }
@@ -215,7 +271,7 @@ public struct DomainMonitor: Sendable {
           case .recordsChanged:
             guard try await domain.exists(store) else {
               log("Domain \(domid) has been destroyed.")
-              return .destroyed
+              return try await claimedRestart(store).map(Outcome.restarted) ?? .destroyed
             }
             if try await domain.isRecordedRunning(store) {
               live = true
@@ -249,16 +305,16 @@ public struct DomainMonitor: Sendable {
             }
           } else if qmpEvent.name == "STOP" || qmpEvent.name == "RESUME" || qmpEvent.data.stringValue == "paused" {
             let state: RunState = qmpEvent.name == "RESUME" ? .running : .paused
-            if !preserved, (try? await domain.isGoing(store)) == false {
-              try? await store.update(domid: domid, [domain.runState(state)])
+            if !preserved, try await !domain.isGoing(store) {
+              try await store.update(domid: domid, [domain.runState(state)])
             }
           }
-        case .qmpClosed:
-          break  // the exit decides
+        case .qmpClosed, .stopRequested:
+          break  // the exit decides; a stop was taken above
         case .deviceModelExited:
           if try await domain.isGoing(store) { continue }  // `xl destroy` stopped it
           if preserved {
-            try? await store.update(domid: domid, [domain.runState(.crashed)])
+            try await store.update(domid: domid, [domain.runState(.crashed)])
             continue
           }
           log("domain \(domid): device model [\(domain.deviceModel?.pid ?? 0)] died unexpectedly")
@@ -269,7 +325,7 @@ public struct DomainMonitor: Sendable {
         case .recordsChanged:
           if try await !domain.exists(store) {
             log("Domain \(domid) has been destroyed.")
-            return .destroyed
+            return try await claimedRestart(store).map(Outcome.restarted) ?? .destroyed
           }
         case .xenstoreLost:
           log("xenstore connection lost; waiting for xenstored to come back")
@@ -290,6 +346,51 @@ public struct DomainMonitor: Sendable {
   /// The QMP session once it is up (for the core dump).
   final class QMPSession: Sendable {
     let client = Mutex<QMPClient?>(nil)
+  }
+
+  /// The monitor locks (`ToolstackPaths.monitorLock`) one monitor holds: the domid it
+  /// watches, and in a restart the new domid's, taken at the new domain's claim.
+  final class MonitorLocks: Sendable {
+    private struct Held {
+      var current: (domid: UInt32, lock: FileLock)?
+      var prepared: (domid: UInt32, lock: FileLock)?
+    }
+    private let held = Mutex(Held())
+
+    /// Takes `domid`'s lock unless this monitor holds it already; false if another does.
+    func prepare(_ domid: UInt32, paths: ToolstackPaths) throws(XenLightError) -> Bool {
+      if held.withLock({ $0.current?.domid == domid || $0.prepared?.domid == domid }) { return true }
+      guard let lock = try FileLock.take(paths.monitorLock(domid: domid)) else { return false }
+      let dropped = held.withLock { held in
+        defer { held.prepared = (domid, lock) }
+        return held.prepared?.lock
+      }
+      dropped?.release()
+      return true
+    }
+
+    /// The monitor now watches `domid`: its prepared lock becomes the current one.
+    func advance(to domid: UInt32) {
+      let released = held.withLock { held -> FileLock? in
+        guard let prepared = held.prepared, prepared.domid == domid else { return nil }
+        defer { held.current = prepared; held.prepared = nil }
+        return held.current?.lock
+      }
+      released?.release()
+    }
+
+    /// A restart that failed: the new domid's lock goes.
+    func dropPrepared() {
+      held.withLock { held in defer { held.prepared = nil }; return held.prepared?.lock }?.release()
+    }
+
+    func releaseAll() {
+      let all = held.withLock { held in
+        defer { held = Held() }
+        return [held.current?.lock, held.prepared?.lock].compactMap { $0 }
+      }
+      for lock in all { lock.release() }
+    }
   }
 
   enum Action {
@@ -320,22 +421,15 @@ public struct DomainMonitor: Sendable {
     }
     switch action {
     case .preserve:
-      try? await store.update(domid: domid, [domain.runState(reason == .crash || reason == .watchdog ? .crashed : .shutdown)])
+      try await store.update(domid: domid, [domain.runState(reason == .crash || reason == .watchdog ? .crashed : .shutdown)])
       return .preserved
     case .renameRestart:
       let stamp = Self.utcStamp()
-      let newName = "\(domain.name)-\(stamp)"
       log("Preserving domain \(domid) \(domain.name) with suffix \(stamp)")
-      try? await store.update(domid: domid, [
-        XenStoreRecord(domain.layout.domainPath + "/name", newName), XenStoreRecord(domain.layout.vmPath + "/name", newName),
-        domain.runState(reason == .crash ? .crashed : .shutdown),
-      ])
-      try? await store.xenstore.rm(domain.layout.monitorIdentityPath)
-      return .ended(try await restart(domain, saved, store, newUUID: true))
+      return .ended(try await restart(domain, store, renamedTo: "\(domain.name)-\(stamp)", kept: reason == .crash ? .crashed : .shutdown))
     case .restart, .softReset:
-      log("Domain \(domid) needs to be cleaned up: destroying the domain")
-      try await destroy(domain, store, keepConfig: true)
-      return .ended(try await restart(domain, saved, store, newUUID: false))
+      log("Domain \(domid) needs to be cleaned up: restarting it")
+      return .ended(try await restart(domain, store, renamedTo: nil, kept: .shutdown))
     default:
       log("Domain \(domid) needs to be cleaned up: destroying the domain")
       try await destroy(domain, store, keepConfig: false)
@@ -351,31 +445,98 @@ public struct DomainMonitor: Sendable {
     _ = try await destroyer.destroy(domid: domain.domid, in: store)
   }
 
-  /// Creates the domain again from its saved config; the monitor goes on with the new domid.
-  private func restart(
-    _ old: WatchedDomain, _ saved: (text: String, config: DomainConfiguration)?, _ store: DomainStore, newUUID: Bool
-  ) async throws(XenLightError) -> Outcome {
-    guard var config = saved?.config, let text = saved?.text else {
-      log("Domain \(old.domid): no saved config to restart from; exiting")
+  /// Restarts the domain: the intent recorded first (run state `restarting`, and for
+  /// `rename-restart` the name the old domain keeps), then carried out by `finishRestart`.
+  private func restart(_ old: WatchedDomain, _ store: DomainStore, renamedTo: String?, kept: RunState)
+    async throws(XenLightError) -> Outcome
+  {
+    var intent = [old.runState(.restarting)]
+    if let renamedTo {
+      intent += [XenStoreRecord(old.layout.restartAsPath, renamedTo), XenStoreRecord(old.layout.restartKeptPath, kept.rawValue)]
+    }
+    guard try await store.update(domid: old.domid, intent) else {
+      log("Domain \(old.domid) has been destroyed.")
       return .destroyed
     }
-    if newUUID { config.uuid = .random() }
+    return try await finishRestart(old, store)
+  }
+
+  /// A restart of this monitor's whose new domain was claimed when xenstored went away under
+  /// it (the create failed; the claim stood): that domain is "restarting" and names this
+  /// monitor. It is finished here, not left to the next `xl`.
+  private func claimedRestart(_ store: DomainStore) async throws(XenLightError) -> UInt32? {
+    guard let me = try? ProcessIdentity.of(pid: getpid()) else { return nil }
+    for orphan in try await MonitorKeeper.domains(in: store, where: { $0.monitor == me && $0.runState == .restarting }) {
+      log("Domain \(orphan.domid) (\(orphan.name)), this monitor's restart, was left half-created; finishing it")
+      return orphan.domid
+    }
+    return nil
+  }
+
+  /// Carries out a recorded restart, from wherever it was left: the old device model stopped
+  /// (by its identity: at most once), then the domain created again from its saved config.
+  /// The old records hold the name until the new domain's claim takes it over in the same
+  /// transaction (`DomainReplacement`): no other create can take the name meanwhile. The
+  /// monitor goes on with the new domid, whose monitor lock it takes at the claim.
+  private func finishRestart(_ old: WatchedDomain, _ store: DomainStore) async throws(XenLightError) -> Outcome {
+    let notes: [String: String]
+    do { notes = try await store.read(["restart-as", "restart-kept", "restart-config"], under: old.layout.libxlPath) } catch {
+      throw XenStoreConnector.failure("cannot read domain \(old.domid)'s records", error)
+    }
+    // A restart's new domain cut short before its own config was saved: the one it came from.
+    let own = old.savedConfig
+    guard let saved = own ?? notes["restart-config"].flatMap(WatchedDomain.savedConfig(at:)) else {
+      log("Domain \(old.domid): no saved config to restart from; destroying it")
+      try await destroy(old, store, keepConfig: false)
+      return .destroyed
+    }
+    var stopper = DomainDestroyer(spawner: spawner)
+    stopper.monitor = .isCaller
+    stopper.removesRecords = false
+    _ = try await stopper.destroy(domid: old.domid, in: store)
+    // Where create makes its sockets (a create cut short may not have recorded them).
+    let sockets = DeviceModelCommand.socketPaths(runDirectory: paths.runDirectory, domid: old.domid)
+    unlink(sockets.commands)
+    unlink(sockets.events)
+
+    var config = saved.config
+    let renamedTo = notes["restart-as"]
+    if renamedTo != nil { config.uuid = .random() } else if own == nil { config.uuid = old.uuid }
     log("Done. Rebooting now")
     var creator = DomainCreator(connector: connector, paths: paths, host: host)
     creator.rotateLogs = false
-    creator.configText = text
+    creator.configText = saved.text
+    let me: ProcessIdentity
+    do { me = try ProcessIdentity.of(pid: getpid()) } catch {
+      throw XenLightError(.monitorFailed, "cannot read this monitor's identity: \(error)")
+    }
+    // The new domain names this monitor from its claim on (`DomainReplacement.monitor`).
+    creator.replacing = DomainReplacement(
+      domid: old.domid, layout: old.layout, renamedTo: renamedTo,
+      keptRunState: notes["restart-kept"].flatMap(RunState.init) ?? .shutdown, monitor: me,
+      config: saved.path)
+    let (paths, locks) = (self.paths, self.locks)
+    creator.monitor = { domid, _ throws(XenLightError) in
+      guard try locks.prepare(domid, paths: paths) else {
+        throw XenLightError(.monitorFailed, "domain \(domid) already has a monitor")
+      }
+      return me
+    }
     let created: CreatedDomain
     do {
       created = try await creator.create(config)
     } catch {
+      locks.dropPrepared()
       log("restarting domain \(config.name) failed: \(error.message)")
-      unlink(paths.savedConfig(domid: old.domid, uuid: old.uuid))
+      // xenstored gone under the create (its error may say so only as a cause): the monitor
+      // waits for it and goes on from what the records say then.
+      if error.code != .xenstoreLost, await !store.xenstore.answers() {
+        throw XenLightError(.xenstoreLost, error.message)
+      }
       throw error
     }
-    unlink(paths.savedConfig(domid: old.domid, uuid: old.uuid))
-    if let me = try? ProcessIdentity.of(pid: getpid()) {
-      try? await store.write([XenStoreRecord(DomainLayout(domid: created.domid, uuid: config.uuid).monitorIdentityPath, me.description)])
-    }
+    if renamedTo == nil { unlink(paths.savedConfig(domid: old.domid, uuid: old.uuid)) }
+    if let first = notes["restart-config"], first != paths.savedConfig(domid: created.domid, uuid: config.uuid) { unlink(first) }
     return .restarted(created.domid)
   }
 
@@ -422,8 +583,11 @@ struct WatchedDomain: Sendable {
   let configPath: String
 
   /// The saved config's text and what it parses to (nil if missing or no longer valid).
-  var savedConfig: (text: String, config: DomainConfiguration)? {
-    try? SavedConfig.read(configPath)
+  var savedConfig: (text: String, config: DomainConfiguration, path: String)? { Self.savedConfig(at: configPath) }
+
+  static func savedConfig(at path: String) -> (text: String, config: DomainConfiguration, path: String)? {
+    guard let saved = try? SavedConfig.read(path) else { return nil }
+    return (saved.text, saved.config, path)
   }
 
   static func read(_ domid: UInt32, _ store: DomainStore, paths: ToolstackPaths) async throws(XenLightError) -> WatchedDomain {
@@ -446,6 +610,13 @@ struct WatchedDomain: Sendable {
   }
 
   func runState(_ state: RunState) -> XenStoreRecord { XenStoreRecord(layout.runStatePath, state.rawValue) }
+
+  /// The recorded run state (nil: create has not recorded one yet).
+  func runState(_ store: DomainStore) async throws(XenLightError) -> RunState? {
+    do { return try await currentRunState(store) } catch {
+      throw XenStoreConnector.failure("cannot read domain \(domid)'s records", error)
+    }
+  }
 
   func currentRunState(_ store: DomainStore) async throws -> RunState? {
     try await DomainStore.readOptional(store.xenstore, layout.runStatePath).flatMap(RunState.init)
@@ -500,5 +671,17 @@ public enum SavedConfig {
     if !full.hasSuffix("\n") { full += "\n" }
     full += "uuid = \"\(uuid)\"\n"
     try FileIO.writeText(full, to: paths.savedConfig(domid: domid, uuid: uuid))
+  }
+}
+
+extension XenStoreClient {
+  /// Whether xenstored still answers on this connection (a read of the root's permissions).
+  func answers() async -> Bool {
+    do {
+      _ = try await getPermissions("/")
+      return true
+    } catch {
+      return error.code != .connectionLost
+    }
   }
 }

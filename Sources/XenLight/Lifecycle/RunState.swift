@@ -8,4 +8,7 @@ public enum RunState: String, Hashable, Sendable, CaseIterable {
   case crashed
   /// Being destroyed.
   case dying
+  /// Being restarted by its monitor (`on_* = "restart"`, `"rename-restart"`): the intent,
+  /// recorded before anything is undone, which the next monitor finishes if this one dies.
+  case restarting
 }

@@ -62,3 +62,26 @@ enum BlockingCall {
     init(body: @escaping @Sendable () -> Void) { self.body = body }
   }
 }
+
+extension FileLock {
+  /// The exclusive lock on `path` if nobody holds it now; nil if someone does. Creates the
+  /// file and its directory.
+  static func take(_ path: String) throws(XenLightError) -> FileLock? {
+    if let slash = path.lastIndex(of: "/"), slash != path.startIndex {
+      try ToolstackPaths.makeDirectories(String(path[..<slash]))
+    }
+    let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+    guard fd >= 0 else {
+      let e = errno
+      throw XenLightError(.io, "cannot open lock file \(path): \(FileIO.describe(errno: e))", errno: e)
+    }
+    while flock(fd, LOCK_EX | LOCK_NB) != 0 {
+      let e = errno
+      if e == EINTR { continue }
+      close(fd)
+      if e == EWOULDBLOCK { return nil }
+      throw XenLightError(.io, "cannot lock \(path): \(FileIO.describe(errno: e))", errno: e)
+    }
+    return FileLock(fd: fd)
+  }
+}

@@ -97,6 +97,9 @@ public struct ToolstackPaths: Hashable, Sendable {
   /// (xenconsoled's name with `--log=guest`).
   public func consoleLog(name: String) -> String { "\(logDirectory)/console/guest-\(name).log" }
 
+  /// The lock the one monitor of domain `domid` holds while it watches it.
+  public func monitorLock(domid: UInt32) -> String { "\(runDirectory)/monitor-\(domid).lock" }
+
   /// `$XEN_DUMP_DIR/<name>`, as xl names a core dump (default `<lib>/dump`).
   public func dumpFile(name: String) -> String {
     (Self.environment("XEN_DUMP_DIR") ?? libDirectory + "/dump") + "/" + name
