@@ -131,9 +131,11 @@ extension GuestSuites {
       // A restart brings the guest back with the NIC it had.
       let first = try await bed.read("/libxl/1/device-model-identity")
       #expect(try await bed.xl(["reboot", "net"]).status == 0)
-      try await bed.waitUntil("/libxl/1/device-model-identity") { $0 != nil && $0 != first }
-      try await bed.waitUntil("/libxl/1/run-state", is: "running")
-      #expect(native.ports == ["vif1.0-emu", "vif1.2-emu"])
+      // Re-created as xl does, under a new domid: its taps are named after it.
+      try await bed.waitUntil("/libxl/2/run-state", is: "running")
+      #expect(try await bed.read("/libxl/2/device-model-identity") != first)
+      #expect(try await bed.children("/local/domain/0/backend/vif") == ["2"])
+      #expect(native.ports == ["vif2.0-emu", "vif2.2-emu"])
       #expect(scripted.ports == ["\(vifname)-emu"])
       let again = try await ConsoleSession.exchangeAwaiting(bed, domain: "net", send: "ip link; echo back-$((4+4))\r", until: "back-8")
       #expect(again.contains("00:16:3e:5a:00:03"), "\(again)")
@@ -141,10 +143,10 @@ extension GuestSuites {
       // Removed while it runs (by MAC): gone from the guest, the bridge, the records.
       let detached = try await bed.xl(["network-detach", "net", "00:16:3e:5a:00:03"])
       #expect(detached.status == 0 && detached.stderr == "", "\(detached)")
-      #expect(native.ports == ["vif1.0-emu"])
-      #expect(!interfaceExists("vif1.2-emu"))
-      #expect(try await bed.children("/local/domain/0/backend/vif/1") == ["0", "1"])
-      #expect(try await bed.children("/local/domain/1/device/vif") == ["0", "1"])
+      #expect(native.ports == ["vif2.0-emu"])
+      #expect(!interfaceExists("vif2.2-emu"))
+      #expect(try await bed.children("/local/domain/0/backend/vif/2") == ["0", "1"])
+      #expect(try await bed.children("/local/domain/2/device/vif") == ["0", "1"])
       let after = try await ConsoleSession.exchangeAwaiting(bed, domain: "net", send: "ip link; echo gone-$((4+5))\r", until: "gone-9")
       #expect(!after.contains("00:16:3e:5a:00:03") && after.contains("00:16:3e:5a:00:01"), "\(after)")
 
@@ -155,7 +157,7 @@ extension GuestSuites {
         "network-attach", "net", "script=vif-route", "ip=\(routed)", "gatewaydev=\(scripted.name)", "mac=00:16:3e:5a:00:04",
       ])
       #expect(viaRoute.status == 0 && viaRoute.stderr == "", "\(viaRoute)")
-      #expect(try await run(["/usr/sbin/ip", "route", "show", routed]).stdout.contains("dev vif1.2-emu"))
+      #expect(try await run(["/usr/sbin/ip", "route", "show", routed]).stdout.contains("dev vif2.2-emu"))
       let pinged = try await ConsoleSession.exchangeAwaiting(
         bed, domain: "net",
         send: "for i in /sys/class/net/*; do [ $(cat $i/address) = 00:16:3e:5a:00:04 ] && dev=${i##*/}; done; ip link set $dev up && ip addr add \(routed)/32 dev $dev && ip route add \(scripted.hostAddress)/32 dev $dev && ping -c 1 -W 20 -I \(routed) \(scripted.hostAddress) && echo routed-$((5+6))\r",
@@ -164,11 +166,11 @@ extension GuestSuites {
       let unrouted = try await bed.xl(["network-detach", "net", "2"])
       #expect(unrouted.status == 0 && unrouted.stderr == "", "\(unrouted)")
       #expect(try await run(["/usr/sbin/ip", "route", "show", routed]).stdout == "")
-      #expect(!interfaceExists("vif1.2-emu"))
+      #expect(!interfaceExists("vif2.2-emu"))
 
       #expect(try await bed.xl(["destroy", "net"]).status == 0)
       #expect(native.ports == [] && scripted.ports == [])
-      #expect(!interfaceExists("vif1.0-emu") && !interfaceExists("\(vifname)-emu"))
+      #expect(!interfaceExists("vif2.0-emu") && !interfaceExists("\(vifname)-emu"))
       #expect(try await bed.children("/local/domain/0/backend/vif") == [])
       try await bed.expectNoLeftovers()
     }
