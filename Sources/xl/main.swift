@@ -18,6 +18,8 @@ Task.detached {
       try await request.execute()
     case .monitor(let domid)?:
       try await Monitor.watch(domid: domid, readyDescriptor: 3)
+    case .networkAttach(let domain, let settings)?:
+      try await NetworkAttach.attach(domain, settings: settings)
     case nil:
       var command = try XL.parseAsRoot()
       if let subcommand = command as? any XLSubcommand {

@@ -11,6 +11,7 @@ import Testing
     switch try? XL.parseAsRoot(words) {
     case let create as Create: .create(create.request)
     case let monitor as Monitor where monitor.readyDescriptor == 3: .monitor(domid: monitor.domid)
+    case let attach as NetworkAttach: .networkAttach(domain: attach.domain, settings: attach.settings)
     default: nil
     }
   }
@@ -29,6 +30,9 @@ import Testing
     ["create", "-pq", "tiny.cfg"],
     ["monitor", "7"],
     ["monitor", "4294967295"],
+    ["network-attach", "tiny"],
+    ["network-attach", "7", "bridge=br0", "mac=00:16:3e:00:00:01"],
+    ["network-attach", "tiny", "bridge=br0,model=e1000"],
   ])
   func takenAndReadAsArgumentParserReadsThem(_ words: [String]) throws {
     let fast = try #require(FastCommandLine(words[...]))
@@ -47,6 +51,7 @@ import Testing
     ["create", "--timeout", "1", "--timeout", "2", "tiny.cfg"],
     ["monitor"], ["monitor", "-1"], ["monitor", "7", "--ready-descriptor", "5"], ["monitor", "4294967296"],
     ["monitor", "x7"], ["monitor", "٧"], ["monitor", "7", "8"],
+    ["network-attach"], ["network-attach", "--help"], ["network-attach", "tiny", "-h"], ["network-attach", "-x", "tiny"],
   ])
   func leftToArgumentParser(_ words: [String]) {
     #expect(FastCommandLine(words[...]) == nil)
