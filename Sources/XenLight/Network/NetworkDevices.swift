@@ -134,7 +134,7 @@ struct NetworkTarget: Sendable {
     return devices
   }
 
-  /// The records, the tap (connected), the QEMU side, then the saved config; undone in
+  /// The records, the saved config, the tap (connected), then the QEMU side; undone in
   /// reverse on failure. The QMP session opens meanwhile (QEMU's greeting and capabilities
   /// are most of a QMP client's time).
   func attach(_ nic: NicSpec, type: DomainType, store: DomainStore, toolstack: Toolstack) async throws(XenLightError)
@@ -174,7 +174,12 @@ struct NetworkTarget: Sendable {
     var tap: Int32?
     defer { if let tap { close(tap) } }
     var scriptRan = false
+    // The saved config changes before QEMU does (while its QMP session opens): a file is
+    // easily put back, a device the guest has seen is not.
+    let savedPath = paths.savedConfig(domid: domid, uuid: target.layout.uuid)
+    let savedText = try? FileIO.readText(savedPath)
     do throws(XenLightError) {
+      try updateSavedConfig(store: store) { nics in nics + [nic] }
       if nic.usesTap {
         let created = TapDevice.name(domid: domid, devid: devid, nic: nic)
         tap = try TapDevice.open(created, what: "vif \(devid)")
@@ -182,8 +187,8 @@ struct NetworkTarget: Sendable {
         try await hotplug.connect(tap: created, nic: nic, devid: devid)
       }
       try await Self.plug(nic, devid: devid, tap: tap, qmp: try await session(), domainType: type)
-      try updateSavedConfig(store: store) { nics in nics + [nic] }
     } catch {
+      if let savedText { try? FileIO.writeText(savedText, to: savedPath) }
       if scriptRan { _ = await hotplug.disconnect(devid: devid) }
       _ = try? await store.xenstore.pipelineResults([.rm(layout.backendPath), .rm(layout.frontendPath), .rm(layout.libxlPath)])
       throw error
