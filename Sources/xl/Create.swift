@@ -119,7 +119,10 @@ struct CreateRequest: Equatable, Sendable {
     let domain: DomainConfiguration
     do {
       let file = try ConfigFile.read(contentsOf: configFile).applying(overrides: settings)
-      domain = try DomainConfiguration(file, source: configFile)
+      var parsed = try DomainConfiguration(file, source: configFile)
+      let global = try GlobalConfig.load()
+      parsed.nics = parsed.nics.map { $0.withDefaults(global) }
+      domain = parsed
     } catch {
       throw ExitStatus.fail(error)
     }

@@ -22,7 +22,7 @@ struct NetworkAttach: XLSubcommand {
   /// The verb itself, also reached by `FastCommandLine`.
   static func attach(_ domain: String, settings: [String]) async throws {
     do {
-      _ = try await Toolstack.forXL().networkAttach(domain, spec: settings.joined(separator: ","))
+      _ = try await Toolstack.forXL().networkAttach(domain, spec: settings.joined(separator: ","), defaults: try GlobalConfig.load())
     } catch {
       throw ExitStatus.fail(error)
     }

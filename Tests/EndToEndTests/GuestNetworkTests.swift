@@ -258,6 +258,12 @@ extension GuestSuites.GuestNetworkTests {
     #expect(!interfaceExists("vif1.1-emu"))
     #expect(try await bed.children("/local/domain/0/backend/vif/1") == records)
     #expect(try readFile(bed.libDirectory + "/" + saved) == savedText)
+
+    // xl.conf's vif.default.bridge for a vif that names none (as xl's set_default_nic_values).
+    let conf = bed.config("vif.default.bridge = \"\(bridge.name)\"\n", name: "xl.conf")
+    let defaulted = try await bed.xl(["network-attach", "tiny"], environment: ["XL_CONF": conf])
+    #expect(defaulted.status == 0 && defaulted.stderr == "", "\(defaulted)")
+    #expect(bridge.ports == ["vif1.0-emu", "vif1.1-emu"])
     #expect(try await bed.xl(["destroy", "tiny"]).status == 0)
     #expect(bridge.ports == [])
     try await bed.expectNoLeftovers()

@@ -43,11 +43,14 @@ extension Toolstack {
   /// guest: its tap created and connected as at create (natively, or by its script), passed
   /// to QEMU (`getfd`, `netdev_add` with that fd name, `device_add`), its records written and
   /// the domain's saved config updated. Any failure undoes every step before it.
-  public func networkAttach(_ reference: String, spec: String) async throws(XenLightError) -> NetworkDeviceInfo {
+  /// `defaults`: xl.conf's `vif.default.*` for what `spec` does not name.
+  public func networkAttach(_ reference: String, spec: String, defaults: GlobalConfig = GlobalConfig()) async throws(XenLightError)
+    -> NetworkDeviceInfo
+  {
     try await control(reference) { control, target throws(XenLightError) -> NetworkDeviceInfo in
       let domain = try NetworkTarget.read(target, control: control, paths: paths)
       var nic: NicSpec
-      do { nic = try NicSpec.parse(spec) } catch {
+      do { nic = try NicSpec.parse(spec).withDefaults(defaults) } catch {
         throw XenLightError(.invalidConfig, "vif \(ConfigValue.quoted(spec)): \(error)")
       }
       let taken = try await domain.devids(control.store)
