@@ -171,18 +171,20 @@ struct NetworkTarget: Sendable {
       domid: domid, paths: paths, spawner: toolstack.spawner, xenstore: store.xenstore, xenstoreSocket: store.xenstore.socketPath)
     let script = nic.script.map { HotplugScript.resolve($0, in: paths.scriptDirectory) }
     let tapName = nic.usesTap ? TapDevice.connectedName(domid: domid, devid: devid, nic: nic) : nil
-    guard try await store.update(domid: domid, layout.records(for: nic, script: script, tap: tapName)) else {
-      throw XenLightError(.notFound, "no domain \(domid)")
+    let records = layout.records(for: nic, script: script, tap: tapName)
+    let recorded = Task { () async -> Result<Bool, XenLightError> in
+      do throws(XenLightError) { return .success(try await store.update(domid: domid, records)) } catch { return .failure(error) }
     }
     var tap: Int32?
     defer { if let tap { close(tap) } }
     var scriptRan = false
-    // The saved config changes before QEMU does (while its QMP session opens): a file is
-    // easily put back, a device the guest has seen is not.
+    // The saved config changes before QEMU does (beside the records' commit, while the QMP
+    // session opens): a file is easily put back, a device the guest has seen is not.
     let savedPath = paths.savedConfig(domid: domid, uuid: target.layout.uuid)
     let savedText = try? FileIO.readText(savedPath)
     do throws(XenLightError) {
       try updateSavedConfig(store: store) { nics in nics + [nic] }
+      guard try await recorded.value.get() else { throw XenLightError(.notFound, "no domain \(domid)") }
       if nic.usesTap {
         let created = TapDevice.name(domid: domid, devid: devid, nic: nic)
         tap = try TapDevice.open(created, what: "vif \(devid)")
@@ -192,6 +194,7 @@ struct NetworkTarget: Sendable {
       try await Self.plug(nic, devid: devid, tap: tap, qmp: try await session(), domainType: type)
     } catch {
       if let savedText { try? FileIO.writeText(savedText, to: savedPath) }
+      _ = await recorded.value  // written (or not) before they are removed
       if scriptRan { _ = await hotplug.disconnect(devid: devid) }
       _ = try? await store.xenstore.pipelineResults([.rm(layout.backendPath), .rm(layout.frontendPath), .rm(layout.libxlPath)])
       throw error
