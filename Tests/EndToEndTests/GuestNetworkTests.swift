@@ -133,6 +133,9 @@ extension GuestSuites {
       #expect(try await bed.xl(["reboot", "net"]).status == 0)
       // Re-created as xl does, under a new domid: its taps are named after it.
       try await bed.waitUntil("/libxl/2/run-state", is: "running")
+      if try await bed.read("/libxl/2/run-state") != "running" {
+        Issue.record("the restart did not finish; the monitor's log: \((try? readFile(bed.logDirectory + "/xl-net.log")) ?? "none")")
+      }
       #expect(try await bed.read("/libxl/2/device-model-identity") != first)
       #expect(try await bed.children("/local/domain/0/backend/vif") == ["2"])
       #expect(native.ports == ["vif2.0-emu", "vif2.2-emu"])
