@@ -8,6 +8,14 @@ struct BlockAttach: XLSubcommand {
   @Argument(help: "The domain's name or id.") var domain: String
   @Argument(help: "The disk specification (docs/misc/xl-disk-configuration.txt).") var spec: [String]
 
+  init() {}
+
+  /// As ArgumentParser would make it (FastCommandLine's path).
+  init(domain: String, spec: [String]) {
+    self.domain = domain
+    self.spec = spec
+  }
+
   func execute() async throws {
     let disk: DiskSpec
     do { disk = try DiskSpec.parse(spec.joined(separator: ",")) } catch {

@@ -23,7 +23,7 @@ struct XL: AsyncParsableCommand {
         2    xenstore could not be reached, started or used
         3    the device model did not start (exec error, exit, signal, protocol)
         4    a domain with that name already exists
-        9    the device model did not confirm within the timeout; a guest did not shut down within --timeout, or did not release a detached device
+        9    the device model did not confirm within the timeout; a guest did not shut down within --timeout, or release a disk, vCPU or NIC within 10 s
         64   the command line is invalid
         130  interrupted (SIGINT or SIGTERM); nothing was left behind
       """,

@@ -18,6 +18,8 @@ Task.detached {
       try await request.execute()
     case .monitor(let domid)?:
       try await Monitor.watch(domid: domid, readyDescriptor: 3)
+    case .blockAttach(let domain, let spec)?:
+      try await BlockAttach(domain: domain, spec: spec).execute()
     case .networkAttach(let domain, let settings)?:
       try await NetworkAttach.attach(domain, settings: settings)
     case nil:

@@ -45,6 +45,9 @@ extension GuestSuites {
       let moved = try await GuestProbe.check(there, "linux")
       #expect(moved.marker == before.marker && moved.uptime > before.uptime, "\(before) then \(moved)")
       #expect(try GuestProbe.boots(here, "linux") == 1)
+      // The receiver's console log is the guest's own name's, and shows no boot: it went on.
+      #expect(try GuestProbe.boots(there, "linux") == 0)
+      #expect(try readFile(there.logDirectory + "/console/guest-linux.log").contains("m=kept-42-"))
 
       // And back, paused at the end (-p), then unpaused.
       let back = try await there.xl(["migrate", "-p", "-s", "", "linux", Self.receiver(here, [:], " -p")])
@@ -137,6 +140,13 @@ extension GuestSuites {
       #expect(try await guests(here) == ["tiny running"])
       #expect(try await guests(there) == ["tiny running"])
       #expect(try await there.read("/libxl/1/device-model-identity") == theirs)
+
+      // A transport that never answers: said, and the guest runs on here.
+      let nowhere = try await here.xl(["migrate", "-s", "", "tiny", "exit 3"])
+      #expect(nowhere.status == 1, "\(nowhere)")
+      #expect(normalized(nowhere.stderr) == "xl: the migration receiver did not answer: migration transport (exit 3) [PID] exited with status 3 during startup after T; migration failed, resuming at sender\n", "\(nowhere)")
+      #expect(try await guests(here) == ["tiny running"])
+      #expect(try await here.read("/libxl/1/migration") == nil)
       for bed in [here, there] { #expect(try await bed.xl(["destroy", "tiny"]).status == 0) }
       try await here.expectNoLeftovers()
       try await there.expectNoLeftovers()

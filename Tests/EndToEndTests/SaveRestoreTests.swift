@@ -97,6 +97,72 @@ extension GuestSuites {
       try await bed.expectNoLeftovers()
     }
 
+    /// A disk attached while the guest ran is in the saved config, and comes back where it was:
+    /// the device model is rebuilt with the PCI layout it was saved with (a hot-added device
+    /// took the next free slot; the config alone would put it among the boot devices, and
+    /// QEMU would refuse the state).
+    @Test(.enabled(if: TestEnvironment.shouldRun(peers)))
+    func aDiskAttachedWhileItRanComesBackInItsPlace() async throws {
+      let bed = try XlTestbed()
+      defer { bed.stop() }
+      let (boot, added) = (bed.directory.appending("boot.raw"), bed.directory.appending("added.raw"))
+      for disk in [boot, added] {
+        let fd = open(disk, O_WRONLY | O_CREAT, 0o644)
+        ftruncate(fd, 16 << 20)
+        close(fd)
+      }
+      try #require(try await bed.xl(["create", "-q", bed.linuxGuest("disk = [\"\(boot),raw,xvda,rw\"]")]).status == 0)
+      let before = try await GuestProbe.mark(bed, "linux")
+      let attached = try await bed.xl(["block-attach", "linux", "\(added),raw,xvdb,rw"])
+      try #require(attached.status == 0, "\(attached)")
+      _ = try await ConsoleSession.exchangeAwaiting(
+        bed, domain: "linux", send: "while [ ! -e /sys/block/vdb ]; do sleep 0.1; done; echo seen-$((2+5))\r", until: "seen-7")
+
+      let file = bed.directory.appending("linux.save")
+      let saved = try await bed.xl(["save", "linux", file])
+      #expect(saved.status == 0, "\(saved)")
+      let restored = try await bed.xl(["restore", file])
+      #expect(restored.status == 0, "\(restored)")
+      let disks = try await ConsoleSession.exchangeAwaiting(
+        bed, domain: "linux", send: "echo disks=$(ls /sys/block | tr '\\n' ,)= end-$((1+3))\r", until: "end-4")
+      #expect(GuestProbe.value(after: "disks=", in: disks).contains("vda,vdb,"), "\(disks)")
+      let after = try await GuestProbe.check(bed, "linux")
+      #expect(after.marker == before.marker && after.uptime > before.uptime)
+      #expect(try await bed.xl(["destroy", "linux"]).status == 0)
+      try await bed.expectNoLeftovers()
+    }
+
+    /// A guest on a host bridge: its tap goes with the saved domain and is made again by the
+    /// restore, and the guest — its addresses and its HTTP server in memory — is reached again.
+    @Test(.enabled(if: TestEnvironment.shouldRun(peers)))
+    func aGuestOnABridgeIsReachedAgainAfterARestore() async throws {
+      let bridge = try await HostBridge()
+      defer { bridge.remove() }
+      let bed = try XlTestbed()
+      defer { bed.stop() }
+      // A tap name of its own (host-global: another test's domain 1 would have vif1.0-emu).
+      let vifname = "i18s" + bridge.name.suffix(4)
+      let created = try await bed.xl(["create", "-q", bed.linuxGuest("vif = [\"bridge=\(bridge.name),mac=00:16:3e:5a:18:01,vifname=\(vifname)\"]")])
+      try #require(created.status == 0, "\(created)")
+      let configured = try await ConsoleSession.exchangeAwaiting(
+        bed, domain: "linux",
+        send: "ip link set eth0 up && ip addr add \(bridge.guestAddress)/24 dev eth0 && ping -c 1 -W 20 \(bridge.hostAddress) && mkdir -p /www && echo kept-by-$((6*7)) > /www/index.html && httpd -p 80 -h /www && echo net-$((2+3))\r",
+        until: "net-5")
+      #expect(configured.contains("net-5"), "\(configured)")
+      #expect(try await httpGet(bridge.guestAddress, path: "/index.html").contains("kept-by-42"))
+
+      let file = bed.directory.appending("linux.save")
+      #expect(try await bed.xl(["save", "linux", file]).status == 0)
+      #expect(bridge.ports == [])
+      let restored = try await bed.xl(["restore", file])
+      #expect(restored.status == 0, "\(restored)")
+      #expect(bridge.ports == ["\(vifname)-emu"])
+      #expect(try await httpGet(bridge.guestAddress, path: "/index.html").contains("kept-by-42"))
+      #expect(try await bed.xl(["destroy", "linux"]).status == 0)
+      #expect(bridge.ports == [])
+      try await bed.expectNoLeftovers()
+    }
+
     /// A tiny (firmware-only) guest's save file, and the domain destroyed again.
     func savedTinyGuest(_ bed: XlTestbed, _ extra: String = "") async throws -> String {
       try #require(try await bed.xl(["create", "-q", bed.tinyGuest("tiny", extra)]).status == 0)
@@ -186,6 +252,23 @@ extension GuestSuites {
       #expect(missing.status == 1)
       #expect(missing.stderr == "xl: no domain \"nosuch\"\n", "\(missing)")
       #expect(try await bed.read("/libxl/1/run-state") == "running")
+
+      // No saved config: said, nothing written; with one given, the save goes on.
+      let vm = try #require(try await bed.read("/local/domain/1/vm"))
+      let userdata = bed.libDirectory + "/userdata-d.1.\(vm.dropFirst(4)).xl"
+      try #require(unlink(userdata) == 0)
+      let file = bed.directory.appending("tiny.save")
+      let unconfigured = try await bed.xl(["save", "tiny", file])
+      #expect(unconfigured.status == 1, "\(unconfigured)")
+      #expect(unconfigured.stderr == "xl: domain 1 (tiny) has no saved config (\(userdata)): give one (xl save tiny <file> <config>)\n", "\(unconfigured)")
+      #expect(access(file, F_OK) != 0)
+      #expect(try await bed.read("/libxl/1/run-state") == "running")
+      let given = try await bed.xl(["save", "-c", "tiny", file, bed.tinyGuest()])
+      #expect(given.status == 0, "\(given)")
+      #expect(try await bed.read("/libxl/1/run-state") == "running")
+      #expect(try await bed.xl(["destroy", "tiny"]).status == 0)
+      let restored = try await bed.xl(["restore", "-e", file])
+      #expect(restored.status == 0, "\(restored)")
       #expect(try await bed.xl(["destroy", "tiny"]).status == 0)
       try await bed.expectNoLeftovers()
     }

@@ -11,6 +11,7 @@ import Testing
     switch try? XL.parseAsRoot(words) {
     case let create as Create: .create(create.request)
     case let monitor as Monitor where monitor.readyDescriptor == 3: .monitor(domid: monitor.domid)
+    case let attach as BlockAttach: .blockAttach(domain: attach.domain, spec: attach.spec)
     case let attach as NetworkAttach: .networkAttach(domain: attach.domain, settings: attach.settings)
     default: nil
     }
@@ -30,6 +31,8 @@ import Testing
     ["create", "-pq", "tiny.cfg"],
     ["monitor", "7"],
     ["monitor", "4294967295"],
+    ["block-attach", "linux", "/img/d.raw,raw,xvdb,rw"],
+    ["block-attach", "3", "/img/d.raw", "raw", "xvdb", "rw"],
     ["network-attach", "tiny"],
     ["network-attach", "7", "bridge=br0", "mac=00:16:3e:00:00:01"],
     ["network-attach", "tiny", "bridge=br0,model=e1000"],
@@ -51,6 +54,7 @@ import Testing
     ["create", "--timeout", "1", "--timeout", "2", "tiny.cfg"],
     ["monitor"], ["monitor", "-1"], ["monitor", "7", "--ready-descriptor", "5"], ["monitor", "4294967296"],
     ["monitor", "x7"], ["monitor", "٧"], ["monitor", "7", "8"],
+    ["block-attach"], ["block-attach", "linux"], ["block-attach", "--help"], ["block-attach", "linux", "-h"],
     ["network-attach"], ["network-attach", "--help"], ["network-attach", "tiny", "-h"], ["network-attach", "-x", "tiny"],
   ])
   func leftToArgumentParser(_ words: [String]) {

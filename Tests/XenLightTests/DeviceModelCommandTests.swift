@@ -104,10 +104,10 @@ import Testing
       "-boot", "order=cda",
       "-netdev", "user,id=net0",
       "-device", "e1000,id=nic0,netdev=net0,mac=00:16:3e:00:00:02",
-      "-blockdev", "driver=raw,node-name=xl-hda-0,read-only=off,file.driver=file,file.filename=/img/a.raw",
-      "-device", "ide-hd,id=hda,bus=ide.0,unit=0,drive=xl-hda-0",
-      "-blockdev", "driver=raw,node-name=xl-hdc-0,read-only=on,file.driver=file,file.filename=/iso/b.iso",
-      "-device", "ide-cd,id=hdc,bus=ide.1,unit=0,drive=xl-hdc-0",
+      "-blockdev", "driver=raw,node-name=xl-hda,read-only=off,file.driver=file,file.filename=/img/a.raw",
+      "-device", "ide-hd,id=hda,bus=ide.0,unit=0,drive=xl-hda",
+      "-blockdev", "driver=raw,node-name=xl-hdc,read-only=on,file.driver=file,file.filename=/iso/b.iso",
+      "-device", "ide-cd,id=hdc,bus=ide.1,unit=0,drive=xl-hdc",
       "-device", "virtio-balloon-pci,id=balloon0",
       "-bogus",
     ])
@@ -126,8 +126,8 @@ import Testing
     #expect(command.arguments.contains(["-kernel", "/boot/vmlinuz", "-initrd", "/boot/initrd", "-append", "console=ttyS0"]))
     #expect(command.arguments.contains(["-device", "virtio-net-pci,id=nic0,netdev=net0,mac=00:16:3e:00:00:03"]))
     #expect(command.arguments.contains([
-      "-blockdev", "driver=raw,node-name=xl-xvda-0,read-only=off,file.driver=file,file.filename=/img/root",
-      "-device", "virtio-blk-pci,id=xvda,drive=xl-xvda-0",
+      "-blockdev", "driver=raw,node-name=xl-xvda,read-only=off,file.driver=file,file.filename=/img/root",
+      "-device", "virtio-blk-pci,id=xvda,drive=xl-xvda",
     ]))
     #expect(!command.arguments.contains("-boot"))
     #expect(command.arguments.last == "-pv")

@@ -24,6 +24,7 @@ import XenStore
     #expect(layout.deviceModelIdentityPath == "/libxl/5/device-model-identity")
     #expect(layout.subtrees == [
       "/local/domain/0/device-model/5", "/vm/6a9b8c7d-1234-4abc-8def-0123456789ab", "/local/domain/5", "/libxl/5",
+      "/local/domain/0/backend/vbd/5", "/local/domain/0/backend/vif/5",
     ])
   }
 

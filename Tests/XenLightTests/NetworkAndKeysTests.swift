@@ -136,7 +136,7 @@ import Testing
     let d = try domain("name = 'd'; type = 'hvm'; vnc = 0; disk = [ '/img/a.vhd,vhd,hda,rw' ]")
     #expect(d.disks[0].format == "vhd")
     #expect(DeviceModelCommand.build(for: d, domid: 1, runDirectory: "/r", host: noXen).arguments
-      .contains(["-blockdev", "driver=vpc,node-name=xl-hda-0,read-only=off,file.driver=file,file.filename=/img/a.vhd"]))
+      .contains(["-blockdev", "driver=vpc,node-name=xl-hda,read-only=off,file.driver=file,file.filename=/img/a.vhd"]))
     var xen = d
     xen.deviceModel.target = .xen
     #expect(DeviceModelCommand.build(for: xen, domid: 1, runDirectory: "/r", host: noXen).arguments

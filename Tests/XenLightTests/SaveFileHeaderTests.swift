@@ -75,4 +75,16 @@ import Testing
     given.name = "other"
     #expect(DomainRestorer.differences(given, saved) == [])
   }
+
+  @Test func thePCILayoutTravelsAfterTheConfigAndPinsDevices() throws {
+    let reply = try JSON.parse(Array(#"[{"bus": 0, "devices": [{"bus": 0, "slot": 1, "function": 1, "qdev_id": ""}, {"bus": 0, "slot": 2, "function": 0, "qdev_id": "xvda"}, {"bus": 0, "slot": 3, "function": 0, "qdev_id": "balloon0"}, {"bus": 0, "slot": 17, "function": 0, "qdev_id": "xvdb"}]}]"#.utf8))
+    let slots = PCISlots(queryPCI: reply)
+    #expect(slots.slots == ["xvda": "02.0", "balloon0": "03.0", "xvdb": "11.0"])
+    let header = SaveFileHeader(config: "name = \"g\"\n", pciSlots: slots)
+    let bytes = header.encoded
+    #expect(try SaveFileHeader.decode(fixed: Array(bytes[0..<48]), optional: Array(bytes[48...]), source: "f") == header)
+    #expect(slots.pin(["-device", "virtio-blk-pci,id=xvdb,drive=d", "-device", "pvpanic", "-device", "x,id=balloon0,addr=05.0", "-m", "id=xvda"]) == [
+      "-device", "virtio-blk-pci,id=xvdb,drive=d,addr=11.0", "-device", "pvpanic", "-device", "x,id=balloon0,addr=05.0", "-m", "id=xvda",
+    ])
+  }
 }

@@ -44,9 +44,11 @@ import XenStore
   }
 
   @Test func blockNodesNameTheirDescriptorSet() {
-    #expect(VirtualDisk.nodeName("xvdb", 7) == "xl-xvdb-7")
+    #expect(VirtualDisk.nodeName("xvdb", set: 7) == "xl-xvdb-7")
+    #expect(VirtualDisk.nodeName("xvda", set: nil) == "xl-xvda")
     #expect(VirtualDisk.fdset(ofNode: "xl-xvdb-7") == 7)
-    #expect(VirtualDisk.fdset(ofNode: "xl-xvda-0") == nil)
+    #expect(VirtualDisk.fdset(ofNode: "xl-xvdb-0") == 0)
+    #expect(VirtualDisk.fdset(ofNode: "xl-xvda") == nil)
   }
 
   @Test func memorySizesAreXls() {

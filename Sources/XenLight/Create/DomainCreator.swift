@@ -100,6 +100,11 @@ public struct DomainCreator: Sendable {
   /// the guest is left in, recorded as the domain's run state. A failure is create's: the
   /// device model is stopped and every record removed.
   public var incoming: (@Sendable (_ domid: UInt32, _ command: DeviceModelCommand) async throws(XenLightError) -> RunState)?
+  /// The PCI layout the incoming state was saved with (`PCISlots.pin`).
+  public var incomingPCISlots: PCISlots?
+  /// The name the logs go by, when the domain is created under a passing one (a migration's
+  /// `<name>--incoming`): its console log goes on in the name it keeps.
+  public var logName: String?
   /// `xl create -p`: the guest is created paused (QEMU's `-S`: no instruction runs until
   /// `xl unpause`), and no `guest_ready_console` is waited for.
   public var startsPaused = false
@@ -203,20 +208,22 @@ public struct DomainCreator: Sendable {
       try await DomainCreator.uncancellable(on: xenstore.executor, body)
     }
 
-    var consoleLog: String? { domain.serial.first == "pty" ? paths.consoleLog(name: domain.name) : nil }
+    var consoleLog: String? { domain.serial.first == "pty" ? paths.consoleLog(name: logName) : nil }
+    var logName: String { creator.logName ?? domain.name }
 
     func command(_ domid: UInt32) -> DeviceModelCommand {
       var command = DeviceModelCommand.build(
         for: domain, domid: domid, runDirectory: paths.runDirectory, host: creator.host, consoleLog: consoleLog,
         user: account?.user(domid: domid))
       if creator.incoming != nil { command.arguments += DeviceModelCommand.incomingArguments }
+      if let slots = creator.incomingPCISlots { command.arguments = slots.pin(command.arguments) }
       if creator.startsPaused && creator.incoming == nil { command.arguments.append("-S") }
       return command
     }
 
     func records(_ domid: UInt32) -> (DomainLayout, [XenStoreRecord]) {
       let layout = DomainLayout(domid: domid, uuid: domain.uuid)
-      let log = paths.deviceModelLog(name: domain.name)
+      let log = paths.deviceModelLog(name: logName)
       var records = layout.records(
         for: domain, deviceModel: command(domid), logPath: log, startTime: startTime, scriptDirectory: paths.scriptDirectory)
       if let consoleLog { records.append(XenStoreRecord(layout.consoleLogPathPath, consoleLog)) }
@@ -286,7 +293,7 @@ public struct DomainCreator: Sendable {
       let command = command(domid)
       let what = "domain \(domid) device model"
       if !creator.rotateLogs { try ToolstackPaths.makeDirectories(paths.logDirectory) }
-      let log = creator.rotateLogs ? try paths.rotatedDeviceModelLog(name: domain.name) : paths.deviceModelLog(name: domain.name)
+      let log = creator.rotateLogs ? try paths.rotatedDeviceModelLog(name: logName) : paths.deviceModelLog(name: logName)
       if let consoleLog {
         if creator.rotateLogs { _ = try ToolstackPaths.rotated(consoleLog) } else { try ToolstackPaths.makeDirectories(paths.logDirectory + "/console") }
       }

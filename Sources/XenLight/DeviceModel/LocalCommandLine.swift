@@ -104,7 +104,7 @@ enum LocalCommandLine {
         device = ["virtio-blk-pci", "id=\(id)"]
       }
       if !disk.target.isEmpty {
-        let node = VirtualDisk.nodeName(disk.vdev, Int(nextSet ?? 0))
+        let node = VirtualDisk.nodeName(disk.vdev, set: nextSet.map { Int($0) })
         let file = pass(disk.target, disk.readOnly ? O_RDONLY : O_RDWR, "disk \(disk.vdev)")
         args += ["-blockdev", VirtualDisk.blockdevOption(node: node, disk: disk, file: file)]
         device.append("drive=\(node)")

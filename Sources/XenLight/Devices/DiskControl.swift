@@ -127,7 +127,9 @@ public struct DiskControl: Sendable {
       }
       let timeout = removalTimeout
       try await control.session(target) { qmp throws(XenLightError) in
-        let node = try await Self.medium(of: vdev, qmp)
+        // The disk's nodes by name: a device the guest let go of after an earlier detach
+        // (timed out, or forced) is gone from query-block, its node not.
+        let nodes = try await Self.nodes(of: vdev, qmp)
         let id = VirtualDisk.deviceID(vdev)
         var gone = false
         do throws(XenLightError) {
@@ -146,7 +148,7 @@ public struct DiskControl: Sendable {
           }
           gone = true
         }
-        if gone, let node { await Self.removeNode(node, qmp) }
+        if gone { for node in nodes { await Self.removeNode(node, qmp) } }
       }
       try await removeRecords(target, devid)
       try editSavedDisks(target) { $0.filter { $0.vdev != vdev } }
@@ -307,7 +309,7 @@ public struct DiskControl: Sendable {
         set = id
       }
       guard let set else { throw XenLightError(.deviceModelFailed, "no descriptor to pass") }
-      let node = VirtualDisk.nodeName(disk.vdev, Int(set))
+      let node = VirtualDisk.nodeName(disk.vdev, set: Int(set))
       let protocolDriver = blockDevice ? "host_device" : "file"
       try await qmp.execute("blockdev-add", [
         ("driver", .string(disk.qemuFormat)), ("node-name", .string(node)), ("read-only", .bool(disk.readOnly)),
@@ -324,6 +326,13 @@ public struct DiskControl: Sendable {
   static func removeNode(_ node: String, _ qmp: QMPClient) async {
     _ = try? await qmp.execute("blockdev-del", [("node-name", .string(node))])
     if let set = VirtualDisk.fdset(ofNode: node) { _ = try? await qmp.execute("remove-fd", [("fdset-id", .number(Int64(set)))]) }
+  }
+
+  /// Every block node xl made for `vdev` (`xl-<vdev>`, `xl-<vdev>-<set>`), attached or not.
+  static func nodes(of vdev: String, _ qmp: QMPClient) async throws(XenLightError) -> [String] {
+    let named = try await qmp.execute("query-named-block-nodes", [("flat", .bool(true))]).arrayValue ?? []
+    let name = VirtualDisk.nodeName(vdev, set: nil)
+    return named.compactMap { $0["node-name"]?.stringValue }.filter { $0 == name || $0.hasPrefix(name + "-") }
   }
 
   /// The block node device `vdev` has inserted (`query-block`), nil for an empty drive.

@@ -55,14 +55,17 @@ public enum VirtualDisk {
   /// QEMU's qdev id of the disk's device: the vdev itself (`device_del xvdb`, `query-block`).
   public static func deviceID(_ vdev: String) -> String { vdev }
 
-  /// A block node for the disk's image: `xl-<vdev>-<set>`, the id of the descriptor set
-  /// QEMU opened it from (0: opened by path), which also tells apart a CD drive's media.
-  public static func nodeName(_ vdev: String, _ set: Int) -> String { "xl-\(vdev)-\(set)" }
+  /// A block node for the disk's image: `xl-<vdev>-<set>`, the id of the descriptor set QEMU
+  /// opened it from (which also tells apart a CD drive's media), or `xl-<vdev>` for one
+  /// opened by path.
+  public static func nodeName(_ vdev: String, set: Int?) -> String { "xl-\(vdev)" + (set.map { "-\($0)" } ?? "") }
 
   /// The descriptor set a node was opened from, to remove with it; nil: opened by path.
   static func fdset(ofNode node: String) -> Int? {
-    guard let dash = node.lastIndex(of: "-"), let set = Int(node[node.index(after: dash)...]), set > 0 else { return nil }
-    return set
+    // A vdev has no dash: the part after one is the set.
+    let name = node.dropFirst(3)
+    guard node.hasPrefix("xl-"), let dash = name.lastIndex(of: "-") else { return nil }
+    return Int(name[name.index(after: dash)...])
   }
 
   /// QEMU's protocol driver for the image: `host_device` for a device node, else `file`.

@@ -84,7 +84,7 @@ public struct DomainLayout: Hashable, Sendable {
 
   /// Every subtree that belongs to the domain: removing these removes the domain.
   /// `/vm/<uuid>` is found through `/local/domain/<domid>/vm` when only the domid is known.
-  public var subtrees: [String] { [deviceModelPath, vmPath, domainPath, libxlPath] }
+  public var subtrees: [String] { [deviceModelPath, vmPath, domainPath, libxlPath] + Self.backendPaths(of: domid) }
 
   /// `n0,r<domid>`: owned by dom0, readable by the domain.
   public var readOnlyForDomain: Permissions {

@@ -16,15 +16,17 @@ public enum MigrationLeftovers {
     guard let domids = try? await toolstack.deadline.run(store.xenstore, "listing domains", { () async throws(XenLightError) in
       try await store.guestDomids()
     }) else { return }
-    for domid in domids {
-      guard let text = try? await DomainStore.readOptional(store.xenstore, MigrationProtocol.Note.path(domid)),
-        let note = MigrationProtocol.Note(text), !toolstack.spawner.isRunning(note.driver)
+    // Every domain's note in one pipelined batch: one round trip however many domains.
+    guard let notes = try? await store.xenstore.pipelineResults(domids.map { .read(MigrationProtocol.Note.path($0)) }) else { return }
+    for (domid, read) in zip(domids, notes) {
+      guard case .success(let bytes) = read, let note = MigrationProtocol.Note(String(decoding: bytes, as: UTF8.self)),
+        !toolstack.spawner.isRunning(note.driver)
       else { continue }
       do throws(XenLightError) {
         switch note.step {
         case .outgoing:
           // Never given away: ours again, under its name, running if it ran.
-          try await store.rename(domid: domid, to: note.name)
+          try await MigrationProtocol.rename(domid, to: note.name, store, toolstack: toolstack)
           if note.wasRunning { try await resume(domid, store, loop: toolstack.spawner.loop) }
           await MigrationProtocol.Note.clear(domid, store)
           log("xl: domain \(domid) (\(note.name)): its migration's sender [\(note.driver.pid)] died before handing it over; resumed here")
@@ -36,7 +38,7 @@ public enum MigrationLeftovers {
           log("xl: domain \(domid): an incoming migration of \"\(note.name)\" whose receiver [\(note.driver.pid)] died before it was handed over; destroyed")
         case .incomingGo:
           // Handed over: ours, and to be started.
-          try await store.rename(domid: domid, to: note.name)
+          try await MigrationProtocol.rename(domid, to: note.name, store, toolstack: toolstack)
           try await resume(domid, store, loop: toolstack.spawner.loop)
           await MigrationProtocol.Note.clear(domid, store)
           log("xl: domain \(domid) (\(note.name)): handed over here, its receiver [\(note.driver.pid)] died before starting it; started")
@@ -89,7 +91,7 @@ public enum MigrationLeftovers {
         return "the receiver has \"\(name)\": this side's copy (domain \(domid)) was destroyed"
       case .absent:
         let settled = try await toolstack.withStore { store throws(XenLightError) in
-          try await store.rename(domid: domid, to: name)
+          try await MigrationProtocol.rename(domid, to: name, store, toolstack: toolstack)
           if wasRunning { try await resume(domid, store, loop: toolstack.spawner.loop) }
           await MigrationProtocol.Note.clear(domid, store)
         }
@@ -113,20 +115,27 @@ public enum MigrationLeftovers {
       what: "migration receiver query (\(rune))", executable: "/bin/sh",
       arguments: ["-c", "exec 0</dev/null 1>&3 2>&4 3>&- 4>&-\n\(rune) --resolve \(uuid)"], passedDescriptors: [3: theirs, 4: 2],
       timeout: .seconds(60))
-    let readiness = CheckReadiness(awaiting: "the receiver's answer") { _ in
-      var line: [UInt8] = []
-      while let byte = try await stream.read(1, what: "answer").first, byte != UInt8(ascii: "\n") { line.append(byte) }
-      return String(decoding: line, as: UTF8.self)
+    // Confirmed once the answer is there to read, none of it read yet: the query may answer and
+    // exit before the spawn library sees it confirm, and its answer is read all the same.
+    let readiness = CheckReadiness(awaiting: "the receiver's answer") { context in
+      _ = try await context.loop.wait(for: .readable, on: ours)
+      return "answered"
     }
-    let said: String
+    var held = true
+    var failure: String?
     do {
       let daemon = try await toolstack.spawner.start(command, readiness: readiness)
       close(theirs)
-      said = try await daemon.confirm().value
+      held = false
+      _ = try await daemon.confirm()
     } catch {
-      close(theirs)
-      throw XenLightError(.io, "\(error)")
+      failure = "\(error)"
     }
+    if held { close(theirs) }
+    var line: [UInt8] = []
+    while let byte = try? await stream.read(1, what: "answer").first, byte != UInt8(ascii: "\n") { line.append(byte) }
+    let said = String(decoding: line, as: UTF8.self)
+    if said.isEmpty, let failure { throw XenLightError(.io, failure) }
     guard let answer = Answer(rawValue: said) else { throw XenLightError(.io, "the receiver answered \"\(said)\"") }
     return answer
   }

@@ -69,7 +69,7 @@ public struct MigrationReceiver: Sendable {
         let note = MigrationProtocol.Note(step: .incomingGo, driver: try MigrationProtocol.Note.me(), name: name, wasRunning: true)
         try await note.write(domid, store)
         step("start")
-        try await store.rename(domid: domid, to: name)
+        try await MigrationProtocol.rename(domid, to: name, store, toolstack: toolstack)
         if !pauseAfter { try await MigrationLeftovers.resume(domid, store, loop: loop) }
         await MigrationProtocol.Note.clear(domid, store)
       }

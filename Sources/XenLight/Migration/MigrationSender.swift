@@ -64,7 +64,8 @@ public struct MigrationSender: Sendable {
     do throws(XenLightError) {
       try await startTransport(rune, socket: theirs, stream: stream)
       step("preamble", stream)
-      try await stream.write(SaveFileHeader(config: config).encoded, what: "header")
+      let slots = try await DomainSaver.pciSlots(target.qmpSocket!, target, loop: loop)
+      try await stream.write(SaveFileHeader(config: config, pciSlots: slots).encoded, what: "header")
       step("stream", stream)
       log("migration sender: sending domain \(target.domid) (\(target.name))")
       totals = try await QMPClient.session(path: target.qmpSocket!, loop: loop, what: "domain \(target.domid) device model") {
@@ -83,7 +84,7 @@ public struct MigrationSender: Sendable {
     // Step 5: renamed away and noted, then `go`: from its write on, the guest is the receiver's.
     do throws(XenLightError) {
       try await withStore { store throws(XenLightError) in
-        try await store.rename(domid: target.domid, to: MigrationProtocol.awayName(target.name))
+        try await MigrationProtocol.rename(target.domid, to: MigrationProtocol.awayName(target.name), store, toolstack: toolstack)
         let note = MigrationProtocol.Note(step: .outgoingGo, driver: try MigrationProtocol.Note.me(), name: target.name, wasRunning: wasRunning)
         try await note.write(target.domid, store)
       }
@@ -166,7 +167,7 @@ public struct MigrationSender: Sendable {
   private func undo(_ target: DomainControl.Target, wasRunning: Bool, renamed: Bool) async -> String {
     do throws(XenLightError) {
       try await withStore { store throws(XenLightError) in
-        if renamed { try await store.rename(domid: target.domid, to: target.name) }
+        if renamed { try await MigrationProtocol.rename(target.domid, to: target.name, store, toolstack: toolstack) }
         if wasRunning { try await MigrationLeftovers.resume(target.domid, store, loop: toolstack.spawner.loop) }
         await MigrationProtocol.Note.clear(target.domid, store)
       }

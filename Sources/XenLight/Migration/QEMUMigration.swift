@@ -116,7 +116,7 @@ public enum QEMUMigration {
 
   /// Feeds `descriptor` (positioned at the start of QEMU's stream) to a device model started
   /// with `-incoming defer`, and waits until it has loaded it. QEMU 7.2 exits when a load
-  /// fails; the caller turns that into its log's last lines (`LoadFailure`).
+  /// fails; the caller quotes the last lines of its log.
   public static func receive(_ qmp: QMPClient, from descriptor: Int32) async throws(XenLightError) {
     try await together(qmp, preparation(uncapped: false, descriptor: descriptor))
     try await qmp.execute("migrate-incoming", [("uri", .string("fd:" + descriptorName))])

@@ -90,16 +90,18 @@ public struct DomainRestorer: Sendable {
     async throws(XenLightError) -> CreatedDomain
   {
     var domain = preamble.config
+    let logName = domain.name
     if let temporaryName { domain.name = temporaryName }
     var creator = toolstack.creator()
+    creator.logName = logName
     // The console log goes on where the saved guest left it: one boot, however many restores.
     creator.rotateLogs = false
     creator.configText = preamble.configText
+    creator.incomingPCISlots = preamble.header.pciSlots
     if let monitor {
-      let name = domain.name
-      creator.monitor = { domid, uuid throws(XenLightError) in try await monitor(domid, uuid, name) }
+      creator.monitor = { domid, uuid throws(XenLightError) in try await monitor(domid, uuid, logName) }
     }
-    let log = toolstack.paths.deviceModelLog(name: domain.name)
+    let log = toolstack.paths.deviceModelLog(name: logName)
     let (paused, loop, source, fd, beforeLoading) = (paused, toolstack.spawner.loop, stream.source, stream.fd, beforeLoading)
     creator.incoming = { domid, command throws(XenLightError) -> RunState in
       try await beforeLoading?(domid)

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Reactor
 import Spawn
 
 /// What `xl save` did.
@@ -45,7 +46,6 @@ public struct DomainSaver: Sendable {
       }
       let config = try Self.configText(target, file: configFile, paths: toolstack.paths)
       let confined = try await Self.isConfined(target, store)
-      let header = SaveFileHeader(config: config)
       let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
       guard fd >= 0 else {
         let e = errno
@@ -54,10 +54,11 @@ public struct DomainSaver: Sendable {
       defer { close(fd) }
       do throws(XenLightError) {
         let file = DescriptorStream(fd: fd, source: path, loop: toolstack.spawner.loop)
-        try await file.write(header.encoded, what: "header")
-        let pausedFor = try await QMPClient.session(
+        let (pausedFor, header) = try await QMPClient.session(
           path: socket, loop: toolstack.spawner.loop, what: "domain \(target.domid) device model"
-        ) { qmp throws(XenLightError) -> Duration in
+        ) { qmp throws(XenLightError) -> (Duration, SaveFileHeader) in
+          let header = SaveFileHeader(config: config, pciSlots: PCISlots(queryPCI: try await qmp.execute("query-pci")))
+          try await file.write(header.encoded, what: "header")
           let wasRunning = target.runState != .paused
           let clock = ContinuousClock()
           let stopped = clock.now
@@ -75,7 +76,7 @@ public struct DomainSaver: Sendable {
             }
             let pausedFor = clock.now - stopped
             if after == .keepRunning && wasRunning { try await resume(qmp, target, store) }
-            return pausedFor
+            return (pausedFor, header)
           } catch {
             await recorded.value
             if wasRunning { try? await resume(qmp, target, store) }
@@ -124,6 +125,13 @@ public struct DomainSaver: Sendable {
     let drained = await drain.value
     _ = try sent.get()
     _ = try drained.get()
+  }
+
+  /// The device model's PCI layout now (`query-pci`), for the receiving side to rebuild.
+  static func pciSlots(_ socket: String, _ target: DomainControl.Target, loop: EventLoop) async throws(XenLightError) -> PCISlots {
+    try await QMPClient.session(path: socket, loop: loop, what: "domain \(target.domid) device model") { qmp throws(XenLightError) in
+      PCISlots(queryPCI: try await qmp.execute("query-pci"))
+    }
   }
 
   /// Whether the domain's device model runs confined (libxl's kill uid is recorded).

@@ -31,20 +31,28 @@ public struct SaveFileHeader: Equatable, Sendable {
   public var optionalFlags: UInt32
   /// The domain's config (xl.cfg text), nil when the file carries none.
   public var config: String?
+  /// The device model's PCI layout, a record of our own after the config (xl skips optional
+  /// data it does not understand).
+  public var pciSlots: PCISlots?
 
-  public init(config: String?) {
+  public init(config: String?, pciSlots: PCISlots? = nil) {
     self.mandatoryFlags = .qemuStream
     self.optionalFlags = 0
     self.config = config
+    self.pciSlots = pciSlots
   }
 
   /// The header as written: fixed part, then the optional data.
   public var encoded: [UInt8] {
     let configBytes = Array((config ?? "").utf8)
     var optional: [UInt8] = []
-    if config != nil {
+    if config != nil || pciSlots != nil {
       optional += Self.word(UInt32(configBytes.count))
       optional += configBytes
+    }
+    if let pciSlots {
+      let slotBytes = Array(pciSlots.text.utf8)
+      optional += Self.word(UInt32(slotBytes.count)) + slotBytes
     }
     var bytes = Self.magic
     bytes += Self.word(Self.byteOrderMarker)
@@ -104,6 +112,10 @@ public struct SaveFileHeader: Equatable, Sendable {
       var text = optional[4..<(4 + size)]
       if text.last == 0 { text = text.dropLast() }
       header.config = size == 0 ? nil : String(decoding: text, as: UTF8.self)
+      let rest = Array(optional[(4 + size)...])
+      if rest.count >= 4, Int(word(rest, at: 0)) <= rest.count - 4 {
+        header.pciSlots = PCISlots(text: String(decoding: rest[4..<(4 + Int(word(rest, at: 0)))], as: UTF8.self))
+      }
     }
     return header
   }
