@@ -13,6 +13,7 @@ need=()
 [[ -x /etc/xen/scripts/vif-bridge ]] || need+=(xen-utils-common)
 [[ -f /usr/share/ovmf/OVMF.fd ]] || need+=(ovmf)
 [[ -x /usr/sbin/ip ]] || need+=(iproute2)
+[[ -x /usr/sbin/ifconfig ]] || need+=(net-tools)   # Xen's vif-route uses ifconfig
 command -v gcc >/dev/null || need+=(gcc)
 [[ -x /usr/bin/xorriso ]] || need+=(xorriso)
 command -v pkg-config >/dev/null || need+=(pkg-config)
@@ -24,6 +25,6 @@ if ((${#need[@]})); then
   $sudo apt-get update -qq
   # policy-rc.d keeps postinst scripts from starting Xen's own daemons.
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
-    xen-utils-4.17 xen-utils-common xenstore-utils python3-pyxs libxen-dev qemu-system-x86 ovmf iproute2 gcc pkg-config xorriso systemd man-db >/dev/null
+    xen-utils-4.17 xen-utils-common xenstore-utils python3-pyxs libxen-dev qemu-system-x86 ovmf iproute2 net-tools gcc pkg-config xorriso systemd man-db >/dev/null
 fi
 scripts/guest-image.sh >/dev/null

@@ -1,5 +1,6 @@
 /// The command lines xl runs most often, parsed without ArgumentParser: `xl create` with its
-/// usual options, `xl monitor DOMID` as create starts it, `xl block-attach DOMAIN SPEC`, and the
+/// usual options, `xl monitor DOMID` as create starts it, `xl block-attach DOMAIN SPEC` and
+/// `xl network-attach DOMAIN SETTINGS...` (each measured beside QEMU's own answer), and the
 /// plain forms of `xl list`, `xl uptime` and `xl info`. ArgumentParser's first parse
 /// costs about 1.5 ms of Swift runtime set-up (reflection, conformance look-ups), a large part
 /// of what `xl create` adds to QEMU's own start.
@@ -17,6 +18,8 @@ enum FastCommandLine: Equatable {
   case list(domains: [String])
   case uptime(short: Bool, domains: [String])
   case info(field: String?)
+  /// `xl network-attach DOMAIN SETTINGS...`, measured the same way.
+  case networkAttach(domain: String, settings: [String])
 
   /// nil: ArgumentParser's to parse.
   init?(_ words: ArraySlice<String>) {
@@ -45,6 +48,9 @@ enum FastCommandLine: Equatable {
     case "info":
       guard words.count <= 1, words.allSatisfy(Self.isOperand) else { return nil }
       self = .info(field: words.first)
+    case "network-attach":
+      guard let domain = words.first, words.allSatisfy({ !$0.hasPrefix("-") }) else { return nil }
+      self = .networkAttach(domain: domain, settings: Array(words.dropFirst()))
     default:
       return nil
     }

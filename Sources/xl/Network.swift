@@ -17,9 +17,12 @@ struct NetworkAttach: XLSubcommand {
   @Argument(help: "The domain's name or id.") var domain: String
   @Argument(help: "The NIC's settings (key=value, comma or space separated).") var settings: [String] = []
 
-  func execute() async throws {
+  func execute() async throws { try await Self.attach(domain, settings: settings) }
+
+  /// The verb itself, also reached by `FastCommandLine`.
+  static func attach(_ domain: String, settings: [String]) async throws {
     do {
-      _ = try await Toolstack.forXL().networkAttach(domain, spec: settings.joined(separator: ","))
+      _ = try await Toolstack.forXL().networkAttach(domain, spec: settings.joined(separator: ","), defaults: try GlobalConfig.load())
     } catch {
       throw ExitStatus.fail(error)
     }

@@ -24,7 +24,7 @@ struct XL: AsyncParsableCommand {
         3    the device model did not start (exec error, exit, signal, protocol); the guest died before guest_ready_console
         4    a domain with that name already exists (create, rename)
         9    the device model did not confirm within the timeout; a guest did not shut down within --timeout,
-             print its guest_ready_console line within guest_ready_timeout, or release a disk or vCPU within 10 s
+             print its guest_ready_console line within guest_ready_timeout, or release a disk, vCPU or NIC within 10 s
         64   the command line is invalid
         130  interrupted (SIGINT or SIGTERM); nothing was left behind
       """,

@@ -28,6 +28,8 @@ Task.detached {
       try await Uptime.run(domains, short: short)
     case .info(let field)?:
       await Info.run(field: field)
+    case .networkAttach(let domain, let settings)?:
+      try await NetworkAttach.attach(domain, settings: settings)
     case nil:
       var command = try XL.parseAsRoot()
       if let subcommand = command as? any XLSubcommand {

@@ -67,7 +67,8 @@ func httpGet(_ host: String, path: String) async throws -> String {
 
 extension GuestSuites {
   /// A guest on a real network: host bridges made by the test, taps connected natively and by
-  /// Xen's own `vif-bridge`, the guest configured over its console and reached from the host;
+  /// Xen's own `vif-bridge` and `vif-route`, the guest configured over its console and reached
+  /// from the host;
   /// NICs hot-added and removed, kept across a restart; all again with a confined device model.
   @Suite(.serialized) struct GuestNetworkTests {
     static let peers: [Peer] = [.qemu, .linuxGuest, .xenstoreRead, .xenVifScripts]
@@ -130,9 +131,13 @@ extension GuestSuites {
       // A restart brings the guest back with the NIC it had.
       let first = try await bed.read("/libxl/1/device-model-identity")
       #expect(try await bed.xl(["reboot", "net"]).status == 0)
-      // Re-created as xl does: a new domid; the old domain held the name until then.
+      // Re-created as xl does, under a new domid: its taps are named after it.
       try await bed.waitUntil("/libxl/2/run-state", is: "running")
+      if try await bed.read("/libxl/2/run-state") != "running" {
+        Issue.record("the restart did not finish; the monitor's log: \((try? readFile(bed.logDirectory + "/xl-net.log")) ?? "none")")
+      }
       #expect(try await bed.read("/libxl/2/device-model-identity") != first)
+      #expect(try await bed.children("/local/domain/0/backend/vif") == ["2"])
       #expect(native.ports == ["vif2.0-emu", "vif2.2-emu"])
       #expect(scripted.ports == ["\(vifname)-emu"])
       let again = try await ConsoleSession.exchangeAwaiting(bed, domain: "net", send: "ip link; echo back-$((4+4))\r", until: "back-8")
@@ -147,6 +152,24 @@ extension GuestSuites {
       #expect(try await bed.children("/local/domain/2/device/vif") == ["0", "1"])
       let after = try await ConsoleSession.exchangeAwaiting(bed, domain: "net", send: "ip link; echo gone-$((4+5))\r", until: "gone-9")
       #expect(!after.contains("00:16:3e:5a:00:03") && after.contains("00:16:3e:5a:00:01"), "\(after)")
+
+      // Xen's vif-route, unchanged: no bridge; the tap gets the gateway's address, the host a
+      // route to the NIC's ip through it, and the guest reaches the host that way.
+      let routed = scripted.guestAddress.split(separator: ".").dropLast().joined(separator: ".") + ".77"
+      let viaRoute = try await bed.xl([
+        "network-attach", "net", "script=vif-route", "ip=\(routed)", "gatewaydev=\(scripted.name)", "mac=00:16:3e:5a:00:04",
+      ])
+      #expect(viaRoute.status == 0 && viaRoute.stderr == "", "\(viaRoute)")
+      #expect(try await run(["/usr/sbin/ip", "route", "show", routed]).stdout.contains("dev vif2.2-emu"))
+      let pinged = try await ConsoleSession.exchangeAwaiting(
+        bed, domain: "net",
+        send: "for i in /sys/class/net/*; do [ $(cat $i/address) = 00:16:3e:5a:00:04 ] && dev=${i##*/}; done; ip link set $dev up && ip addr add \(routed)/32 dev $dev && ip route add \(scripted.hostAddress)/32 dev $dev && ping -c 1 -W 20 -I \(routed) \(scripted.hostAddress) && echo routed-$((5+6))\r",
+        until: "routed-11")
+      #expect(pinged.contains("routed-11"), "\(pinged)")
+      let unrouted = try await bed.xl(["network-detach", "net", "2"])
+      #expect(unrouted.status == 0 && unrouted.stderr == "", "\(unrouted)")
+      #expect(try await run(["/usr/sbin/ip", "route", "show", routed]).stdout == "")
+      #expect(!interfaceExists("vif2.2-emu"))
 
       #expect(try await bed.xl(["destroy", "net"]).status == 0)
       #expect(native.ports == [] && scripted.ports == [])
@@ -194,6 +217,12 @@ extension GuestSuites.GuestNetworkTests {
     #expect(bridge.ports == [] && !interfaceExists("vif1.0-emu"))
     try await bed.expectNoLeftovers()
 
+    // A device model that fails with its tap ready: the tap goes with it.
+    let qemuFails = try await bed.xl(["create", "-q", bed.tinyGuest("tiny", "vif = [\"bridge=\(bridge.name)\"]\ndevice_model_args = [\"-bogus\"]")])
+    #expect(qemuFails.status == 3, "\(qemuFails)")
+    #expect(bridge.ports == [] && !interfaceExists("vif1.0-emu"))
+    try await bed.expectNoLeftovers()
+
     let badMAC = try await bed.xl(["create", "-q", bed.tinyGuest("tiny", "vif = [\"bridge=\(bridge.name),mac=00:16:3e:zz:00:01\"]")])
     #expect(badMAC.status == 1)
     #expect(badMAC.stderr.hasSuffix("vif: item 1 \"bridge=\(bridge.name),mac=00:16:3e:zz:00:01\": invalid mac \"00:16:3e:zz:00:01\" (expected six hex bytes like 00:16:3e:12:34:56)\n"), "\(badMAC)")
@@ -223,10 +252,21 @@ extension GuestSuites.GuestNetworkTests {
       let result = try await bed.xl(arguments)
       #expect(result.status == status && result.stderr == message, "\(arguments): \(result)")
     }
+    // The firmware-only guest never answers ACPI's unplug request: the detach gives up, and
+    // the NIC stays whole.
+    let stuck = try await bed.xl(["network-detach", "tiny", "0"])
+    #expect(stuck.status == 9)
+    #expect(stuck.stderr == "xl: domain 1 (tiny): the guest did not release network device 0 within 10 s of device_del (its driver must let it go: ACPI hot-unplug needs the guest's consent); the device is still attached\n", "\(stuck)")
     #expect(bridge.ports == ["vif1.0-emu"])
     #expect(!interfaceExists("vif1.1-emu"))
     #expect(try await bed.children("/local/domain/0/backend/vif/1") == records)
     #expect(try readFile(bed.libDirectory + "/" + saved) == savedText)
+
+    // xl.conf's vif.default.bridge for a vif that names none (as xl's set_default_nic_values).
+    let conf = bed.config("vif.default.bridge = \"\(bridge.name)\"\n", name: "xl.conf")
+    let defaulted = try await bed.xl(["network-attach", "tiny"], environment: ["XL_CONF": conf])
+    #expect(defaulted.status == 0 && defaulted.stderr == "", "\(defaulted)")
+    #expect(bridge.ports == ["vif1.0-emu", "vif1.1-emu"])
     #expect(try await bed.xl(["destroy", "tiny"]).status == 0)
     #expect(bridge.ports == [])
     try await bed.expectNoLeftovers()

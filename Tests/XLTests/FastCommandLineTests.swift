@@ -15,6 +15,7 @@ import Testing
     case let list as List where !list.long && !list.verbose && !list.numa && list.xenstoreTimeout == 10: .list(domains: list.domains)
     case let uptime as Uptime: .uptime(short: uptime.short, domains: uptime.domains)
     case let info as Info where !info.numa && !info.xenstore: .info(field: info.field)
+    case let attach as NetworkAttach: .networkAttach(domain: attach.domain, settings: attach.settings)
     default: nil
     }
   }
@@ -37,6 +38,9 @@ import Testing
     ["monitor", "4294967295"],
     ["block-attach", "linux", "/img/d.raw,raw,xvdb,rw"],
     ["block-attach", "3", "/img/d.raw", "raw", "xvdb", "rw"],
+    ["network-attach", "tiny"],
+    ["network-attach", "7", "bridge=br0", "mac=00:16:3e:00:00:01"],
+    ["network-attach", "tiny", "bridge=br0,model=e1000"],
   ])
   func takenAndReadAsArgumentParserReadsThem(_ words: [String]) throws {
     let fast = try #require(FastCommandLine(words[...]))
@@ -58,6 +62,7 @@ import Testing
     ["block-attach"], ["block-attach", "linux"], ["block-attach", "--help"], ["block-attach", "linux", "-h"],
     ["list", "-l"], ["list", "-v", "tiny"], ["list", "--help"], ["list", "help"], ["uptime", "-s", "-s"], ["uptime", "tiny", "-s"],
     ["info", "-n"], ["info", "a", "b"], ["info", "--xenstore"],
+    ["network-attach"], ["network-attach", "--help"], ["network-attach", "tiny", "-h"], ["network-attach", "-x", "tiny"],
   ])
   func leftToArgumentParser(_ words: [String]) {
     #expect(FastCommandLine(words[...]) == nil)

@@ -53,6 +53,21 @@ import Testing
     #expect(throws: SpecError("unknown vif setting \"colour\"")) { try NicSpec.parse("colour=red") }
   }
 
+  @Test func xlConfVifDefaultsFillWhatTheVifDoesNotName() throws {
+    var global = GlobalConfig()
+    global.vifBridge = "xenbr1"
+    global.vifGatewayDevice = "eth1"
+    global.vifScript = "vif-bridge"
+    let plain = try NicSpec.parse("mac=00:16:3e:00:00:01").withDefaults(global)
+    #expect(plain.bridge == "xenbr1" && plain.gatewaydev == "eth1")
+    #expect(plain.script == nil, "vif-bridge is what xl does natively")
+    global.vifScript = "vif-openvswitch"
+    let own = try NicSpec.parse("bridge=br0,script=vif-route").withDefaults(global)
+    #expect(own.bridge == "br0" && own.script == "vif-route")
+    #expect(try NicSpec.parse("").withDefaults(global).script == "vif-openvswitch")
+    #expect(try NicSpec.parse("").withDefaults(GlobalConfig()).usesTap == false)
+  }
+
   @Test func vifRecordsAreLibxls() throws {
     let nic = try NicSpec.parse("bridge=br0,mac=00:16:3e:00:00:07,script=vif-bridge,vifname=web,ip=10.0.0.2,vlan=12,devid=2")
     let records = NetworkLayout(domid: 4, devid: 2).records(for: nic, script: "/etc/xen/scripts/vif-bridge", tap: "web-emu")

@@ -79,16 +79,11 @@ public struct GlobalConfig: Sendable, Hashable {
     return config
   }
 
-  /// Gives each of `domain`'s network interfaces that names neither a bridge nor a script
-  /// `vif.default.bridge` and `vif.default.script`, as xl does. Returns whether any changed.
+  /// Gives each of `domain`'s network interfaces what it does not name itself from
+  /// `vif.default.*`, as xl does (`NicSpec.withDefaults`). Returns whether any changed.
   public func applyVifDefaults(to domain: inout DomainConfiguration) -> Bool {
-    guard vifBridge != nil || vifScript != nil else { return false }
-    var changed = false
-    for index in domain.nics.indices where domain.nics[index].bridge == nil && domain.nics[index].script == nil {
-      domain.nics[index].bridge = vifBridge
-      domain.nics[index].script = vifScript
-      changed = true
-    }
-    return changed
+    let before = domain.nics.map(\.canonical)
+    domain.nics = domain.nics.map { $0.withDefaults(self) }
+    return domain.nics.map(\.canonical) != before
   }
 }

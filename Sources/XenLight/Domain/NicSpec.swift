@@ -108,6 +108,19 @@ public struct NicSpec: Hashable, Sendable {
     }
   }
 
+  /// The vif with xl.conf's `vif.default.bridge`, `.script` and `.gatewaydev` for what it does
+  /// not name itself, as xl's `set_default_nic_values`. The default script `vif-bridge` is
+  /// what xl does natively anyway: it stays unnamed, so no script runs for it.
+  public func withDefaults(_ global: GlobalConfig) -> NicSpec {
+    var nic = self
+    if nic.bridge == nil { nic.bridge = global.vifBridge }
+    if nic.script == nil, let script = global.vifScript, script != "vif-bridge", script != "/etc/xen/scripts/vif-bridge" {
+      nic.script = script
+    }
+    if nic.gatewaydev == nil { nic.gatewaydev = global.vifGatewayDevice }
+    return nic
+  }
+
   /// The spec written back, with everything a re-creation must keep (the MAC, the devid).
   public var canonical: String {
     var parts = ["mac=\(mac)"]

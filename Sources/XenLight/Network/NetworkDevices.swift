@@ -43,11 +43,14 @@ extension Toolstack {
   /// guest: its tap created and connected as at create (natively, or by its script), passed
   /// to QEMU (`getfd`, `netdev_add` with that fd name, `device_add`), its records written and
   /// the domain's saved config updated. Any failure undoes every step before it.
-  public func networkAttach(_ reference: String, spec: String) async throws(XenLightError) -> NetworkDeviceInfo {
+  /// `defaults`: xl.conf's `vif.default.*` for what `spec` does not name.
+  public func networkAttach(_ reference: String, spec: String, defaults: GlobalConfig = GlobalConfig()) async throws(XenLightError)
+    -> NetworkDeviceInfo
+  {
     try await control(reference) { control, target throws(XenLightError) -> NetworkDeviceInfo in
       let domain = try NetworkTarget.read(target, control: control, paths: paths)
       var nic: NicSpec
-      do { nic = try NicSpec.parse(spec) } catch {
+      do { nic = try NicSpec.parse(spec).withDefaults(defaults) } catch {
         throw XenLightError(.invalidConfig, "vif \(ConfigValue.quoted(spec)): \(error)")
       }
       let taken = try await domain.devids(control.store)
@@ -134,7 +137,7 @@ struct NetworkTarget: Sendable {
     return devices
   }
 
-  /// The records, the tap (connected), the QEMU side, then the saved config; undone in
+  /// The records, the saved config, the tap (connected), then the QEMU side; undone in
   /// reverse on failure. The QMP session opens meanwhile (QEMU's greeting and capabilities
   /// are most of a QMP client's time).
   func attach(_ nic: NicSpec, type: DomainType, store: DomainStore, toolstack: Toolstack) async throws(XenLightError)
@@ -168,13 +171,20 @@ struct NetworkTarget: Sendable {
       domid: domid, paths: paths, spawner: toolstack.spawner, xenstore: store.xenstore, xenstoreSocket: store.xenstore.socketPath)
     let script = nic.script.map { HotplugScript.resolve($0, in: paths.scriptDirectory) }
     let tapName = nic.usesTap ? TapDevice.connectedName(domid: domid, devid: devid, nic: nic) : nil
-    guard try await store.update(domid: domid, layout.records(for: nic, script: script, tap: tapName)) else {
-      throw XenLightError(.notFound, "no domain \(domid)")
+    let records = layout.records(for: nic, script: script, tap: tapName)
+    let recorded = Task { () async -> Result<Bool, XenLightError> in
+      do throws(XenLightError) { return .success(try await store.update(domid: domid, records)) } catch { return .failure(error) }
     }
     var tap: Int32?
     defer { if let tap { close(tap) } }
     var scriptRan = false
+    // The saved config changes before QEMU does (beside the records' commit, while the QMP
+    // session opens): a file is easily put back, a device the guest has seen is not.
+    let savedPath = paths.savedConfig(domid: domid, uuid: target.layout.uuid)
+    let savedText = try? FileIO.readText(savedPath)
     do throws(XenLightError) {
+      try updateSavedConfig(store: store) { nics in nics + [nic] }
+      guard try await recorded.value.get() else { throw XenLightError(.notFound, "no domain \(domid)") }
       if nic.usesTap {
         let created = TapDevice.name(domid: domid, devid: devid, nic: nic)
         tap = try TapDevice.open(created, what: "vif \(devid)")
@@ -182,8 +192,9 @@ struct NetworkTarget: Sendable {
         try await hotplug.connect(tap: created, nic: nic, devid: devid)
       }
       try await Self.plug(nic, devid: devid, tap: tap, qmp: try await session(), domainType: type)
-      try updateSavedConfig(store: store) { nics in nics + [nic] }
     } catch {
+      if let savedText { try? FileIO.writeText(savedText, to: savedPath) }
+      _ = await recorded.value  // written (or not) before they are removed
       if scriptRan { _ = await hotplug.disconnect(devid: devid) }
       _ = try? await store.xenstore.pipelineResults([.rm(layout.backendPath), .rm(layout.frontendPath), .rm(layout.libxlPath)])
       throw error
@@ -226,25 +237,24 @@ struct NetworkTarget: Sendable {
     let what = "\(name) device model"
     try await QMPClient.session(path: qmpSocket, loop: loop, what: what) { qmp throws(XenLightError) in
       let nicID = "nic\(devid)"
-      let events = qmp.events
-      // Listening before the request: the event may come before device_del's own answer.
-      let released = Task { () -> Bool in
-        for await event in events where event.name == "DEVICE_DELETED" && event.data["device"]?.stringValue == nicID { return true }
-        return false
-      }
-      defer { released.cancel() }
+      var pending = true
       do throws(XenLightError) {
         try await qmp.execute("device_del", [("id", .string(nicID))])
       } catch where error.message.contains("not found") {
-        // Gone from QEMU already (a detach cut short): the rest still has to go.
-        released.cancel()
+        pending = false  // gone from QEMU already (a detach cut short): the rest still has to go
       }
-      if !released.isCancelled {
-        let done = try? await first(within: networkDetachTimeout) { await released.value }
-        guard done == true else {
+      if pending {
+        // The session's events are kept from its start: one that came before device_del's
+        // answer is still read here. The wait is the loop's, cancelled at the deadline.
+        let events = qmp.events
+        let released = try? await first(within: networkDetachTimeout) { () async -> Bool in
+          for await event in events where event.name == "DEVICE_DELETED" && event.data["device"]?.stringValue == nicID { return true }
+          return false
+        }
+        guard released == true else {
           throw XenLightError(
             .timedOut,
-            "\(name): the guest did not release network device \(devid) within \(networkDetachTimeout) of device_del (its driver must let it go); the device is still attached")
+            "\(name): the guest did not release network device \(devid) within \(networkDetachTimeout.components.seconds) s of device_del (its driver must let it go: ACPI hot-unplug needs the guest's consent); the device is still attached")
         }
       }
       do throws(XenLightError) { try await qmp.execute("netdev_del", [("id", .string("net\(devid)"))]) } catch where error.message.contains("not found") {}
