@@ -54,7 +54,7 @@ let package = Package(
       .product(name: "Logging", package: "swift-log"),
     ], linkerSettings: shippedCommand),
     .executableTarget(name: "xenstored", dependencies: [
-      "XenStoreDaemon", "XenStore", "RotatingLogs",
+      "XenStoreDaemon", "XenStore", "RotatingLogs", "CSpawn",
       .product(name: "ArgumentParser", package: "swift-argument-parser"),
       .product(name: "Logging", package: "swift-log"),
     ], linkerSettings: shippedCommand),
