@@ -138,21 +138,16 @@ public struct DomainMonitor: Sendable {
   /// answers again (the next `xl` starts it on its saved state), then connects. The monitor
   /// does not start one itself: who restarts the store, and when, stays the user's choice.
   private func reconnect() async throws(XenLightError) -> XenStoreClient {
-    let socket = connector.socketPath
-    let directory = socket.lastIndex(of: "/").map { String(socket[..<$0]) } ?? "."
-    let fd = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
-    guard fd >= 0 else { throw XenLightError(.xenstore, "inotify_init1: \(String(cString: strerror(errno)))", errno: errno) }
-    defer { close(fd) }
-    guard inotify_add_watch(fd, directory, UInt32(IN_CREATE | IN_MOVED_TO | IN_ATTRIB)) >= 0 else {
-      throw XenLightError(.xenstore, "cannot watch \(directory): \(String(cString: strerror(errno)))", errno: errno)
+    let directory = DirectoryWatch.directory(of: connector.socketPath)
+    let appearing: DirectoryWatch
+    do { appearing = try DirectoryWatch(directory) } catch {
+      throw XenLightError(.xenstore, "cannot watch \(directory): \(error)", errno: error.rawValue)
     }
-    var buffer = [UInt8](repeating: 0, count: 4096)
     while true {
       if let client = try await connector.connectIfRunning() { return client }
-      do { _ = try await spawner.loop.wait(for: .readable, on: fd) } catch {
+      do { try await appearing.next(on: spawner.loop) } catch {
         throw XenLightError(.interrupted, "interrupted while waiting for xenstored")
       }
-      while read(fd, &buffer, buffer.count) > 0 {}
     }
   }
 
