@@ -7,7 +7,7 @@ import XenStore
 
 /// Why a guest stopped, with Xen's shutdown reason codes (`SHUTDOWN_*` in xen/sched.h), as
 /// the monitor logs them and picks the `on_*` action by.
-public enum ShutdownReason: Int, Hashable, Sendable {
+public enum ShutdownReason: Int, Hashable, Sendable, CaseIterable {
   case poweroff = 0, reboot = 1, suspend = 2, crash = 3, watchdog = 4, softReset = 5
 
   /// The reason a QMP event stands for, if it is a shutdown at all. The device model runs
@@ -235,10 +235,9 @@ public struct DomainMonitor: Sendable {
 
     // Until create records the domain running, the domain is create's: what happens is held,
     // and a create that fails removes the records, which ends the monitor.
-    var live = try await domain.isRecordedRunning(DomainStore(xenstore: xenstore))
+    var machine = MonitorMachine(live: try await domain.isRecordedRunning(DomainStore(xenstore: xenstore)))
     var held: [Event] = []
     var queue: [Event] = []
-    var preserved = false
     var iterator = events.makeAsyncIterator()
     while true {
       let event: Event
@@ -249,80 +248,47 @@ public struct DomainMonitor: Sendable {
       } else {
         return .destroyed
       }
-      if case .stopRequested = event {
-        log("Asked to stop: domain \(domid) is left unmonitored (the next xl command starts another monitor)")
-        return .destroyed
-      }
       if ready != nil, event.endsTheWaitForQMP {
         ready?()
         ready = nil
       }
       // xenstored may die while an event is handled: wait for it, then handle the event again.
       do throws(XenLightError) {
-        let qmp = session.client.withLock { $0 }
         let store = DomainStore(xenstore: xenstore)
-        if !live {
-          switch event {
-          case .recordsChanged:
-            guard try await domain.exists(store) else {
-              log("Domain \(domid) has been destroyed.")
-              return try await claimedRestart(store).map(Outcome.restarted) ?? .destroyed
-            }
-            if try await domain.isRecordedRunning(store) {
-              live = true
-              queue = held
-              held = []
-            }
-            continue
-          case .xenstoreLost:
-            break
-          case .deviceModelExited:
+        if machine.live, case .qmp(let qmpEvent) = event, qmpEvent.timestampMicroseconds > 0 {
+          let t = qmpEvent.timestampMicroseconds
+          log("QMP event \(qmpEvent) at \(t / 1_000_000).\(String(t % 1_000_000 + 1_000_000).dropFirst())")
+        }
+        switch machine.decide(try await input(for: event, domain, store, live: machine.live)) {
+        case .ignore:
+          break
+        case .hold:
+          held.append(event)
+        case .takeOver:
+          queue = held
+          held = []
+        case .act(let reason):
+          var qmp = session.client.withLock { $0 }
+          if case .deviceModelExited = event {
+            log("domain \(domid): device model [\(domain.deviceModel?.pid ?? 0)] died unexpectedly")
+            qmp = nil
+          }
+          switch try await act(on: reason, domain, store, qmp: qmp) {
+          case .preserved: machine.preserve()
+          case .ended(let outcome): return outcome
+          }
+        case .record(let state):
+          try await store.update(domid: domid, [domain.runState(state)])
+        case .end:
+          if case .deviceModelExited = event {
             // Create failed (or was killed) before the domain ran: nothing to watch. Its
             // records, if any are left, are `xl destroy`'s.
             log("domain \(domid): device model [\(domain.deviceModel?.pid ?? 0)] ended before the domain was created; nothing to watch")
             return .destroyed
-          default:
-            held.append(event)
-            continue
           }
-        }
-        switch event {
-        case .qmp(let qmpEvent):
-          if qmpEvent.timestampMicroseconds > 0 {
-            let t = qmpEvent.timestampMicroseconds
-            log("QMP event \(qmpEvent) at \(t / 1_000_000).\(String(t % 1_000_000 + 1_000_000).dropFirst())")
-          }
-          let reason = qmpEvent.name == "status" ? ShutdownReason.of(status: qmpEvent.data.stringValue ?? "") : ShutdownReason.of(qmpEvent)
-          if let reason, !preserved, try await !domain.isGoing(store) {
-            switch try await act(on: reason, domain, store, qmp: qmp) {
-            case .preserved: preserved = true
-            case .ended(let outcome): return outcome
-            }
-          } else if qmpEvent.name == "STOP" || qmpEvent.name == "RESUME" || qmpEvent.data.stringValue == "paused" {
-            let state: RunState = qmpEvent.name == "RESUME" ? .running : .paused
-            if !preserved, try await !domain.isGoing(store) {
-              try await store.update(domid: domid, [domain.runState(state)])
-            }
-          }
-        case .qmpClosed, .stopRequested:
-          break  // the exit decides; a stop was taken above
-        case .deviceModelExited:
-          if try await domain.isGoing(store) { continue }  // `xl destroy` stopped it
-          if preserved {
-            try await store.update(domid: domid, [domain.runState(.crashed)])
-            continue
-          }
-          log("domain \(domid): device model [\(domain.deviceModel?.pid ?? 0)] died unexpectedly")
-          switch try await act(on: .crash, domain, store, qmp: nil) {
-          case .preserved: preserved = true
-          case .ended(let outcome): return outcome
-          }
-        case .recordsChanged:
-          if try await !domain.exists(store) {
-            log("Domain \(domid) has been destroyed.")
-            return try await claimedRestart(store).map(Outcome.restarted) ?? .destroyed
-          }
-        case .xenstoreLost:
+          log("Domain \(domid) has been destroyed.")
+          return try await claimedRestart(store).map(Outcome.restarted) ?? .destroyed
+        case .reconnect:
           log("xenstore connection lost; waiting for xenstored to come back")
           watchTask.cancel()
           xenstore.close()
@@ -330,11 +296,34 @@ public struct DomainMonitor: Sendable {
           log("xenstore connection restored")
           watchTask = try await Self.watchRecords(domid, xenstore, sink)
           sink.yield(.recordsChanged)
+        case .stop:
+          log("Asked to stop: domain \(domid) is left unmonitored (the next xl command starts another monitor)")
+          return .destroyed
         }
       } catch {
         guard error.code == .xenstoreLost else { throw error }
         queue.insert(contentsOf: [.xenstoreLost, event], at: 0)
       }
+    }
+  }
+
+  /// The machine's input for `event`: the facts read from the records that its decision
+  /// needs (none for what a domain not yet handed over holds, or for QMP events that say nothing).
+  private func input(for event: Event, _ domain: WatchedDomain, _ store: DomainStore, live: Bool)
+    async throws(XenLightError) -> MonitorMachine.Input
+  {
+    switch event {
+    case .qmp(let qmpEvent):
+      guard live, MonitorMachine.Input.of(qmpEvent, going: false) != .nothing else { return .nothing }
+      return .of(qmpEvent, going: try await domain.isGoing(store))
+    case .qmpClosed: return .nothing
+    case .deviceModelExited: return .deviceModelExited(going: live ? try await domain.isGoing(store) : false)
+    case .recordsChanged:
+      let exists = try await domain.exists(store)
+      let running = live ? true : exists ? try await domain.isRecordedRunning(store) : false
+      return .recordsChanged(exists: exists, recordedRunning: running)
+    case .xenstoreLost: return .xenstoreLost
+    case .stopRequested: return .stopRequested
     }
   }
 
@@ -399,10 +388,10 @@ public struct DomainMonitor: Sendable {
   {
     let domid = domain.domid
     log("Domain \(domid) has shut down, reason code \(reason.rawValue) 0x\(String(reason.rawValue, radix: 16))")
-    let saved = domain.savedConfig
-    var action = saved.map { reason.action(in: $0.config) } ?? DomainAction.destroy
-    log("Action for shutdown reason code \(reason.rawValue) is \(action.rawValue)")
-    if action == .coredumpDestroy || action == .coredumpRestart {
+    let action = domain.savedConfig.map { reason.action(in: $0.config) }
+    log("Action for shutdown reason code \(reason.rawValue) is \((action ?? .destroy).rawValue)")
+    let plan = MonitorPlan.of(reason, action: action)
+    if plan.dump {
       let file = paths.dumpFile(name: domain.name)
       log("dumping core to \(file)")
       do throws(XenLightError) {
@@ -412,20 +401,19 @@ public struct DomainMonitor: Sendable {
       } catch {
         log("core dump failed (\(error.message)).")
       }
-      action = action == .coredumpDestroy ? .destroy : .restart
     }
-    switch action {
-    case .preserve:
-      try await store.update(domid: domid, [domain.runState(reason == .crash || reason == .watchdog ? .crashed : .shutdown)])
+    switch plan.then {
+    case .preserve(let state):
+      try await store.update(domid: domid, [domain.runState(state)])
       return .preserved
-    case .renameRestart:
+    case .restart(renamed: true, let kept):
       let stamp = Self.utcStamp()
       log("Preserving domain \(domid) \(domain.name) with suffix \(stamp)")
-      return .ended(try await restart(domain, store, renamedTo: "\(domain.name)-\(stamp)", kept: reason == .crash ? .crashed : .shutdown))
-    case .restart, .softReset:
+      return .ended(try await restart(domain, store, renamedTo: "\(domain.name)-\(stamp)", kept: kept))
+    case .restart(renamed: false, let kept):
       log("Domain \(domid) needs to be cleaned up: restarting it")
-      return .ended(try await restart(domain, store, renamedTo: nil, kept: .shutdown))
-    default:
+      return .ended(try await restart(domain, store, renamedTo: nil, kept: kept))
+    case .destroy:
       log("Domain \(domid) needs to be cleaned up: destroying the domain")
       try await destroy(domain, store, keepConfig: false)
       log("Done. Exiting now")
