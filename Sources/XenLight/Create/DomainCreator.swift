@@ -94,6 +94,10 @@ public struct DomainCreator: Sendable {
   /// The domain a restart replaces: it hands its name to this one inside the claim's
   /// transaction (`DomainStore.claim`), so no other create can take the name meanwhile.
   public var replacing: DomainReplacement?
+  /// Start a local device model with the guest stopped (`-S`, QEMU's "prelaunch"): whoever
+  /// set this resumes it (`cont`) once watching its events — a restart's monitor, so that no
+  /// reboot of the new guest happens before it listens.
+  public var startsPaused = false
   /// Restore and migrate-receive: the device model starts waiting for a migration stream
   /// (`-S -incoming defer`, confirmed in QEMU's `inmigrate` state); once it is confirmed,
   /// `incoming` feeds it the stream (its command QMP socket is free) and returns the state
@@ -207,6 +211,7 @@ public struct DomainCreator: Sendable {
         for: domain, domid: domid, runDirectory: paths.runDirectory, host: creator.host, consoleLog: consoleLog,
         user: account?.user(domid: domid))
       if creator.incoming != nil { command.arguments += DeviceModelCommand.incomingArguments }
+      if creator.startsPaused, command.target == .local { command.arguments.append("-S") }
       return command
     }
 
@@ -384,7 +389,7 @@ public struct DomainCreator: Sendable {
         if let incoming = creator.incoming {
           events.phase(.receive, "\(command.qmpSocketPath)")
           state = try await incoming(domid, command)
-        } else if let check = domain.guestReady, let consoleLog {
+        } else if !creator.startsPaused, let check = domain.guestReady, let consoleLog {
           // The guest first (when asked): the domain monitor takes over only a guest that is
           // up. A restored guest is up already: its console printed the line before it was saved.
           events.phase(.guest, "a line matching \(ConfigValue.quoted(check.consolePattern)) in \(consoleLog)")

@@ -209,6 +209,12 @@ public struct DomainMonitor: Sendable {
         session.client.withLock { $0 = qmp }
         let status = try await qmp.execute("query-status")["status"]?.stringValue ?? ""
         sink.yield(.qmp(QMPClient.Event(name: "status", data: .string(status), timestampMicroseconds: 0)))
+        // A restart's guest waits (-S) until its monitor listens: from here on, nothing it
+        // does goes unseen.
+        if status == "prelaunch" {
+          log("domain \(domid): resuming the guest, its events watched")
+          try await qmp.execute("cont")
+        }
         for await event in qmp.events { sink.yield(.qmp(event)) }
       } catch {
         if !Task.isCancelled { log("domain \(domid): no QMP events (\(error.message))") }
@@ -489,6 +495,7 @@ public struct DomainMonitor: Sendable {
     var creator = DomainCreator(connector: connector, paths: paths, host: host)
     creator.rotateLogs = false
     creator.configText = saved.text
+    creator.startsPaused = true  // resumed once this monitor watches it (`watch`)
     let me: ProcessIdentity
     do { me = try ProcessIdentity.of(pid: getpid()) } catch {
       throw XenLightError(.monitorFailed, "cannot read this monitor's identity: \(error)")
@@ -510,6 +517,10 @@ public struct DomainMonitor: Sendable {
       created = try await creator.create(config)
     } catch {
       locks.dropPrepared()
+      if error.code == .notFound {
+        log("Domain \(old.domid) has been destroyed meanwhile (\(error.message)).")
+        return .destroyed
+      }
       log("restarting domain \(config.name) failed: \(error.message)")
       // xenstored gone under the create (its error may say so only as a cause): the monitor
       // waits for it and goes on from what the records say then.
