@@ -16,12 +16,14 @@ need=()
 command -v gcc >/dev/null || need+=(gcc)
 [[ -x /usr/bin/xorriso ]] || need+=(xorriso)
 command -v pkg-config >/dev/null || need+=(pkg-config)
+[[ -x /usr/bin/systemd-analyze ]] || need+=(systemd)
+[[ -x /usr/bin/man ]] || need+=(man-db)
 if ((${#need[@]})); then
   echo "install-peers: installing ${need[*]}"
   sudo=""; [[ $(id -u) == 0 ]] || sudo=sudo
   $sudo apt-get update -qq
   # policy-rc.d keeps postinst scripts from starting Xen's own daemons.
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
-    xen-utils-4.17 xen-utils-common xenstore-utils python3-pyxs libxen-dev qemu-system-x86 ovmf iproute2 gcc pkg-config xorriso >/dev/null
+    xen-utils-4.17 xen-utils-common xenstore-utils python3-pyxs libxen-dev qemu-system-x86 ovmf iproute2 gcc pkg-config xorriso systemd man-db >/dev/null
 fi
 scripts/guest-image.sh >/dev/null

@@ -117,13 +117,19 @@ public struct Toolstack: Sendable {
   }
 
   /// Runs `verb` (pause, unpause, shutdown, reboot, a wait…) on the domain `reference` names.
+  /// `onLoopThread`: on the xenstore client's loop thread (`withLoopExecutor`), where its
+  /// requests and the device model's QMP replies (same loop) cost no thread hop each; for
+  /// verbs of many short steps that never block (the device verbs).
   public func control<T: Sendable>(
-    _ reference: String, _ verb: (DomainControl, DomainControl.Target) async throws(XenLightError) -> T
+    _ reference: String, onLoopThread: Bool = false, _ verb: (DomainControl, DomainControl.Target) async throws(XenLightError) -> T
   ) async throws(XenLightError) -> T {
     let result = try await withStore { store throws(XenLightError) -> T in
       await replaceDeadMonitors(in: store)
       let control = DomainControl(store: store, loop: spawner.loop)
-      return try await verb(control, try await control.target(reference))
+      guard onLoopThread else { return try await verb(control, try await control.target(reference)) }
+      return try await store.xenstore.withLoopExecutor { () async throws(XenLightError) -> T in
+        try await verb(control, try await control.target(reference))
+      }
     }
     guard let result else { throw noDaemon(reference) }
     return result

@@ -21,11 +21,25 @@ struct Console: XLSubcommand {
   @Option(name: .customShort("n"), help: "The console number.")
   var number: Int = 0
 
+  @Option(name: .customShort("e"), help: "The escape character that leaves: ^X (Ctrl-X) or one character (default ^]).")
+  var escape: String?
+
   @Argument(help: "The domain's name or id.") var domain: String
+
+  /// `-e`'s byte: "^]" is 0x1d, "^a" 0x01, "x" itself.
+  static func escapeByte(_ text: String) -> UInt8? {
+    let bytes = Array(text.utf8)
+    switch bytes.count {
+    case 1: return bytes[0]
+    case 2 where bytes[0] == UInt8(ascii: "^") && (0x40...0x7e).contains(bytes[1]): return bytes[1] & 0x1f
+    default: return nil
+    }
+  }
 
   func validate() throws {
     if let type, type != "serial", type != "pv" { throw ValidationError("console type must be \"serial\" or \"pv\"") }
     if number < 0 { throw ValidationError("-n must be 0 or more") }
+    if let escape, Self.escapeByte(escape) == nil { throw ValidationError("-e takes ^X (Ctrl-X) or one character, not \"\(escape)\"") }
   }
 
   func execute() async throws {
@@ -34,7 +48,7 @@ struct Console: XLSubcommand {
       let tty = try await Toolstack.forXL().control(domain) { control, target throws(XenLightError) in
         try await Self.tty(of: target, type: type, number: number, store: control.store)
       }
-      try await Self.attach(tty)
+      try await Self.attach(tty, escape: escape.flatMap(Self.escapeByte) ?? 0x1d)
     } catch {
       throw ExitStatus.fail(error)
     }
@@ -53,8 +67,8 @@ struct Console: XLSubcommand {
     return value
   }
 
-  /// Relays the terminal and the pty until Ctrl-] (xl's escape) or the console closes.
-  static func attach(_ tty: String) async throws(XenLightError) {
+  /// Relays the terminal and the pty until `escape` (xl's Ctrl-] unless `-e`) or the console closes.
+  static func attach(_ tty: String, escape: UInt8 = 0x1d) async throws(XenLightError) {
     let pty = open(tty, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC)
     guard pty >= 0 else {
       let e = errno
@@ -80,15 +94,15 @@ struct Console: XLSubcommand {
 
     let loop = EventLoop.shared
     await withTaskGroup(of: Void.self) { group in
-      group.addTask { await relay(from: pty, to: 1, loop: loop, escape: false) }
-      group.addTask { await relay(from: 0, to: pty, loop: loop, escape: true) }
+      group.addTask { await relay(from: pty, to: 1, loop: loop, escape: nil) }
+      group.addTask { await relay(from: 0, to: pty, loop: loop, escape: escape) }
       _ = await group.next()
       group.cancelAll()
     }
   }
 
-  /// Copies `from` to `to` until EOF, an error, cancellation, or (with `escape`) Ctrl-].
-  static func relay(from source: Int32, to sink: Int32, loop: EventLoop, escape: Bool) async {
+  /// Copies `from` to `to` until EOF, an error, cancellation, or the `escape` byte.
+  static func relay(from source: Int32, to sink: Int32, loop: EventLoop, escape: UInt8?) async {
     var buffer = [UInt8](repeating: 0, count: 4096)
     while !Task.isCancelled {
       guard (try? await loop.wait(for: [.readable, .hangup], on: source)) != nil else { return }
@@ -96,7 +110,7 @@ struct Console: XLSubcommand {
       if n < 0 && (errno == EAGAIN || errno == EINTR) { continue }
       guard n > 0 else { return }
       var count = n
-      if escape, let at = buffer[0..<n].firstIndex(of: 0x1d) { count = at }
+      if let escape, let at = buffer[0..<n].firstIndex(of: escape) { count = at }
       var offset = 0
       while offset < count {
         let w = buffer[offset..<count].withUnsafeBytes { write(sink, $0.baseAddress, $0.count) }

@@ -42,6 +42,15 @@ struct Create: XLSubcommand {
   @Flag(name: .customShort("c"), help: "Attach to the console once the domain runs (Ctrl-] leaves).")
   var console = false
 
+  @Flag(name: .customShort("p"), help: "Leave the domain paused (no instruction runs until xl unpause).")
+  var paused = false
+
+  @Flag(name: [.customShort("V"), .customLong("vncviewer")], help: "Run vncviewer on the domain's display once it runs.")
+  var vncViewer = false
+
+  @Flag(name: [.customShort("A"), .customLong("vncviewer-autopass")], help: "With -V: give vncviewer the password on its stdin.")
+  var vncAutopass = false
+
   @Option(name: .long, help: "Seconds to wait for the device model to confirm (default: device_model_start_timeout, else 60).")
   var timeout: Double?
 
@@ -57,7 +66,8 @@ struct Create: XLSubcommand {
   /// What was asked, in the form the fast path parses too.
   var request: CreateRequest {
     CreateRequest(
-      dryRun: dryRun, verbose: verbose, quiet: quiet, foreground: foreground, noMonitor: noMonitor, console: console,
+      dryRun: dryRun, verbose: verbose, quiet: quiet, foreground: foreground, noMonitor: noMonitor, console: console, paused: paused,
+      vncViewer: vncViewer, vncAutopass: vncAutopass,
       timeout: timeout, xenstoreTimeout: xenstoreTimeout, defconfig: defconfig, arguments: arguments)
   }
 
@@ -77,6 +87,9 @@ struct CreateRequest: Equatable, Sendable {
   var foreground = false
   var noMonitor = false
   var console = false
+  var paused = false
+  var vncViewer = false
+  var vncAutopass = false
   var timeout: Double?
   var xenstoreTimeout: Double = 10
   var defconfig: String?
@@ -94,6 +107,8 @@ struct CreateRequest: Equatable, Sendable {
     if let timeout, !(timeout > 0 && timeout <= 86400) { return "--timeout must be a number of seconds above 0" }
     if quiet && verbose { return "-q and -v contradict each other" }
     if foreground && noMonitor { return "-F and -e contradict each other" }
+    if vncViewer && (console || foreground) { return "-V replaces xl with vncviewer: it cannot go with -c or -F" }
+    if vncAutopass && !vncViewer { return "-A needs -V" }
     if !(xenstoreTimeout > 0) { return "--xenstore-timeout must be a number of seconds above 0" }
     return nil
   }
@@ -123,6 +138,7 @@ struct CreateRequest: Equatable, Sendable {
 
     var configured = Toolstack(paths: paths, xenstoreTimeout: .milliseconds(Int64(xenstoreTimeout * 1000)))
       .creator(timeout: timeout.map { .milliseconds(Int64($0 * 1000)) })
+    configured.startsPaused = paused
     do { configured.configText = try SavedConfig.text(file: configFile, settings: settings) } catch { throw ExitStatus.fail(error) }
     if !noMonitor && !foreground {
       // Started beside the device model's confirmation: `xl create` returns once both are.
@@ -160,6 +176,7 @@ struct CreateRequest: Equatable, Sendable {
       } catch {
         throw ExitStatus.fail(error)
       }
+      if vncViewer { try await VNCViewer.run(domain: "\(created.domid)", autopass: vncAutopass) }
     case .failure(let error):
       throw ExitStatus.fail(error)
     }

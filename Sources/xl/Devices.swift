@@ -14,7 +14,7 @@ struct BlockAttach: XLSubcommand {
       throw ExitStatus.fail(XenLightError(.invalidConfig, "invalid disk spec \"\(spec.joined(separator: ","))\": \(error)"))
     }
     let toolstack = Toolstack.forXL()
-    try await toolstack.run(domain) { control, target throws(XenLightError) in
+    try await toolstack.run(domain, onLoopThread: true) { control, target throws(XenLightError) in
       try await DiskControl(control: control, paths: toolstack.paths).attach(disk, to: target)
     }
   }
@@ -32,7 +32,7 @@ struct BlockDetach: XLSubcommand {
 
   func execute() async throws {
     let toolstack = Toolstack.forXL()
-    try await toolstack.run(domain) { control, target throws(XenLightError) in
+    try await toolstack.run(domain, onLoopThread: true) { control, target throws(XenLightError) in
       try await DiskControl(control: control, paths: toolstack.paths).detach(vdev, from: target, force: force)
     }
   }
@@ -47,7 +47,7 @@ struct BlockList: XLSubcommand {
     let toolstack = Toolstack.forXL()
     var text = BlockListFormat.header
     for domain in domains {
-      let disks = try await toolstack.run(domain) { control, target throws(XenLightError) in
+      let disks = try await toolstack.run(domain, onLoopThread: true) { control, target throws(XenLightError) in
         try await DiskControl(control: control, paths: toolstack.paths).list(target)
       }
       text += disks.map(BlockListFormat.line).joined()
@@ -79,7 +79,7 @@ struct CDInsert: XLSubcommand {
 
   func execute() async throws {
     let toolstack = Toolstack.forXL()
-    try await toolstack.run(domain) { control, domain throws(XenLightError) in
+    try await toolstack.run(domain, onLoopThread: true) { control, domain throws(XenLightError) in
       try await DiskControl(control: control, paths: toolstack.paths).insert(target, into: vdev, of: domain)
     }
   }
@@ -93,7 +93,7 @@ struct CDEject: XLSubcommand {
 
   func execute() async throws {
     let toolstack = Toolstack.forXL()
-    try await toolstack.run(domain) { control, target throws(XenLightError) in
+    try await toolstack.run(domain, onLoopThread: true) { control, target throws(XenLightError) in
       try await DiskControl(control: control, paths: toolstack.paths).eject(vdev, of: target)
     }
   }
@@ -121,7 +121,7 @@ private func setMemory(_ domain: String, _ size: String, maximum: Bool) async th
     throw ExitStatus.fail(XenLightError(.invalidConfig, "invalid memory size: \(size)"))
   }
   let toolstack = Toolstack.forXL()
-  try await toolstack.run(domain) { control, target throws(XenLightError) in
+  try await toolstack.run(domain, onLoopThread: true) { control, target throws(XenLightError) in
     let resources = ResourceControl(control: control, paths: toolstack.paths)
     if maximum {
       try await resources.setMaximumMemory(target, kibibytes: kibibytes)
@@ -140,7 +140,7 @@ struct VcpuSet: XLSubcommand {
   func execute() async throws {
     guard let count = Int(count), count >= 0 else { throw ExitStatus.fail(XenLightError(.invalidConfig, "Error: Invalid argument.")) }
     let toolstack = Toolstack.forXL()
-    try await toolstack.run(domain) { control, target throws(XenLightError) in
+    try await toolstack.run(domain, onLoopThread: true) { control, target throws(XenLightError) in
       try await ResourceControl(control: control, paths: toolstack.paths).setVcpus(target, count: count)
     }
   }

@@ -56,6 +56,7 @@ enum FastCommandLine: Equatable {
         case "-F": request.foreground = true
         case "-e": request.noMonitor = true
         case "-c": request.console = true
+        case "-p": request.paused = true
         case "--timeout", "--xenstore-timeout", "-f", "--defconfig":
           // A value: the option alone (or last in a cluster), its value after it or after "=".
           guard name == names.last, let value = inline ?? words.popFirst(), !value.hasPrefix("-") else { return nil }

@@ -2,7 +2,7 @@ import ArgumentParser
 import Spawn
 import XenLight
 
-/// `xl list [-l] [DOMAIN...]`.
+/// `xl list [-l] [-v] [-n] [DOMAIN...]`.
 struct List: XLSubcommand {
   static let configuration = CommandConfiguration(
     abstract: "List domains: name, id, memory, VCPUs, state and CPU time.",
@@ -13,6 +13,12 @@ struct List: XLSubcommand {
 
   @Flag(name: [.customShort("l"), .customLong("long")], help: "Print JSON with each domain's configuration and device model.")
   var long = false
+
+  @Flag(name: [.customShort("v"), .customLong("verbose")], help: "Also each domain's UUID, shutdown reason code and security label.")
+  var verbose = false
+
+  @Flag(name: [.customShort("n"), .customLong("numa")], help: "Also each domain's NUMA node affinity (one node here: all).")
+  var numa = false
 
   @Argument(help: "Only these domains (names or ids).")
   var domains: [String] = []
@@ -28,6 +34,6 @@ struct List: XLSubcommand {
       await MigrationLeftovers.resolve(store, toolstack: toolstack, log: { Terminal.error($0) })
     }
     do { infos = try await toolstack.list(domains) } catch { throw ExitStatus.fail(error) }
-    Terminal.output(long ? DomainListFormat.json(infos) : DomainListFormat.table(infos))
+    Terminal.output(long ? DomainListFormat.json(infos) : DomainListFormat.table(infos, verbose: verbose, numa: numa))
   }
 }

@@ -44,7 +44,7 @@ struct Save: XLSubcommand {
         case .leavePaused: "left paused"
         }
       Terminal.error(
-        "Domain \(saved.domid) (\(saved.name)) saved to \(file) (\(saved.totals.transferredBytes >> 20) MiB, paused \(saved.pausedFor.readable)); \(end)")
+        "Domain \(saved.domid) (\(saved.name)) saved to \(file) (\(saved.size >> 20) MiB, paused \(saved.pausedFor.readable)); \(end)")
     } catch {
       throw ExitStatus.fail(error)
     }

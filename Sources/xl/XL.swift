@@ -31,7 +31,7 @@ struct XL: AsyncParsableCommand {
       Create.self, Destroy.self, List.self, Shutdown.self, Reboot.self, Pause.self, Unpause.self, Console.self, Monitor.self,
       Save.self, Restore.self, Migrate.self, MigrateReceive.self,
       Info.self, Uptime.self, DomID.self, DomName.self, VMList.self, VCPUList.self, VCPUPin.self, Trigger.self, ButtonPress.self,
-      Sysrq.self, QemuMonitorCommand.self, DumpCore.self, Rename.self, ConfigUpdate.self, Help.self,
+      Sysrq.self, QemuMonitorCommand.self, DumpCore.self, Rename.self, ConfigUpdate.self, VNCViewer.self, Top.self, Help.self,
       BlockAttach.self, BlockDetach.self, BlockList.self, CDInsert.self, CDEject.self, MemSet.self, MemMax.self, VcpuSet.self,
       NetworkAttach.self, NetworkDetach.self, NetworkList.self,
     ])
@@ -74,9 +74,9 @@ extension Toolstack {
 
   /// Runs `verb` on the domain `reference` names; any failure is xl's error and exit code.
   func run<T: Sendable>(
-    _ reference: String, _ verb: (DomainControl, DomainControl.Target) async throws(XenLightError) -> T
+    _ reference: String, onLoopThread: Bool = false, _ verb: (DomainControl, DomainControl.Target) async throws(XenLightError) -> T
   ) async throws -> T {
-    do { return try await control(reference, verb) } catch { throw ExitStatus.fail(error) }
+    do { return try await control(reference, onLoopThread: onLoopThread, verb) } catch { throw ExitStatus.fail(error) }
   }
 
   /// This `xl`'s absolute path (the domain monitor is this program too).

@@ -11,6 +11,7 @@ import CReactor
 Interrupts.block()
 
 Task.detached {
+  GlobalSettings.read(for: CommandLine.arguments.dropFirst())
   do {
     switch FastCommandLine(CommandLine.arguments.dropFirst()) {
     case .create(let request)?:

@@ -245,9 +245,30 @@ extension GuestSuites {
         bed, "confined",
         "until [ -e /sys/devices/system/cpu/cpu1/online ]; do sleep 0.1; done; echo 1 > /sys/devices/system/cpu/cpu1/online; echo CPUS$((1)) $(grep -c ^processor /proc/cpuinfo)")
       #expect(number(after: "CPUS1 ", in: online) == 2, "\(online)")
-      #expect(try await bed.xl(["block-detach", "confined", "xvdb"]).status == 0)
+      // Forced: the records go at once; the guest lets go in its own time.
+      let forced = try await bed.xl(["block-detach", "-f", "confined", "xvdb"])
+      #expect(forced.status == 0, "\(forced)")
+      #expect(try await bed.read("/local/domain/0/backend/vbd/1/51728") == nil)
+      let released = try await guest(bed, "confined", "while [ -e /dev/vda ]; do sleep 0.1; done; echo VDA$((1))GONE")
+      #expect(released.contains("VDA1GONE"), "\(released)")
       #expect(try await bed.xl(["destroy", "confined"]).status == 0)
       try await bed.expectNoLeftovers()
     }
-  }
+  
+    /// QEMU's IDE bus takes no hotplug: an HVM guest's boot disk `hda` cannot leave while it
+    /// runs, in QEMU's words, and nothing changes.
+    @Test(.enabled(if: TestEnvironment.shouldRun([.qemu])))
+    func anIDEDiskStaysWhileTheGuestRuns() async throws {
+      let bed = try XlTestbed()
+      defer { bed.stop() }
+      let disk = bed.directory.appending("ide.img")
+      image(disk, bytes: 1 << 20)
+      try #require(try await bed.xl(["create", "-q", bed.tinyGuest("tiny", "disk = [ '\(disk),raw,hda,rw' ]")]).status == 0)
+      let refused = try await bed.xl(["block-detach", "tiny", "hda"])
+      #expect(refused.status == 3)
+      #expect(refused.stderr == "xl: hda: QEMU refused: Bus 'ide.0' does not support hotplugging\n", "\(refused)")
+      #expect(try await bed.read("/local/domain/0/backend/vbd/1/768/params") == "raw:\(disk)")
+      #expect(try await bed.xl(["destroy", "tiny"]).status == 0)
+    }
+}
 }

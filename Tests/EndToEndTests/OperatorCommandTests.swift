@@ -48,6 +48,16 @@ extension GuestSuites {
       let memory = try await bed.xl(["info", "total_memory"]).stdout
       #expect(Int(memory.dropLast()) ?? 0 > 0, "\(memory)")
 
+      // top: xentop's batch output, twice, 0.2 s apart.
+      let top = try await bed.xl(["top", "-b", "-i", "2", "-d", "0.2"])
+      let rows = top.stdout.split(separator: "\n")
+      let header = "      NAME  STATE   CPU(sec) CPU(%)     MEM(k) MEM(%)  MAXMEM(k) MAXMEM(%) VCPUS NETS NETTX(k) NETRX(k) VBDS   VBD_OO   VBD_RD   VBD_WR  VBD_RSECT  VBD_WSECT SSID"
+      #expect(rows.count == 6 && rows[0] == header && rows[3] == header, "\(top)")
+      #expect(rows[1].hasPrefix("     linux ") && rows[2].hasPrefix(" neighbour "), "\(rows)")
+      #expect(rows[4].split(separator: " ")[4] == "131072", "MEM(k) of 128 MiB: \(rows[4])")
+      let refused = try await bed.xl(["top"])
+      #expect(refused.status == 64 && refused.stderr.hasPrefix("Error: only batch mode is available: xl top -b\n"), "\(refused)")
+
       // qemu-monitor-command: QEMU's own words.
       #expect(try await bed.xl(["qemu-monitor-command", "linux", "info status"]).stdout == "VM status: running\n")
 
@@ -131,6 +141,53 @@ extension GuestSuites {
       #expect(try await snapshot(bed) == records)
       #expect(try await bed.xl(["destroy", "one"]).status == 0)
       #expect(try await bed.xl(["destroy", "two"]).status == 0)
+      try await bed.expectNoLeftovers()
+    }
+
+    @Test(.enabled(if: TestEnvironment.shouldRun([.qemu])))
+    func pausedCreateListColumnsAndTheVNCViewer() async throws {
+      let bed = try XlTestbed()
+      defer { bed.stop() }
+      // create -p: QEMU's -S, so the guest has not run an instruction; unpause lets it.
+      try #require(try await bed.xl(["create", "-q", "-p", bed.tinyGuest("still", "vnc = 1\nvnclisten = \"127.0.0.1\"\nvncunused = 1\ncpus = \"0\"\nvncpasswd = \"s3cret\"")]).status == 0)
+      #expect(try await bed.read("/libxl/1/run-state") == "paused")
+      #expect(try await bed.xl(["qemu-monitor-command", "still", "info status"]).stdout == "VM status: paused (prelaunch)\n")
+      let list = try await bed.xl(["list", "-v", "-n"]).stdout.split(separator: "\n")
+      #expect(list.first?.hasSuffix("Time(s)   UUID                                 Reason-Code  Security Label NODE Affinity") == true, "\(list)")
+      let uuid = try #require(try await bed.read("/local/domain/1/vm")).dropFirst(4)
+      #expect(list.dropFirst().first?.contains("--p---") == true && list.dropFirst().first?.hasSuffix(" \(uuid)        -                - all") == true, "\(list)")
+      // cpus = "0": the vCPU thread's affinity from the start.
+      let host = sysconf(Int32(_SC_NPROCESSORS_CONF))
+      let vcpus = try await bed.xl(["vcpu-list", "still"]).stdout.split(separator: "\n")
+      #expect(vcpus.count == 2 && vcpus[1].hasSuffix(host > 1 ? "  0 / all" : "  all / all"), "\(vcpus)")
+      let badCPUs = try await bed.xl(["create", "-q", bed.tinyGuest("other", "cpus = \"\(host)\"")])
+      #expect(badCPUs.status == 1)
+      #expect(badCPUs.stderr.hasSuffix("cpus: invalid CPU list \"\(host)\" (this host has CPUs 0-\(host - 1); e.g. \"all\", \"0-1\", \"^0\")\n"), "\(badCPUs)")
+      #expect(try await bed.xl(["unpause", "still"]).status == 0)
+      #expect(try await bed.xl(["qemu-monitor-command", "still", "info status"]).stdout == "VM status: running\n")
+
+      // vncviewer: xl becomes the viewer, with HOST:DISPLAY and (-a) the password on stdin.
+      let seen = bed.directory.appending("viewer.out")
+      let viewer = bed.config("#!/bin/sh\necho \"$@\" > \(seen)\ncat >> \(seen)\n", name: "viewer")
+      chmod(viewer, 0o755)
+      let ran = try await bed.xl(["vncviewer", "--autopass", "still"], environment: ["VNCVIEWER": viewer])
+      #expect(ran.status == 0, "\(ran)")
+      let handed = try readFile(seen)
+      #expect(handed == "-autopass 127.0.0.1:0\ns3cret\n", "\(handed)")
+      let missing = try await bed.xl(["vncviewer", "still"], environment: ["VNCVIEWER": "/nonexistent/viewer"])
+      #expect(missing.status == 1)
+      #expect(missing.stderr == "xl: cannot run /nonexistent/viewer: No such file or directory\n")
+      #expect(try await bed.xl(["destroy", "still"]).status == 0)
+
+      // A domain without a display, and console -e's bad escape.
+      try #require(try await bed.xl(["create", "-q", bed.tinyGuest("blind")]).status == 0)
+      let blind = try await bed.xl(["vncviewer", "blind"])
+      #expect(blind.status == 1)
+      #expect(blind.stderr == "xl: domain 1 (blind) has no VNC display (the config needs vnc = 1)\n")
+      let escape = try await bed.xl(["console", "-e", "^^^", "blind"])
+      #expect(escape.status == 64)
+      #expect(escape.stderr.hasPrefix("Error: -e takes ^X (Ctrl-X) or one character, not \"^^^\"\n"), "\(escape)")
+      #expect(try await bed.xl(["destroy", "blind"]).status == 0)
       try await bed.expectNoLeftovers()
     }
 

@@ -24,6 +24,8 @@ public struct Peer: Sendable, CustomStringConvertible {
   public static let xorriso = Peer(name: "xorriso", path: "/usr/bin/xorriso")
   /// Debian's cloud kernel and a busybox initramfs, built by scripts/guest-image.sh.
   public static let linuxGuest = Peer(name: "the Linux test guest (scripts/guest-image.sh)", path: "/var/cache/xenlight-guest/stamp")
+  public static let systemdAnalyze = Peer(name: "systemd (systemd-analyze)", path: "/usr/bin/systemd-analyze")
+  public static let man = Peer(name: "man-db", path: "/usr/bin/man")
 
   public var isInstalled: Bool { access(path, F_OK) == 0 }
   public var description: String { "\(name) at \(path)" }

@@ -26,6 +26,7 @@ import Testing
     ["create", "tiny.cfg", "-c", "--quiet", "--dryrun"],
     ["create", "-nq", "-f", "tiny.cfg"],
     ["create", "-qf", "tiny.cfg"],
+    ["create", "-pq", "tiny.cfg"],
     ["monitor", "7"],
     ["monitor", "4294967295"],
   ])

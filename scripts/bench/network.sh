@@ -6,7 +6,7 @@
 #     (scripts/bench/qmp-device-add.c); goal: within 5 ms. Once with a user-mode NIC (the same
 #     two commands exactly), once bridged (xl also creates the tap, bridges it, passes it).
 #     In batches of RUNS pairs per guest: QEMU's PCI bus has about 30 free slots.
-#  2. `xl create -e` then `xl destroy` of examples/tiny.cfg with a bridged vif connected
+#  2. `xl create -e` of examples/tiny.cfg (a new name each run) with a bridged vif connected
 #     natively vs with a user-mode vif; goal: +2 ms.
 #  3. the same with script=vif-bridge (Xen's) vs user-mode, beside vif-bridge add's own run
 #     (on a tap of its own, its records written); goal: no more than the script's time on top.
@@ -22,7 +22,7 @@ work=$(mktemp -d /tmp/xlnetbench.XXXXXX)
 bridge=xlbr-bench$((RANDOM % 9000 + 1000))
 export XENSTORED_PATH=$work/xs.sock XEN_RUN_DIR=$work/run XEN_LOG_DIR=$work/log XEN_LIB_DIR=$work/lib
 cleanup() {
-  "$bin/xl" destroy tiny >/dev/null 2>&1 || true
+  "$bin/xl" list 2>/dev/null | awk 'NR > 1 { print $1 }' | while read -r d; do "$bin/xl" destroy "$d" >/dev/null 2>&1; done
   ip link del "$bridge" 2>/dev/null || true
   ip link del vif99.0-emu 2>/dev/null || true
   pkill -f -- "--socket $XENSTORED_PATH" 2>/dev/null || true
@@ -52,15 +52,18 @@ cfg() {  # cfg NAME VIF: examples/tiny.cfg with one vif
 cfg user 'mac=00:16:3e:7e:00:01'
 cfg native "bridge=$bridge,mac=00:16:3e:7e:00:01"
 cfg script "bridge=$bridge,mac=00:16:3e:7e:00:01,script=vif-bridge"
-for name in user native script; do  # create + destroy, as one command for farm-bench
-  printf '#!/bin/sh\n%s create -q -e %s && exec %s destroy tiny >/dev/null\n' "$bin/xl" "$work/$name.cfg" "$bin/xl" >"$work/cd-$name"
-  chmod +x "$work/cd-$name"
+for name in user native script; do  # one create, a domain of its own name each run, for farm-bench
+  printf '#!/bin/sh\nexec %s create -q -e %s "name=\\"%s$$\\""\n' "$bin/xl" "$work/$name.cfg" "$name" >"$work/create-$name"
+  chmod +x "$work/create-$name"
 done
+destroy_all() { "$bin/xl" list | awk 'NR > 1 { print $1 }' | while read -r d; do "$bin/xl" destroy "$d" >/dev/null; done; }
 
-echo "## 2. xl create + destroy: bridged vif (native) vs user-mode vif"
-farm-bench -n "$((runs * batches))" --warmup 1 --vs "$work/cd-user" -- "$work/cd-native"
-echo "## 3. xl create + destroy: bridged vif by script=vif-bridge vs user-mode vif"
-farm-bench -n "$((runs * batches))" --warmup 1 --vs "$work/cd-user" -- "$work/cd-script"
+echo "## 2. xl create: bridged vif (native) vs user-mode vif (the domains live until the call ends)"
+farm-bench -n "$((runs * batches))" --warmup 1 --vs "$work/create-user" -- "$work/create-native"
+destroy_all
+echo "## 3. xl create: bridged vif by script=vif-bridge vs user-mode vif"
+farm-bench -n "$((runs * batches))" --warmup 1 --vs "$work/create-user" -- "$work/create-script"
+destroy_all
 echo "## 3'. vif-bridge add alone (its tap and records ready), as libxl runs it"
 ip tuntap add vif99.0-emu mode tap
 backend=/local/domain/0/backend/vif/99/0

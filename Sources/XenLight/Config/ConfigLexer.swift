@@ -83,7 +83,7 @@ struct ConfigLexer {
     case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "_"):
       throw XenLightError(
         .syntax,
-        "unexpected character '\(Character(Unicode.Scalar(byte)))': setting names start with a lower-case letter and contain only a-z, 0-9 and '_'",
+        "unexpected character '\(Character(Unicode.Scalar(byte)))': setting names start with a lower-case letter and contain only a-z, 0-9, '_' and '.'",
         at: start)
     default:
       throw XenLightError(.syntax, "unexpected character \(Self.describe(byte))", at: start)
@@ -110,7 +110,7 @@ struct ConfigLexer {
 
   private static func isKeyByte(_ b: UInt8) -> Bool {
     (b >= UInt8(ascii: "a") && b <= UInt8(ascii: "z")) || (b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9"))
-      || b == UInt8(ascii: "_")
+      || b == UInt8(ascii: "_") || b == UInt8(ascii: ".")  // xl.conf's vif.default.bridge
   }
 
   /// A number token: it runs over letters and digits, and all of it must be a number.

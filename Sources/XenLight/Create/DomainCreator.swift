@@ -94,16 +94,15 @@ public struct DomainCreator: Sendable {
   /// The domain a restart replaces: it hands its name to this one inside the claim's
   /// transaction (`DomainStore.claim`), so no other create can take the name meanwhile.
   public var replacing: DomainReplacement?
-  /// Start a local device model with the guest stopped (`-S`, QEMU's "prelaunch"): whoever
-  /// set this resumes it (`cont`) once watching its events — a restart's monitor, so that no
-  /// reboot of the new guest happens before it listens.
-  public var startsPaused = false
   /// Restore and migrate-receive: the device model starts waiting for a migration stream
   /// (`-S -incoming defer`, confirmed in QEMU's `inmigrate` state); once it is confirmed,
   /// `incoming` feeds it the stream (its command QMP socket is free) and returns the state
   /// the guest is left in, recorded as the domain's run state. A failure is create's: the
   /// device model is stopped and every record removed.
   public var incoming: (@Sendable (_ domid: UInt32, _ command: DeviceModelCommand) async throws(XenLightError) -> RunState)?
+  /// `xl create -p`: the guest is created paused (QEMU's `-S`: no instruction runs until
+  /// `xl unpause`), and no `guest_ready_console` is waited for.
+  public var startsPaused = false
 
   public init(
     connector: XenStoreConnector, paths: ToolstackPaths, host: HostCapabilities = .current, timeout: Duration? = nil,
@@ -211,7 +210,7 @@ public struct DomainCreator: Sendable {
         for: domain, domid: domid, runDirectory: paths.runDirectory, host: creator.host, consoleLog: consoleLog,
         user: account?.user(domid: domid))
       if creator.incoming != nil { command.arguments += DeviceModelCommand.incomingArguments }
-      if creator.startsPaused, command.target == .local { command.arguments.append("-S") }
+      if creator.startsPaused && creator.incoming == nil { command.arguments.append("-S") }
       return command
     }
 
@@ -380,6 +379,9 @@ public struct DomainCreator: Sendable {
           error, domain: domain.name, log: log, xenstoreLost: readiness.xenstoreFailed.happened.load(ordering: .relaxed))
       }
       try creator.checkInterrupt("after the device model confirmed")
+      if let cpus = domain.cpus, command.target == .local {
+        try await VCPUThread.pinAll(qmpSocket: command.qmpSocketPath, to: cpus, loop: creator.spawner.loop)
+      }
       var tty: String?
       var guest: GuestConfirmation?
       if command.target == .local {
@@ -389,7 +391,9 @@ public struct DomainCreator: Sendable {
         if let incoming = creator.incoming {
           events.phase(.receive, "\(command.qmpSocketPath)")
           state = try await incoming(domid, command)
-        } else if !creator.startsPaused, let check = domain.guestReady, let consoleLog {
+        } else if creator.startsPaused {
+          state = .paused
+        } else if let check = domain.guestReady, let consoleLog {
           // The guest first (when asked): the domain monitor takes over only a guest that is
           // up. A restored guest is up already: its console printed the line before it was saved.
           events.phase(.guest, "a line matching \(ConfigValue.quoted(check.consolePattern)) in \(consoleLog)")

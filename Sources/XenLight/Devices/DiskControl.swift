@@ -68,24 +68,43 @@ public struct DiskControl: Sendable {
         "\(disk.vdev): a CD-ROM drive cannot be added while the guest runs (QEMU's IDE bus takes no hotplug); give the drive in the config (an empty one: \"\(disk.vdev):cdrom,r\" after the target's place, or devtype=cdrom without target) and use xl cd-insert")
     }
     try await serialized(target) { () async throws(XenLightError) in
-      if try await isRecorded(target, devid) {
+      let (recorded, restricted) = try await state(target, devid)
+      if recorded {
         throw XenLightError(.invalidConfig, "domain \(target.domid) (\(target.name)) already has a disk \(disk.vdev) (devid \(devid))")
       }
-      let restricted = try await isRestricted(target)
       let (opened, blockDevice) = try Self.open(disk, restricted: restricted)
       defer { for fd in opened { close(fd) } }
-      try await control.session(target) { qmp throws(XenLightError) in
-        let node = try await Self.addNode(disk, opened, blockDevice: blockDevice, qmp)
-        do throws(XenLightError) {
-          try await qmp.execute("device_add", [
-            ("driver", .string("virtio-blk-pci")), ("id", .string(VirtualDisk.deviceID(disk.vdev))), ("drive", .string(node)),
-          ])
-        } catch {
-          await Self.removeNode(node, qmp)
-          throw XenLightError(error.code, "\(disk.vdev): \(error.message)")
+      // The records go out while QEMU adds the device (xenstored's sync overlaps QEMU's
+      // work), and are taken back if QEMU refuses.
+      let records = Task { [store] () async -> XenLightError? in
+        do { try await DomainStore.write(VirtualDisk.records(disk, domid: target.domid), store.xenstore) } catch {
+          return XenStoreConnector.failure("cannot record domain \(target.domid)'s disk \(disk.vdev)", error)
         }
+        return nil
       }
-      try await store.update(domid: target.domid, VirtualDisk.records(disk, domid: target.domid))
+      let added: Result<Void, XenLightError>
+      do throws(XenLightError) {
+        try await control.session(target) { qmp throws(XenLightError) in
+          let node = try await Self.addNode(disk, opened, blockDevice: blockDevice, qmp)
+          do throws(XenLightError) {
+            try await qmp.execute("device_add", [
+              ("driver", .string("virtio-blk-pci")), ("id", .string(VirtualDisk.deviceID(disk.vdev))), ("drive", .string(node)),
+            ])
+          } catch {
+            await Self.removeNode(node, qmp)
+            throw XenLightError(error.code, "\(disk.vdev): \(error.message)")
+          }
+        }
+        added = .success(())
+      } catch {
+        added = .failure(error)
+      }
+      let recordFailure = await records.value
+      if case .failure(let error) = added {
+        try? await removeRecords(target, devid)
+        throw error
+      }
+      if let recordFailure { throw recordFailure }
       try editSavedDisks(target) { $0 + [disk] }
     }
   }
@@ -115,14 +134,12 @@ public struct DiskControl: Sendable {
           try await qmp.execute("device_del", [("id", .string(id))])
         } catch where error.message.contains("Device '\(id)' not found") {
           gone = true  // the guest let go after an earlier detach timed out
+        } catch {
+          throw XenLightError(error.code, "\(vdev): \(error.message)")  // an IDE disk: QEMU's IDE bus takes no unplug
         }
         if !gone && !force {
-          let events = qmp.events
-          let deleted = try? await first(within: timeout) { () async -> Bool in
-            for await event in events where event.name == "DEVICE_DELETED" && event.data["device"]?.stringValue == id { return true }
-            return false
-          }
-          guard deleted == true else {
+          let deleted = await qmp.awaitDeletion(of: id, within: timeout)
+          guard deleted else {
             throw XenLightError(
               .timedOut,
               "domain \(target.domid) (\(target.name)) did not release \(vdev) within \(timeout.readable); it stays attached. The guest must eject it (ACPI PCI hotplug); run xl block-detach again once it has, or xl block-detach -f to drop it from the records now")
@@ -163,7 +180,7 @@ public struct DiskControl: Sendable {
       guard try await deviceType(target, devid) == "cdrom" else {
         throw XenLightError(.invalidConfig, "domain \(target.domid) (\(target.name)): \(vdev) is not a CD-ROM drive")
       }
-      let restricted = try await isRestricted(target)
+      let restricted = try await state(target, devid).restricted
       var opened: [Int32] = []
       defer { for fd in opened { close(fd) } }
       if image != nil { opened = try Self.open(disk, restricted: restricted).descriptors }
@@ -206,8 +223,22 @@ public struct DiskControl: Sendable {
   }
 
   private func isRecorded(_ target: DomainControl.Target, _ devid: Int) async throws(XenLightError) -> Bool {
+    try await state(target, devid).recorded
+  }
+
+  /// Whether the domain has disk `devid` recorded, and whether its device model is restricted
+  /// (it has a root directory of its own recorded), in one round trip.
+  private func state(_ target: DomainControl.Target, _ devid: Int) async throws(XenLightError) -> (recorded: Bool, restricted: Bool) {
+    let paths = [VirtualDisk.frontendPath(domid: target.domid, devid: devid) + "/backend", target.layout.chrootPathPath]
     do {
-      return try await DomainStore.readOptional(store.xenstore, VirtualDisk.frontendPath(domid: target.domid, devid: devid) + "/backend") != nil
+      let found = try await store.xenstore.pipelineResults(paths.map { .read($0) }).map { result -> Bool in
+        if case .failure(let error) = result {
+          if error.code == .ENOENT { return false }
+          throw error
+        }
+        return true
+      }
+      return (found[0], found[1])
     } catch {
       throw XenStoreConnector.failure("cannot read domain \(target.domid)'s disks", error)
     }
@@ -219,13 +250,6 @@ public struct DiskControl: Sendable {
         store.xenstore, VirtualDisk.frontendPath(domid: target.domid, devid: devid) + "/device-type")
     } catch {
       throw XenStoreConnector.failure("cannot read domain \(target.domid)'s disks", error)
-    }
-  }
-
-  /// A restricted device model has a root directory of its own recorded.
-  private func isRestricted(_ target: DomainControl.Target) async throws(XenLightError) -> Bool {
-    do { return try await DomainStore.readOptional(store.xenstore, target.layout.chrootPathPath) != nil } catch {
-      throw XenStoreConnector.failure("cannot read domain \(target.domid)'s records", error)
     }
   }
 

@@ -124,21 +124,8 @@ public struct ResourceControl: Sendable {
         }
         for slot in removable.suffix(excess).reversed() {
           try await qmp.execute("device_del", [("id", .string(slot.id))])
-          let events = qmp.events
-          let id = slot.id
-          let deleted = try? await first(within: timeout) { () async -> Bool in
-            // QEMU reports the vCPU's local APIC deleted (`<path>/lapic`), the vCPU itself
-            // only once nothing holds it.
-            for await event in events where event.name == "DEVICE_DELETED" {
-              if event.data["device"]?.stringValue == id
-                || event.data["path"]?.stringValue?.hasPrefix("/machine/peripheral/\(id)/") == true
-              {
-                return true
-              }
-            }
-            return false
-          }
-          guard deleted == true else {
+          let deleted = await qmp.awaitDeletion(of: slot.id, part: "lapic", within: timeout)
+          guard deleted else {
             throw XenLightError(
               .timedOut, "domain \(target.domid) (\(target.name)) did not release vCPU \(slot.index) within \(timeout.readable)")
           }

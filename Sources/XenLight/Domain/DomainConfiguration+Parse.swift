@@ -2,7 +2,7 @@ extension DomainConfiguration {
   /// xl.cfg keys this toolstack accepts without acting on them: they configure the Xen
   /// hypervisor or backends, which a device model alone cannot provide. Warned about once.
   static let hypervisorOnlyKeys: Set<String> = [
-    "acpi", "apic", "pae", "hap", "nestedhvm", "viridian", "shadow_memory", "videoram", "cpus",
+    "acpi", "apic", "pae", "hap", "nestedhvm", "viridian", "shadow_memory", "videoram",
     "cpus_soft", "cpu_weight", "cpu_cap", "pci", "pci_permissive",
     "pci_msitranslate", "pci_power_mgmt", "usbctrl", "usbdev", "vfb", "vkb", "channel", "bootloader", "bootloader_args", "timer_mode", "hpet", "xen_platform_pci",
     "vpt_align", "tsc_mode", "claim_mode", "driver_domain", "seclabel", "max_grant_frames",
@@ -89,6 +89,7 @@ extension DomainConfiguration {
     try hardware.read(&r)
     try readDeviceModel(&r, file)
     guestReady = try GuestReadyCheck.read(&r, file, serial: serial)
+    cpus = try Self.readCPUs(&r, file)
     collectWarnings(r, file)
   }
 

@@ -101,6 +101,8 @@ public struct DomainConfiguration: Hashable, Sendable {
   /// USB, sound, clock and firmware of an HVM guest.
   public var hardware = EmulatedHardware()
   public var deviceModel = DeviceModelSettings()
+  /// `cpus`: the host CPUs every vCPU may run on (its thread's affinity; nil: all).
+  public var cpus: [Int]?
   /// `guest_ready_console` / `guest_ready_timeout`: create waits for the guest itself.
   public var guestReady: GuestReadyCheck?
   /// Settings this toolstack does not know; kept, reported in `warnings`.

@@ -17,12 +17,7 @@ extension DomainControl {
   /// The domain's vCPUs, by index.
   public func vcpus(_ target: Target) async throws(XenLightError) -> [VCPUThread] {
     let identity = try await deviceModelProcess(target)
-    let cpus = try await qmp(target, "query-cpus-fast").arrayValue ?? []
-    let threads = cpus.compactMap { cpu -> (index: Int, tid: Int32)? in
-      guard let index = cpu["cpu-index"]?.intValue, let tid = cpu["thread-id"]?.intValue else { return nil }
-      return (Int(index), Int32(tid))
-    }
-    return VCPUThread.of(pid: identity.pid, threads: threads)
+    return VCPUThread.of(pid: identity.pid, threads: VCPUThread.threads(try await qmp(target, "query-cpus-fast")))
   }
 
   /// Pins vCPU `index` (nil: every one) to `cpus`.

@@ -14,11 +14,6 @@ public enum HostInfo {
     func field<T>(_ value: T) -> String {
       withUnsafeBytes(of: value) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
     }
-    let meminfo = (try? FileIO.readText("/proc/meminfo")) ?? ""
-    func kib(_ key: String) -> Int {
-      guard let line = meminfo.split(separator: "\n").first(where: { $0.hasPrefix(key + ":") }) else { return 0 }
-      return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
-    }
     let cpuinfo = (try? FileIO.readText("/proc/cpuinfo")) ?? ""
     let processors = cpuinfo.split(separator: "\n\n")
     func cpuField(_ key: String) -> String? {
@@ -44,14 +39,24 @@ public enum HostInfo {
       ("threads_per_core", "\(max(siblings / max(cores, 1), 1))"),
       ("sockets", "\(max(sockets, 1))"),
       ("cpu_mhz", "\(khz / 1000).\(thousandths < 10 ? "00" : thousandths < 100 ? "0" : "")\(thousandths)"),
-      ("total_memory", "\(kib("MemTotal") / 1024)"),
-      ("free_memory", "\(kib("MemAvailable") / 1024)"),
+      ("total_memory", "\(meminfoKiB("MemTotal") / 1024)"),
+      ("free_memory", "\(meminfoKiB("MemAvailable") / 1024)"),
       ("free_cpus", "0"),
       ("device_model", deviceModel),
       ("device_model_version", deviceModelVersion ?? "unknown"),
       ("device_model_accel", "\(accelerator.rawValue) (\(why))"),
       ("xend_config_format", "4"),
     ]
+  }
+
+  /// The host's memory (MemTotal), in KiB.
+  public static func memoryKiB() -> Int { meminfoKiB("MemTotal") }
+
+  /// A /proc/meminfo field ("MemTotal"), in KiB; 0 if absent.
+  static func meminfoKiB(_ key: String) -> Int {
+    let meminfo = (try? FileIO.readText("/proc/meminfo")) ?? ""
+    guard let line = meminfo.split(separator: "\n").first(where: { $0.hasPrefix(key + ":") }) else { return 0 }
+    return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
   }
 
   /// Whole seconds since the host booted (/proc/uptime's first field), 0 if unknown.

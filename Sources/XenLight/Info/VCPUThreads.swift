@@ -2,6 +2,8 @@
 import Glibc
 #endif
 import CReactor
+import Reactor
+import Spawn
 
 /// A guest's virtual CPUs as the host runs them: QEMU's vCPU threads (one per vCPU, or one
 /// for all under single-threaded TCG), as QMP `query-cpus-fast` names them, read from
@@ -24,6 +26,23 @@ public struct VCPUThread: Hashable, Sendable {
       thread.index = index
       return thread
     }.sorted { $0.index < $1.index }
+  }
+
+  /// Index and thread id of each vCPU in a `query-cpus-fast` answer.
+  static func threads(_ answer: JSON) -> [(index: Int, tid: Int32)] {
+    (answer.arrayValue ?? []).compactMap { cpu in
+      guard let index = cpu["cpu-index"]?.intValue, let tid = cpu["thread-id"]?.intValue else { return nil }
+      return (Int(index), Int32(tid))
+    }
+  }
+
+  /// `cpus=` at create: every vCPU thread of the device model behind `qmpSocket` pinned to
+  /// `cpus`.
+  static func pinAll(qmpSocket: String, to cpus: [Int], loop: EventLoop) async throws(XenLightError) {
+    let answer = try await QMPClient.session(path: qmpSocket, loop: loop) { qmp throws(XenLightError) in
+      try await qmp.execute("query-cpus-fast")
+    }
+    for (_, tid) in threads(answer) { try pin(tid: tid, to: cpus) }
   }
 
   private static func read(tid: Int32, pid: Int32) -> VCPUThread? {
@@ -102,4 +121,16 @@ public enum CPUList {
 
   /// The host's CPUs (configured, as Xen's `max_cpu_id + 1`).
   public static var hostCPUs: Int { max(Int(sysconf(Int32(_SC_NPROCESSORS_CONF))), 1) }
+}
+
+extension DomainConfiguration {
+  /// `cpus = "0-1"`: a CPU list of this host (xl's syntax).
+  static func readCPUs(_ r: inout SettingsReader, _ file: ConfigFile) throws(XenLightError) -> [Int]? {
+    guard let text = try r.string("cpus") else { return nil }
+    let host = CPUList.hostCPUs
+    guard let cpus = CPUList.parse(text, hostCPUs: host), !cpus.isEmpty else {
+      throw r.error(file["cpus"]!, "invalid CPU list \(ConfigValue.quoted(text)) (this host has CPUs 0-\(host - 1); e.g. \"all\", \"0-1\", \"^0\")")
+    }
+    return cpus
+  }
 }

@@ -210,8 +210,8 @@ public struct DomainMonitor: Sendable {
         let status = try await qmp.execute("query-status")["status"]?.stringValue ?? ""
         sink.yield(.qmp(QMPClient.Event(name: "status", data: .string(status), timestampMicroseconds: 0)))
         // A restart's guest waits (-S) until its monitor listens: from here on, nothing it
-        // does goes unseen.
-        if status == "prelaunch" {
+        // does goes unseen. (`xl create -p` is left paused: it has no restart-config.)
+        if status == "prelaunch", domain.isRestarted {
           log("domain \(domid): resuming the guest, its events watched")
           try await qmp.execute("cont")
         }
@@ -495,7 +495,8 @@ public struct DomainMonitor: Sendable {
     var creator = DomainCreator(connector: connector, paths: paths, host: host)
     creator.rotateLogs = false
     creator.configText = saved.text
-    creator.startsPaused = true  // resumed once this monitor watches it (`watch`)
+    // The new guest starts stopped; its monitor resumes it once it watches its events (`watch`).
+    creator.startsPaused = true
     let me: ProcessIdentity
     do { me = try ProcessIdentity.of(pid: getpid()) } catch {
       throw XenLightError(.monitorFailed, "cannot read this monitor's identity: \(error)")
@@ -575,6 +576,9 @@ struct WatchedDomain: Sendable {
   /// Where `xl create` saved the config (read when an action needs it: the monitor may
   /// start before create has written it).
   let configPath: String
+  /// Created by a restart (it records the config it came from): started stopped, for its
+  /// monitor to resume.
+  let isRestarted: Bool
 
   /// The saved config's text and what it parses to (nil if missing or no longer valid).
   var savedConfig: (text: String, config: DomainConfiguration, path: String)? { Self.savedConfig(at: configPath) }
@@ -591,11 +595,12 @@ struct WatchedDomain: Sendable {
         throw XenLightError(.notFound, "no domain \(domid)")
       }
       let layout = DomainLayout(domid: domid, uuid: uuid)
-      let notes = try await store.read(["device-model-identity", "qmp-events-path"], under: layout.libxlPath)
+      let notes = try await store.read(["device-model-identity", "qmp-events-path", "restart-config"], under: layout.libxlPath)
       return WatchedDomain(
         domid: domid, uuid: uuid, name: name, layout: layout,
         deviceModel: notes["device-model-identity"].flatMap(ProcessIdentity.init),
-        eventSocket: notes["qmp-events-path"] ?? "", configPath: paths.savedConfig(domid: domid, uuid: uuid))
+        eventSocket: notes["qmp-events-path"] ?? "", configPath: paths.savedConfig(domid: domid, uuid: uuid),
+        isRestarted: notes["restart-config"] != nil)
     } catch let error as XenLightError {
       throw error
     } catch {

@@ -88,16 +88,21 @@ public struct DomainInfo: Hashable, Sendable {
 
 /// `xl list` output: Xen's table, and the JSON of `xl list -l`.
 public enum DomainListFormat {
-  /// The header and one row per domain, in xl's column widths.
-  public static func table(_ domains: [DomainInfo]) -> String {
-    var lines = [pad("Name", 40) + " " + lpad("ID", 5) + " " + lpad("Mem", 5) + " " + lpad("VCPUs", 5) + " "
-      + lpad("State", 10) + " " + lpad("Time(s)", 9)]
+  /// The header and one row per domain, in xl's column widths; `verbose` (`-v`) adds the
+  /// UUID, the shutdown reason code and the security label, `numa` (`-n`) the node affinity.
+  public static func table(_ domains: [DomainInfo], verbose: Bool = false, numa: Bool = false) -> String {
+    var header = pad("Name", 40) + " " + lpad("ID", 5) + " " + lpad("Mem", 5) + " " + lpad("VCPUs", 5) + " "
+      + lpad("State", 10) + " " + lpad("Time(s)", 9)
+    if verbose { header += "   " + pad("UUID", 36) + " Reason-Code  Security Label" }
+    if numa { header += " NODE Affinity" }
+    var lines = [header]
     for d in domains {
       let time = formatTenths(d.cpuSeconds)
-      lines.append(
-        pad(d.name, 40) + " " + lpad("\(d.domid)", 5) + " " + lpad("\(d.memoryKiB / 1024)", 5) + " "
-          + lpad("\(d.onlineVcpus)", 5) + "     " + d.stateLetters + "  " + lpad(time, 8)
-          + (d.monitored == false ? "  (not monitored: its monitor is gone)" : ""))
+      var line = pad(d.name, 40) + " " + lpad("\(d.domid)", 5) + " " + lpad("\(d.memoryKiB / 1024)", 5) + " "
+        + lpad("\(d.onlineVcpus)", 5) + "     " + d.stateLetters + "  " + lpad(time, 8)
+      if verbose { line += " " + pad(d.uuid ?? "-", 36) + " " + lpad("-", 8) + " " + lpad("-", 16) }
+      if numa { line += " all" }
+      lines.append(line + (d.monitored == false ? "  (not monitored: its monitor is gone)" : ""))
     }
     return lines.joined(separator: "\n") + "\n"
   }

@@ -11,7 +11,11 @@ import XenStore
 public enum MigrationLeftovers {
   /// Settles every abandoned migration in `store`; says what it did through `log`.
   public static func resolve(_ store: DomainStore, toolstack: Toolstack, log: (String) -> Void) async {
-    guard let domids = try? await store.guestDomids() else { return }
+    // Bounded as every read of a verb is: a xenstored that never answers fails the verb
+    // after, not during, this settling.
+    guard let domids = try? await toolstack.deadline.run(store.xenstore, "listing domains", { () async throws(XenLightError) in
+      try await store.guestDomids()
+    }) else { return }
     for domid in domids {
       guard let text = try? await DomainStore.readOptional(store.xenstore, MigrationProtocol.Note.path(domid)),
         let note = MigrationProtocol.Note(text), !toolstack.spawner.isRunning(note.driver)
@@ -51,9 +55,13 @@ public enum MigrationLeftovers {
 
   /// `cont` on the domain's command QMP socket, then its run state recorded running.
   static func resume(_ domid: UInt32, _ store: DomainStore, loop: EventLoop) async throws(XenLightError) {
-    let control = DomainControl(store: store, loop: loop)
-    let target = try await control.target("\(domid)")
-    try await control.qmp(target, "cont")
+    let target = try await DomainControl(store: store, loop: loop).target("\(domid)")
+    guard let socket = target.qmpSocket else {
+      throw XenLightError(.deviceModelFailed, "domain \(domid) (\(target.name)) has no QMP socket recorded")
+    }
+    try await QMPClient.session(path: socket, loop: loop, what: "domain \(domid) device model") { qmp throws(XenLightError) in
+      try await QEMUMigration.resume(qmp)
+    }
     try await store.update(domid: domid, [XenStoreRecord(target.layout.runStatePath, RunState.running.rawValue)])
   }
 

@@ -37,6 +37,11 @@ public struct MigrationSender: Sendable {
       guard target.deviceModelTarget == .local, target.qmpSocket != nil else {
         throw XenLightError(.invalidState, "cannot migrate domain \(target.domid) (\(target.name)): only a local device model's state can be sent here")
       }
+      if let text = try? await DomainStore.readOptional(store.xenstore, MigrationProtocol.Note.path(target.domid)),
+        let other = MigrationProtocol.Note(text), toolstack.spawner.isRunning(other.driver)
+      {
+        throw XenLightError(.invalidState, "cannot migrate domain \(target.domid) (\(target.name)): xl [\(other.driver.pid)] is migrating it")
+      }
       let config = try DomainSaver.configText(target, file: configFile, paths: toolstack.paths)
       let note = MigrationProtocol.Note(
         step: .outgoing, driver: try MigrationProtocol.Note.me(), name: target.name, wasRunning: target.runState != .paused)
@@ -123,6 +128,13 @@ public struct MigrationSender: Sendable {
       clock_gettime(CLOCK_REALTIME, &now)
       let nowMicros = Int64(now.tv_sec) * 1_000_000 + Int64(now.tv_nsec) / 1000
       stoppedFor = .microseconds(nowMicros - totals.stoppedAtMicroseconds) - (clock.now - reported)
+    }
+    // Beside the monitor's own lines about the domain (its MIGRATION events), the totals.
+    let line = "Domain \(target.domid) migrated away (\(rune)): QEMU's \(totals.description)\n"
+    let logFD = open(toolstack.paths.monitorLog(name: target.name), O_WRONLY | O_APPEND | O_CLOEXEC)
+    if logFD >= 0 {
+      _ = line.utf8CString.withUnsafeBytes { Glibc.write(logFD, $0.baseAddress, $0.count - 1) }
+      close(logFD)
     }
     return MigratedDomain(domid: target.domid, name: target.name, totals: totals, stoppedFor: stoppedFor, elapsed: reported - began)
   }

@@ -42,16 +42,50 @@ public enum QEMUMigration {
     }
   }
 
-  /// Turns on the `MIGRATION` events and lifts the bandwidth cap (QEMU's default is 32 MiB/s,
-  /// meant for links shared with guests; a save or a local transport should go at full speed).
-  static func prepare(_ qmp: QMPClient, uncapped: Bool) async throws(XenLightError) {
-    try await qmp.execute(
-      "migrate-set-capabilities",
-      [("capabilities", .array([.object([("capability", .string("events")), ("state", .bool(true))])]))])
-    if uncapped {
-      // QEMU's bound is SIZE_MAX bytes/s; INT64_MAX is what libvirt asks for "unlimited".
-      try await qmp.execute("migrate-set-parameters", [("max-bandwidth", .number(Int64.max))])
+  /// One QMP command for `together`.
+  public struct Command: Sendable {
+    public var name: String
+    public var arguments: [(String, JSON)]
+    public var descriptor: Int32?
+
+    public init(_ name: String, _ arguments: [(String, JSON)] = [], passing descriptor: Int32? = nil) {
+      self.name = name
+      self.arguments = arguments
+      self.descriptor = descriptor
     }
+  }
+
+  /// Sends `commands` at once and waits for every reply: one round trip's wait instead of one
+  /// each. Their order among themselves must not matter. The first refusal is thrown.
+  static func together(_ qmp: QMPClient, _ commands: [Command]) async throws(XenLightError) {
+    let failures = await withTaskGroup(of: XenLightError?.self) { group in
+      for command in commands {
+        group.addTask {
+          do throws(XenLightError) {
+            try await qmp.execute(command.name, command.arguments, passing: command.descriptor)
+            return nil
+          } catch {
+            return error
+          }
+        }
+      }
+      var failures: [XenLightError] = []
+      for await failure in group { if let failure { failures.append(failure) } }
+      return failures
+    }
+    if let first = failures.first { throw first }
+  }
+
+  /// The `MIGRATION` events on, and (`uncapped`) no bandwidth cap: QEMU's default of 32 MiB/s
+  /// is meant for links shared with guests; a save or a local transport should go at full
+  /// speed. INT64_MAX is what libvirt asks for "unlimited" (QEMU's bound is SIZE_MAX bytes/s).
+  static func preparation(uncapped: Bool, descriptor: Int32) -> [Command] {
+    var commands = [
+      Command("migrate-set-capabilities", [("capabilities", .array([.object([("capability", .string("events")), ("state", .bool(true))])]))]),
+      Command("getfd", [("fdname", .string(descriptorName))], passing: descriptor),
+    ]
+    if uncapped { commands.append(Command("migrate-set-parameters", [("max-bandwidth", .number(Int64.max))])) }
+    return commands
   }
 
   /// Sends the device model's state into `descriptor` and returns QEMU's totals once the
@@ -60,20 +94,22 @@ public enum QEMUMigration {
   /// QEMU leaves it (stopped at the end of a live migration only if it completed).
   /// `handedOver` runs once QEMU holds its own copy of the descriptor (a pipe or socket's
   /// writer must close ours for the reader to see the end).
+  /// `alongside` go with the preparation (a `stop` for a save). Without `totals`, QEMU is not
+  /// asked for them (one round trip less) and they are zero.
   public static func send(
-    _ qmp: QMPClient, into descriptor: Int32, uncapped: Bool = true, handedOver: () -> Void = {}
+    _ qmp: QMPClient, into descriptor: Int32, uncapped: Bool = true, alongside: [Command] = [], totals wanted: Bool = true,
+    handedOver: () -> Void = {}
   ) async throws(XenLightError) -> Totals {
-    try await prepare(qmp, uncapped: uncapped)
-    try await qmp.execute("getfd", [("fdname", .string(descriptorName))], passing: descriptor)
+    try await together(qmp, preparation(uncapped: uncapped, descriptor: descriptor) + alongside)
     handedOver()
     try await qmp.execute("migrate", [("uri", .string("fd:" + descriptorName))])
     let (status, stoppedAt) = try await finalStatus(qmp)
-    let reply = try await qmp.execute("query-migrate")
     guard status == "completed" else {
-      let reason = reply["error-desc"]?.stringValue ?? "status \(status)"
+      let reply = try? await qmp.execute("query-migrate")
+      let reason = reply?["error-desc"]?.stringValue ?? "status \(status)"
       throw XenLightError(.deviceModelFailed, "the device model's migration failed: \(reason)")
     }
-    var totals = Totals(reply)
+    var totals = Totals(wanted ? try await qmp.execute("query-migrate") : .null)
     totals.stoppedAtMicroseconds = stoppedAt
     return totals
   }
@@ -82,13 +118,30 @@ public enum QEMUMigration {
   /// with `-incoming defer`, and waits until it has loaded it. QEMU 7.2 exits when a load
   /// fails; the caller turns that into its log's last lines (`LoadFailure`).
   public static func receive(_ qmp: QMPClient, from descriptor: Int32) async throws(XenLightError) {
-    try await prepare(qmp, uncapped: false)
-    try await qmp.execute("getfd", [("fdname", .string(descriptorName))], passing: descriptor)
+    try await together(qmp, preparation(uncapped: false, descriptor: descriptor))
     try await qmp.execute("migrate-incoming", [("uri", .string("fd:" + descriptorName))])
     let (status, _) = try await finalStatus(qmp)
     guard status == "completed" else {
       let reply = try? await qmp.execute("query-migrate")
       throw XenLightError(.deviceModelFailed, reply?["error-desc"]?.stringValue ?? "the migration ended with status \(status)")
+    }
+  }
+
+  /// `cont` on a device model whose migration may just have completed. QEMU announces
+  /// `completed` a moment before it leaves `finish-migrate` for `postmigrate`, and says nothing
+  /// when it does; until then it refuses `cont` ("Migration is not finalized yet"). That one
+  /// refusal is retried each millisecond for at most 5 s: the only wait here with no event to
+  /// wait on (QEMU 7.2).
+  public static func resume(_ qmp: QMPClient) async throws(XenLightError) {
+    var attempts = 0
+    while true {
+      do throws(XenLightError) {
+        try await qmp.execute("cont")
+        return
+      } catch where error.message.hasSuffix("Migration is not finalized yet") && attempts < 5000 {
+        attempts += 1
+        try? await Task.sleep(for: .milliseconds(1))
+      }
     }
   }
 

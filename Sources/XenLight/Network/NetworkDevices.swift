@@ -56,8 +56,9 @@ extension Toolstack {
       }
       if nic.script == nil, let bridge = nic.bridge { try BridgePort.check(bridge, what: "vif \(nic.devid!)") }
       // As at create: a PV or PVH guest's NIC is paravirtual (its device model's is virtio).
-      if try await domain.domainType(control.store) != .hvm { nic.type = "vif" }
-      return try await domain.attach(nic, store: control.store, toolstack: self)
+      let type = try await domain.domainType(control.store)
+      if type != .hvm { nic.type = "vif" }
+      return try await domain.attach(nic, type: type, store: control.store, toolstack: self)
     }
   }
 
@@ -133,16 +134,43 @@ struct NetworkTarget: Sendable {
     return devices
   }
 
-  /// The QEMU side, then the records and the saved config; undone in reverse on failure.
-  func attach(_ nic: NicSpec, store: DomainStore, toolstack: Toolstack) async throws(XenLightError) -> NetworkDeviceInfo {
+  /// The records, the tap (connected), the QEMU side, then the saved config; undone in
+  /// reverse on failure. The QMP session opens meanwhile (QEMU's greeting and capabilities
+  /// are most of a QMP client's time).
+  func attach(_ nic: NicSpec, type: DomainType, store: DomainStore, toolstack: Toolstack) async throws(XenLightError)
+    -> NetworkDeviceInfo
+  {
+    let devid = nic.devid!
+    let layout = NetworkLayout(domid: domid, devid: devid)
+    let (path, loop, what) = (qmpSocket, loop, "\(name) device model")
+    let session = Task { () async -> Result<QMPClient, XenLightError> in
+      do throws(XenLightError) { return .success(try await QMPClient.connect(path: path, loop: loop, what: what)) } catch { return .failure(error) }
+    }
+    let result: Result<NetworkDeviceInfo, XenLightError>
+    do throws(XenLightError) {
+      result = .success(try await attach(nic, type: type, store: store, toolstack: toolstack) { () async throws(XenLightError) in
+        try await session.value.get()
+      })
+    } catch {
+      result = .failure(error)
+    }
+    if case .success(let qmp) = await session.value { await qmp.finish() }
+    return try result.get()
+  }
+
+  private func attach(
+    _ nic: NicSpec, type: DomainType, store: DomainStore, toolstack: Toolstack,
+    session: () async throws(XenLightError) -> QMPClient
+  ) async throws(XenLightError) -> NetworkDeviceInfo {
     let devid = nic.devid!
     let layout = NetworkLayout(domid: domid, devid: devid)
     let hotplug = VifHotplug(
       domid: domid, paths: paths, spawner: toolstack.spawner, xenstore: store.xenstore, xenstoreSocket: store.xenstore.socketPath)
     let script = nic.script.map { HotplugScript.resolve($0, in: paths.scriptDirectory) }
     let tapName = nic.usesTap ? TapDevice.connectedName(domid: domid, devid: devid, nic: nic) : nil
-    let records = layout.records(for: nic, script: script, tap: tapName)
-    guard try await store.update(domid: domid, records) else { throw XenLightError(.notFound, "no domain \(domid)") }
+    guard try await store.update(domid: domid, layout.records(for: nic, script: script, tap: tapName)) else {
+      throw XenLightError(.notFound, "no domain \(domid)")
+    }
     var tap: Int32?
     defer { if let tap { close(tap) } }
     var scriptRan = false
@@ -153,16 +181,16 @@ struct NetworkTarget: Sendable {
         scriptRan = nic.script != nil
         try await hotplug.connect(tap: created, nic: nic, devid: devid)
       }
-      try await QMPClient.session(path: qmpSocket, loop: loop, what: "\(name) device model") { qmp throws(XenLightError) in
-        try await Self.plug(nic, devid: devid, tap: tap, qmp: qmp, domainType: try await domainType(store))
-      }
+      try await Self.plug(nic, devid: devid, tap: tap, qmp: try await session(), domainType: type)
       try updateSavedConfig(store: store) { nics in nics + [nic] }
     } catch {
       if scriptRan { _ = await hotplug.disconnect(devid: devid) }
       _ = try? await store.xenstore.pipelineResults([.rm(layout.backendPath), .rm(layout.frontendPath), .rm(layout.libxlPath)])
       throw error
     }
-    return try await list(store).first { $0.devid == devid }!
+    return NetworkDeviceInfo(
+      devid: devid, backendDomid: 0, mac: nic.mac, state: 1, eventChannel: -1, txRingRef: -1, rxRingRef: -1,
+      backendPath: layout.backendPath, tap: tapName)
   }
 
   func domainType(_ store: DomainStore) async throws(XenLightError) -> DomainType {

@@ -125,3 +125,27 @@ extension DomainControl {
     try SavedConfig.write(text, uuid: target.layout.uuid, domid: target.domid, paths: paths)
   }
 }
+
+/// A domain's VNC display, as QMP `query-vnc` reports it.
+public struct VNCDisplay: Sendable, Hashable {
+  public var host: String
+  /// The display number (the port less 5900), as vncviewer takes it.
+  public var number: Int
+  /// The display's password (`vncpasswd`), if it has one.
+  public var password: String?
+}
+
+extension DomainControl {
+  /// `xl vncviewer`: where the domain's display listens, and its password (`vncpasswd`, from
+  /// the config kept for the domain, as libxl keeps it with the domain).
+  public func vncDisplay(_ target: Target, paths: ToolstackPaths) async throws(XenLightError) -> VNCDisplay {
+    let vnc = try await qmp(target, "query-vnc")
+    guard vnc["enabled"]?.boolValue == true, let host = vnc["host"]?.stringValue, let port = vnc["service"]?.stringValue.flatMap({ Int($0) })
+    else {
+      throw XenLightError(.invalidState, "domain \(target.domid) (\(target.name)) has no VNC display (the config needs vnc = 1)")
+    }
+    let saved = paths.savedConfig(domid: target.domid, uuid: target.layout.uuid)
+    let config = (try? ConfigFile.read(contentsOf: saved)).flatMap { try? DomainConfiguration($0, source: saved) }
+    return VNCDisplay(host: host, number: port - 5900, password: config?.display.vncPassword)
+  }
+}

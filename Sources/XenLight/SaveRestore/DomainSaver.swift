@@ -8,7 +8,8 @@ public struct SavedDomain: Sendable {
   public var domid: UInt32
   public var name: String
   public var header: SaveFileHeader
-  public var totals: QEMUMigration.Totals
+  /// The file's size.
+  public var size: Int64
   /// What became of the domain: destroyed, running again (`-c`) or left paused (`-p`).
   public var after: DomainSaver.After
   /// From the guest stopped to its state in the file (and synced, when it is destroyed).
@@ -54,32 +55,36 @@ public struct DomainSaver: Sendable {
       do throws(XenLightError) {
         let file = DescriptorStream(fd: fd, source: path, loop: toolstack.spawner.loop)
         try await file.write(header.encoded, what: "header")
-        let (totals, pausedFor, wasRunning) = try await QMPClient.session(
+        let pausedFor = try await QMPClient.session(
           path: socket, loop: toolstack.spawner.loop, what: "domain \(target.domid) device model"
-        ) { qmp throws(XenLightError) -> (QEMUMigration.Totals, Duration, Bool) in
-          let wasRunning = try await qmp.execute("query-status")["running"]?.boolValue ?? false
+        ) { qmp throws(XenLightError) -> Duration in
+          let wasRunning = target.runState != .paused
           let clock = ContinuousClock()
           let stopped = clock.now
-          if wasRunning {
-            try await qmp.execute("stop")
-            try await store.update(domid: target.domid, [XenStoreRecord(target.layout.runStatePath, RunState.paused.rawValue)])
+          // The guest paused, recorded so beside the save (the monitor records it too).
+          let recorded = Task { () async -> Void in
+            guard wasRunning else { return }
+            _ = try? await store.update(domid: target.domid, [XenStoreRecord(target.layout.runStatePath, RunState.paused.rawValue)])
           }
           do throws(XenLightError) {
-            let totals = try await send(qmp, into: file, confined: confined)
+            try await send(qmp, into: file, confined: confined, stop: wasRunning)
+            await recorded.value
             if after == .destroy, fdatasync(fd) != 0 {
               let e = errno
               throw XenLightError(.io, "cannot write \(path) to disk: \(FileIO.describe(errno: e))", errno: e)
             }
             let pausedFor = clock.now - stopped
             if after == .keepRunning && wasRunning { try await resume(qmp, target, store) }
-            return (totals, pausedFor, wasRunning)
+            return pausedFor
           } catch {
+            await recorded.value
             if wasRunning { try? await resume(qmp, target, store) }
             throw error
           }
         }
-        _ = wasRunning
-        return SavedDomain(domid: target.domid, name: target.name, header: header, totals: totals, after: after, pausedFor: pausedFor)
+        var info = stat()
+        let size = fstat(fd, &info) == 0 ? Int64(info.st_size) : 0
+        return SavedDomain(domid: target.domid, name: target.name, header: header, size: size, after: after, pausedFor: pausedFor)
       } catch {
         unlink(path)
         throw XenLightError(error.code, "domain \(target.domid) (\(target.name)) not saved (it runs on as before): \(error.message)", errno: error.errno, cause: error.cause)
@@ -93,10 +98,12 @@ public struct DomainSaver: Sendable {
   /// QEMU writes the state into `file` itself — or, confined, into a socket xl drains into
   /// the file: libxl's RLIMIT_FSIZE (256 KiB) on a confined device model would stop it early
   /// in a file, and a socket is no file.
-  private func send(_ qmp: QMPClient, into file: DescriptorStream, confined: Bool) async throws(XenLightError)
-    -> QEMUMigration.Totals
-  {
-    guard confined else { return try await QEMUMigration.send(qmp, into: file.fd) }
+  private func send(_ qmp: QMPClient, into file: DescriptorStream, confined: Bool, stop: Bool) async throws(XenLightError) {
+    let stopping = stop ? [QEMUMigration.Command("stop")] : []
+    guard confined else {
+      _ = try await QEMUMigration.send(qmp, into: file.fd, alongside: stopping, totals: false)
+      return
+    }
     let (ours, theirs) = try DescriptorStream.socketPair()
     let source = DescriptorStream(fd: ours, source: file.source, loop: file.loop)
     source.makeNonBlocking()
@@ -107,16 +114,16 @@ public struct DomainSaver: Sendable {
     let sent: Result<QEMUMigration.Totals, XenLightError>
     var held = true
     do throws(XenLightError) {
-      sent = .success(try await QEMUMigration.send(qmp, into: theirs, handedOver: { close(theirs); held = false }))
+      sent = .success(
+        try await QEMUMigration.send(qmp, into: theirs, alongside: stopping, totals: false, handedOver: { close(theirs); held = false }))
     } catch {
       sent = .failure(error)
       if held { close(theirs) }
       shutdown(ours, Int32(SHUT_RDWR))
     }
     let drained = await drain.value
-    let totals = try sent.get()
+    _ = try sent.get()
     _ = try drained.get()
-    return totals
   }
 
   /// Whether the domain's device model runs confined (libxl's kill uid is recorded).
@@ -127,7 +134,7 @@ public struct DomainSaver: Sendable {
   }
 
   private func resume(_ qmp: QMPClient, _ target: DomainControl.Target, _ store: DomainStore) async throws(XenLightError) {
-    try await qmp.execute("cont")
+    try await QEMUMigration.resume(qmp)
     try await store.update(domid: target.domid, [XenStoreRecord(target.layout.runStatePath, RunState.running.rawValue)])
   }
 
