@@ -163,6 +163,28 @@ extension GuestSuites {
       #expect(log.components(separatedBy: "Action for shutdown reason code 3 is destroy").count == 2, "\(log)")
     }
 
+    /// Two verbs that find the same dead monitor at once start one monitor between them.
+    @Test(.enabled(if: TestEnvironment.shouldRun([.qemu])))
+    func twoVerbsFindingADeadMonitorStartOne() async throws {
+      let bed = try XlTestbed()
+      defer { bed.stop() }
+      try #require(try await bed.xl(["create", "-q", bed.tinyGuest()]).status == 0)
+      let monitor = try #require(try await bed.read("/libxl/1/monitor-identity").flatMap(ProcessIdentity.init))
+      kill(monitor.pid, SIGKILL)
+      #expect(await awaitExit(monitor.pid, seconds: 10))
+      async let first = bed.xl(["list"])
+      async let second = bed.xl(["list"])
+      let both = try await [first, second]
+      #expect(both.allSatisfy { $0.status == 0 }, "\(both)")
+      #expect(both.filter { $0.stderr.contains("had died; started another") }.count == 1, "\(both)")
+      #expect(!both.contains { $0.stderr.contains("did not start") }, "\(both)")
+      let next = try #require(try await bed.read("/libxl/1/monitor-identity").flatMap(ProcessIdentity.init))
+      #expect(next != monitor && isAlive(next.pid))
+      #expect(try await bed.xl(["destroy", "tiny"]).status == 0)
+      #expect(await awaitExit(next.pid, seconds: 10))
+      try await bed.expectNoLeftovers()
+    }
+
     /// SIGTERM stops the monitor between actions; the next verb starts another, which acts.
     @Test(.enabled(if: TestEnvironment.shouldRun([.qemu, .xenstoreRead])))
     func aMonitorStoppedBySIGTERMIsReplacedAndTheNextOneActs() async throws {
