@@ -530,7 +530,7 @@ public struct DomainMonitor: Sendable {
       }
       throw error
     }
-    if renamedTo == nil { unlink(paths.savedConfig(domid: old.domid, uuid: old.uuid)) }
+    if renamedTo == nil { SavedConfig.remove(domid: old.domid, uuid: old.uuid, paths: paths) }
     if let first = notes["restart-config"], first != paths.savedConfig(domid: created.domid, uuid: config.uuid) { unlink(first) }
     return .restarted(created.domid)
   }
@@ -661,6 +661,14 @@ public enum SavedConfig {
   public static func read(_ path: String) throws(XenLightError) -> (text: String, config: DomainConfiguration) {
     let text = try FileIO.readText(path)
     return (text, try DomainConfiguration(try ConfigFile.parse(text, file: path), source: path))
+  }
+
+  /// Removes domain `domid`'s saved config, and the half-written copy of a writer killed
+  /// mid-write (`FileIO.writeText`'s temporary).
+  public static func remove(domid: UInt32, uuid: DomainUUID, paths: ToolstackPaths) {
+    let path = paths.savedConfig(domid: domid, uuid: uuid)
+    unlink(path)
+    unlink(path + ".tmp")
   }
 
   /// `text` is the file and its command-line settings; the uuid is pinned so a restart keeps it.
