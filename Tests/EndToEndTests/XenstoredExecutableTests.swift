@@ -7,7 +7,7 @@ import TestSupport
 
 /// The `xenstored` executable: socket choice, readiness, pid file, single instance, signals,
 /// trace, detaching.
-@Suite(.serialized) struct XenstoredExecutableTests {
+@Suite(.serialized, .ownThread) struct XenstoredExecutableTests {
   let xenstored = BuiltProducts.path("xenstored")
 
   private func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
