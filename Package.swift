@@ -54,7 +54,7 @@ let package = Package(
       .product(name: "Logging", package: "swift-log"),
     ], linkerSettings: shippedCommand),
     .executableTarget(name: "xenstored", dependencies: [
-      "XenStoreDaemon", "XenStore", "RotatingLogs",
+      "XenStoreDaemon", "XenStore", "RotatingLogs", "CSpawn",
       .product(name: "ArgumentParser", package: "swift-argument-parser"),
       .product(name: "Logging", package: "swift-log"),
     ], linkerSettings: shippedCommand),
@@ -66,7 +66,7 @@ let package = Package(
     .executableTarget(name: "spawn-fixture", dependencies: ["CSpawn", "Spawn"]),
 
     // Shared by the test targets: peers, temporary directories, built executables.
-    .target(name: "TestSupport", dependencies: ["XenStore"], path: "Tests/TestSupport"),
+    .target(name: "TestSupport", dependencies: ["XenStore", "Reactor"], path: "Tests/TestSupport"),
     .testTarget(name: "ReactorTests", dependencies: ["Reactor"]),
     .testTarget(name: "XenStoreTests", dependencies: [
       // XenStoreDaemon: the documentation examples run against the daemon, in process.

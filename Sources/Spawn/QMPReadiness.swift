@@ -47,18 +47,34 @@ public struct QMPReadiness: ReadinessSource, ReadinessWait {
     return status
   }
 
-  /// Connects, retrying on short timers (1 ms doubling to 10 ms) while the socket is not
-  /// there yet (ENOENT), not listening yet or stale (ECONNREFUSED), or its backlog is full
-  /// (EAGAIN). A socket opened before exec and passed to QEMU connects the first time.
+  /// Connects. While the socket is not there yet (ENOENT) it waits for it to appear (inotify
+  /// on its directory); while it is there but not listening yet or stale (ECONNREFUSED), or
+  /// its backlog is full (EAGAIN), it retries on short timers (1 ms doubling to 10 ms): no
+  /// event says that a socket began to listen. A socket opened before exec and passed to
+  /// QEMU connects the first time.
   private func connect(_ context: ReadinessContext) async throws -> QMPConnection {
     var delay: UInt64 = 1_000_000
+    var appearing: DirectoryWatch?
     while true {
       try Task.checkCancellation()
       let error: SpawnError
       do { return try QMPConnection.connect(path: socketPath, loop: context.loop, what: context.what) } catch let e { error = e }
-      guard let errno = error.errno, errno == .ENOENT || errno == .ECONNREFUSED || errno == .EAGAIN else { throw error }
-      try await context.loop.sleep(nanoseconds: delay)
-      delay = min(delay * 2, 10_000_000)
+      switch error.errno {
+      case .ENOENT?:
+        if let watch = appearing.take() {
+          try await watch.next(on: context.loop)
+          appearing = consume watch
+        } else {
+          // Watch first, then try again: a socket made in between is not missed.
+          appearing = try? DirectoryWatch(DirectoryWatch.directory(of: socketPath))
+          if appearing == nil { try await context.loop.sleep(nanoseconds: delay) }
+        }
+      case .ECONNREFUSED?, .EAGAIN?:
+        try await context.loop.sleep(nanoseconds: delay)
+        delay = min(delay * 2, 10_000_000)
+      default:
+        throw error
+      }
     }
   }
 }

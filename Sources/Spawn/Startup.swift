@@ -262,9 +262,14 @@ final class Startup: @unchecked Sendable {
     guard machine.monitorStatus == nil else { return }
     do {
       if let status = try reapMonitorNow() { return handle(.monitorReaped(status)) }
-    } catch {
-      // ECHILD: someone reaped it for us, against the reaping mode. It is gone all the same.
+    } catch where error == .EINTR {
+      return tryReap()
+    } catch where error == .ECHILD {
+      // Someone reaped it for us, against the reaping mode. It is gone all the same.
       return handle(.monitorReaped(nil))
+    } catch {
+      // Anything else says nothing of its end: only its pidfd does (readable once it exited).
+      if let fd = monitorPIDFD, isReadableNow(fd) { return handle(.monitorReaped(nil)) }
     }
     // Not yet a zombie (the control socket closes a moment before the exit completes).
     if let fd = monitorPIDFD {

@@ -63,13 +63,23 @@ public struct Toolstack: Sendable {
     return try await body(DomainStore(xenstore: client))
   }
 
-  /// Starts a monitor for each domain of `store` whose monitor died (`replaceMonitor`).
+  /// Starts a monitor for each domain of `store` whose monitor died (`replaceMonitor`). Two
+  /// `xl` doing so at once start one: each holds the domain's start lock while it looks
+  /// again and starts it; the other, finding it held, leaves the domain to it.
   func replaceDeadMonitors(in store: DomainStore) async {
     guard let replaceMonitor else { return }
     let orphans = try? await deadline.run(store.xenstore, "finding domains without a monitor") {
       () async throws(XenLightError) in try await MonitorKeeper.orphans(in: store)
     }
-    for orphan in orphans ?? [] { await replaceMonitor(orphan, store) }
+    for orphan in orphans ?? [] {
+      guard let starting = try? FileLock.take(paths.monitorLock(domid: orphan.domid) + ".start") else { continue }
+      defer { starting.release() }
+      let still = try? await deadline.run(store.xenstore, "finding domains without a monitor") {
+        () async throws(XenLightError) in try await MonitorKeeper.orphans(in: store)
+      }
+      guard still?.contains(orphan) == true else { continue }
+      await replaceMonitor(orphan, store)
+    }
   }
 
   /// The domain `reference` (a name or a domid) in `store`, or `.notFound`.

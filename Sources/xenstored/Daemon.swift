@@ -1,23 +1,27 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CSpawn
 
 /// Detaching without forking a Swift process: the command re-executes itself in the
 /// foreground (`-N`) in a new session via `posix_spawn`, waits for the child's readiness
 /// newline on a pipe, and exits — 0 once the daemon listens, 1 if it failed to start.
 enum Daemon {
   static func detach(readyFD: Int32?) -> Int32 {
+    // Both ends close-on-exec from the start (no other thread's spawn inherits them); the
+    // child gets the write end as `childReadyFD` by dup2, which clears the flag there.
     var fds: [Int32] = [0, 0]
-    guard pipe(&fds) == 0 else { return fail("pipe") }
+    guard cspawn_pipe_cloexec(&fds) == 0 else { return fail("pipe2") }
     let (readEnd, writeEnd) = (fds[0], fds[1])
-    _ = fcntl(readEnd, F_SETFD, FD_CLOEXEC)
+    let childReadyFD: Int32 = writeEnd == 3 ? 4 : 3
 
     var arguments = childArguments()
-    arguments += ["--no-fork", "--ready-fd", String(writeEnd)]
+    arguments += ["--no-fork", "--ready-fd", String(childReadyFD)]
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
     posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+    posix_spawn_file_actions_adddup2(&actions, writeEnd, childReadyFD)
     var attributes = posix_spawnattr_t()
     posix_spawnattr_init(&attributes)
     posix_spawnattr_setflags(&attributes, Int16(0x80))  // POSIX_SPAWN_SETSID (glibc)

@@ -1,7 +1,9 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Logging
 import RotatingLogs
+import Synchronization
 
 /// `--log-file`: the daemon's stdout and stderr (its log) go to a file it keeps bounded.
 /// Once the file outgrows the limit it is rotated as libxl rotates device-model logs
@@ -48,4 +50,46 @@ struct OutputLog {
 struct OutputLogError: Error, CustomStringConvertible {
   let description: String
   init(_ description: String) { self.description = description }
+}
+
+/// The daemon's log handler with `--log-file`: each line written, then the file's size
+/// checked (`OutputLog.rotateIfLarge`), so the log is rotated when it grows — no timer.
+struct RotatingLogHandler: LogHandler {
+  var inner: StreamLogHandler
+  let rotation: OutputLogRotation
+
+  var metadata: Logger.Metadata {
+    get { inner.metadata }
+    set { inner.metadata = newValue }
+  }
+  var logLevel: Logger.Level {
+    get { inner.logLevel }
+    set { inner.logLevel = newValue }
+  }
+  var metadataProvider: Logger.MetadataProvider? {
+    get { inner.metadataProvider }
+    set { inner.metadataProvider = newValue }
+  }
+  subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+    get { inner[metadataKey: key] }
+    set { inner[metadataKey: key] = newValue }
+  }
+
+  func log(event: LogEvent) {
+    inner.log(event: event)
+    rotation.check()
+  }
+}
+
+/// One size check and rotation at a time, whichever thread logged.
+final class OutputLogRotation: Sendable {
+  private let log: Mutex<OutputLog>
+
+  init(_ log: OutputLog) { self.log = Mutex(log) }
+
+  func check() { log.withLock { $0.rotateIfLarge() } }
+
+  func reopen() throws(OutputLogError) {
+    try log.withLock { (log: inout OutputLog) throws(OutputLogError) in try log.reopen() }
+  }
 }

@@ -91,10 +91,12 @@ struct Xenstored: ParsableCommand {
     signal(SIGPIPE, SIG_IGN)
 
     let level: Logger.Level = verbose ? .debug : .info
+    let rotation = outputLog.map(OutputLogRotation.init)
     LoggingSystem.bootstrap { label in
       var handler = StreamLogHandler.standardError(label: label)
       handler.logLevel = level
-      return handler
+      guard let rotation else { return handler }
+      return RotatingLogHandler(inner: handler, rotation: rotation)
     }
     let logger = Logger(label: "xenstored")
     makeParentDirectory(of: socketPath)
@@ -113,15 +115,13 @@ struct Xenstored: ParsableCommand {
     Readiness.notifySystemd()
     if let readyFD { Readiness.signal(fd: readyFD) }
 
-    // With a log file, the wait wakes each second to see whether the log needs rotating.
-    var interval = timespec(tv_sec: outputLog == nil ? 3600 : 1, tv_nsec: 0)
+    // The log is rotated as it is written (`RotatingLogHandler`): nothing to wake up for.
     while true {
-      let received = sigtimedwait(&signals, nil, &interval)
-      outputLog?.rotateIfLarge()
-      guard received > 0 else { continue }
+      var received: Int32 = 0
+      guard sigwait(&signals, &received) == 0 else { continue }
       if received == SIGHUP {
         server.reopenTrace()
-        do throws(OutputLogError) { try outputLog?.reopen() } catch { logger.error("\(error)") }
+        do throws(OutputLogError) { try rotation?.reopen() } catch { logger.error("\(error)") }
         continue
       }
       logger.info("stopping on signal \(received)")

@@ -84,6 +84,35 @@ extension GuestSuites {
       #expect(files(in: bed.libDirectory).filter { $0.hasPrefix("userdata-") } == [])
     }
 
+    /// The reproduction: 15 reboots while a loop of `xl create` of the same name (with
+    /// another memory size) runs beside them. Every racer is refused; the guest is the
+    /// original one, once, monitored, after each reboot.
+    @Test(.enabled(if: TestEnvironment.shouldRun([.qemu, .xenstoreRead])))
+    func fifteenRebootsRacingALoopOfCreatesKeepTheGuest() async throws {
+      let bed = try XlTestbed()
+      defer { bed.stop() }
+      try #require(try await bed.xl(["create", "-q", bed.tinyGuest()]).status == 0)
+      let racer = racerConfig(bed)
+      let racing = Task {
+        var outcomes: [Int32] = []
+        while !Task.isCancelled { outcomes.append(try await bed.xl(["create", "-q", racer]).status) }
+        return outcomes
+      }
+      var domid: UInt32 = 1
+      for _ in 1...15 {
+        try await reset(bed, domid: domid)
+        try await bed.waitUntil("/local/domain/\(domid)/name", is: nil)  // the new domain took over
+        let running = try await waitForOneRunningGuest(bed, named: "tiny")
+        #expect(running.memoryKiB == "32768", "\(monitorLogs(bed))")
+        domid = running.domid
+      }
+      racing.cancel()
+      let outcomes = try await racing.value
+      #expect(!outcomes.isEmpty && outcomes.allSatisfy { $0 == 4 }, "\(outcomes)")
+      #expect(try await bed.xl(["destroy", "tiny"]).status == 0)
+      try await bed.expectNoLeftovers()
+    }
+
     /// `rename-restart` killed at its intent: the next monitor finishes it. The old domain is
     /// kept, renamed and shut down; a new one runs under the name.
     @Test(.enabled(if: TestEnvironment.shouldRun([.qemu, .xenstoreRead])))
@@ -134,6 +163,28 @@ extension GuestSuites {
       #expect(log.components(separatedBy: "Action for shutdown reason code 3 is destroy").count == 2, "\(log)")
     }
 
+    /// Two verbs that find the same dead monitor at once start one monitor between them.
+    @Test(.enabled(if: TestEnvironment.shouldRun([.qemu])))
+    func twoVerbsFindingADeadMonitorStartOne() async throws {
+      let bed = try XlTestbed()
+      defer { bed.stop() }
+      try #require(try await bed.xl(["create", "-q", bed.tinyGuest()]).status == 0)
+      let monitor = try #require(try await bed.read("/libxl/1/monitor-identity").flatMap(ProcessIdentity.init))
+      kill(monitor.pid, SIGKILL)
+      #expect(await awaitExit(monitor.pid, seconds: 10))
+      async let first = bed.xl(["list"])
+      async let second = bed.xl(["list"])
+      let both = try await [first, second]
+      #expect(both.allSatisfy { $0.status == 0 }, "\(both)")
+      #expect(both.filter { $0.stderr.contains("had died; started another") }.count == 1, "\(both)")
+      #expect(!both.contains { $0.stderr.contains("did not start") }, "\(both)")
+      let next = try #require(try await bed.read("/libxl/1/monitor-identity").flatMap(ProcessIdentity.init))
+      #expect(next != monitor && isAlive(next.pid))
+      #expect(try await bed.xl(["destroy", "tiny"]).status == 0)
+      #expect(await awaitExit(next.pid, seconds: 10))
+      try await bed.expectNoLeftovers()
+    }
+
     /// SIGTERM stops the monitor between actions; the next verb starts another, which acts.
     @Test(.enabled(if: TestEnvironment.shouldRun([.qemu, .xenstoreRead])))
     func aMonitorStoppedBySIGTERMIsReplacedAndTheNextOneActs() async throws {
@@ -161,11 +212,16 @@ extension GuestSuites {
 
     // MARK: helpers
 
-    /// A reset as a user's QMP `system_reset`: QEMU reports SHUTDOWN host-qmp-system-reset, a reboot.
+    /// A reset as a user's QMP `system_reset`: QEMU reports SHUTDOWN host-qmp-system-reset, a
+    /// reboot. A restarted guest waits (-S) until its monitor watches and resumes it: the reset
+    /// comes after that (its RESUME event; QMP sends every session the events).
     func reset(_ bed: XlTestbed, domid: UInt32) async throws {
       let path = try #require(try await bed.read("/libxl/\(domid)/qmp-path"))
       let qmp = try await QMPClient.connect(path: path)
       defer { qmp.close() }
+      if try await qmp.execute("query-status")["status"]?.stringValue == "prelaunch" {
+        for await event in qmp.events where event.name == "RESUME" { break }
+      }
       try await qmp.execute("system_reset")
     }
 

@@ -8,7 +8,7 @@ import XenStore
 
 /// Hostile and broken clients over real sockets: each gets C xenstored's reply or loses its
 /// own connection, and nobody else notices.
-@Suite(.serialized) struct XenstoredBadInputTests {
+@Suite(.serialized, .ownThread) struct XenstoredBadInputTests {
   private func header(_ type: UInt32, _ length: UInt32) -> [UInt8] {
     var bytes: [UInt8] = []
     for word in [type, 1, 0, length] { withUnsafeBytes(of: word) { bytes.append(contentsOf: $0) } }

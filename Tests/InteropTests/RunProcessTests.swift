@@ -8,7 +8,7 @@ import TestSupport
 /// The test helpers that wait for programs must hold no thread of Swift's cooperative pool
 /// while they wait: with 2 cores the pool has 2 threads, and two tests blocked in a program's
 /// run once stalled every other test of the process for 45 s (spawn confirmations timing out,
-/// pure tests "passing after 40 s").
+/// pure tests "passing after 40 s"), and so did two tests computing for seconds.
 @Suite struct RunProcessTests {
   /// More programs than the pool has threads each wait for a line on a FIFO of their own; the
   /// lines come from one more program, started only after them. If a wait held a thread, the
@@ -31,6 +31,12 @@ import TestSupport
     #expect(results.count == count + 1)
     #expect(results.allSatisfy { $0.status == 0 }, "\(results)")
     #expect(results.filter { $0.stdout == "go\n" }.count == count)
+  }
+
+  /// A test that computes for long without suspending runs on a thread of its own
+  /// (`.ownThread`), not on the pool (a synchronous test body too).
+  @Test(.ownThread) func aTestMarkedOwnThreadRunsOffThePool() throws {
+    #expect(try readFile("/proc/thread-self/comm") == "test-own-thread\n")
   }
 
   /// A program past its time limit is killed and reported as such (-1), its end still awaited.

@@ -8,7 +8,7 @@ import XenStore
 
 /// Introduced domains reached through their own sockets: every permission and quota rule
 /// applies to a process connected there, Xen's own clients included.
-@Suite(.serialized) struct XenstoredDomainSocketTests {
+@Suite(.serialized, .ownThread) struct XenstoredDomainSocketTests {
   /// Dom0 introduces domain 5 and gives it its home, as a toolstack does.
   private func introduceDomain5(_ d: XenstoredUnderTest) throws -> RawClient {
     let dom0 = try RawClient(d.socketPath)

@@ -9,7 +9,7 @@ import XenStore
 /// What a domain can cost the daemon through its socket: with every quota at its limit, a
 /// bounded amount of memory; and nothing it does makes the daemon's log grow without bound.
 /// (Its connections are capped at 32, see XenstoredDomainSocketTests.)
-@Suite(.serialized) struct ReliabilityDomainLimitsTests {
+@Suite(.serialized, .ownThread) struct ReliabilityDomainLimitsTests {
   /// Dom0 introduces domain 5 with its home.
   private func introduce5(_ d: DaemonProcess) throws -> StressClient {
     let dom0 = try StressClient(d.socketPath)

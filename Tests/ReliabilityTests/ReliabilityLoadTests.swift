@@ -21,7 +21,7 @@ import XenStore
 ///
 /// A few seconds here, memory-only and durable; `scripts/load.sh SECONDS` runs it for longer
 /// (`XS_LOAD_SECONDS`).
-@Suite(.serialized) struct ReliabilityLoadTests {
+@Suite(.serialized, .ownThread) struct ReliabilityLoadTests {
   static let clients = 64
   static let watchers = 4
   static let counters = 4

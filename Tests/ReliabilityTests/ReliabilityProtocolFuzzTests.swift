@@ -14,7 +14,7 @@ import XenStore
 ///
 /// A few seconds here; `scripts/fuzz.sh --protocol SECONDS` runs it for longer
 /// (`XS_PROTOCOL_FUZZ_SECONDS`); `XS_STRESS_SEED` replays a run.
-@Suite(.serialized) struct ReliabilityProtocolFuzzTests {
+@Suite(.serialized, .ownThread) struct ReliabilityProtocolFuzzTests {
   static let attackers = 6
 
   @Test func hostileClientsNeitherStopTheDaemonNorDisturbOthers() throws {

@@ -9,7 +9,7 @@ import XenStore
 /// The daemon's sockets are reachable only by their owner: dom0's socket and every domain's
 /// are mode 0600 and the domains' directory 0700, so another user is refused by the kernel
 /// even where it may walk the path. Checked with a real process of user `nobody`.
-@Suite(.serialized) struct ReliabilitySocketOwnerTests {
+@Suite(.serialized, .ownThread) struct ReliabilitySocketOwnerTests {
   @Test(.enabled(if: geteuid() == 0, "switching to user nobody needs root"))
   func anotherUserCannotConnectToAnySocket() async throws {
     let d = try DaemonProcess()

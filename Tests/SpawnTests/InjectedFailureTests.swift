@@ -138,6 +138,25 @@ import TestSupport
     #expect(waitid(P_PID, id_t(daemon.monitorPID), &info, WEXITED | WNOHANG) == -1 && errno == ECHILD)
   }
 
+  /// A `waitid` interrupted by a signal (EINTR) is asked again, not taken for "someone else
+  /// reaped it": the monitor is reaped, no zombie is left.
+  @Test func anInterruptedWaitidIsRetriedNotTakenForAReap() async throws {
+    let waits = Recorder<SystemCalls.WaitTarget>()
+    let spawner = spawner { calls in
+      calls.waitid = { target, nohang throws(SystemErrno) in
+        waits.append(target)
+        if waits.values.count == 1 { throw .EINTR }
+        return try SystemCalls.live.waitid(target, nohang)
+      }
+    }
+    let daemon = try await spawner.start(Fixture.command("err", "failing", "exit", "4", log: nil), readiness: .notificationPipe())
+    let error = await spawnError { _ = try await daemon.confirm() }
+    #expect(error?.status?.exitCode == 4)
+    #expect(waits.values.count >= 2, "asked again after EINTR")
+    var info = siginfo_t()
+    #expect(waitid(P_PID, id_t(daemon.monitorPID), &info, WEXITED | WNOHANG) == -1 && errno == ECHILD, "the monitor was reaped")
+  }
+
   @Test func withoutWaitidByPidfdItFallsBackToPid() async throws {
     let waits = Recorder<SystemCalls.WaitTarget>()
     let spawner = spawner { calls in

@@ -18,7 +18,7 @@ import XenStore
 ///
 /// `XS_HOME_STRESS_SEEDS=N` runs N seeds (of 25,000 requests each) instead of one;
 /// `XS_HOME_STRESS_SEED=N` picks the first.
-@Suite struct HomeSurvivalStressTests {
+@Suite(.ownThread) struct HomeSurvivalStressTests {
   static var seeds: [UInt64] {
     let count = Int(getenv("XS_HOME_STRESS_SEEDS").flatMap { String(cString: $0) } ?? "") ?? 1
     let first = UInt64(getenv("XS_HOME_STRESS_SEED").flatMap { String(cString: $0) } ?? "") ?? 1

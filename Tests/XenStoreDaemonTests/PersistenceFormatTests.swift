@@ -1,10 +1,11 @@
 import Testing
+import TestSupport
 import XenStore
 @testable import XenStoreDaemon
 
 /// The state directory's on-disk format: checksums, record framing, change records and
 /// snapshots, and every way a damaged byte is caught.
-@Suite struct PersistenceFormatTests {
+@Suite(.ownThread) struct PersistenceFormatTests {
   /// Bit-at-a-time CRC-32C, the definition the table-driven one must match.
   static func referenceCRC(_ bytes: [UInt8]) -> UInt32 {
     var c: UInt32 = 0xffff_ffff

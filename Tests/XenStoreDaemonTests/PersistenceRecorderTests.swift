@@ -1,10 +1,11 @@
 import Testing
+import TestSupport
 import XenStore
 @testable import XenStoreDaemon
 
 /// What the log records of each request: replaying the records of random requests rebuilds
 /// exactly the engine's durable state, and a transaction is one record or none.
-@Suite struct PersistenceRecorderTests {
+@Suite(.ownThread) struct PersistenceRecorderTests {
   /// An engine whose store reports to a recorder, and a shadow state rebuilt from records only.
   final class Mirror {
     let h = EngineHarness()

@@ -1,10 +1,11 @@
 import Testing
+import TestSupport
 import XenStore
 import XenStoreDaemon
 
 /// Random requests of every type from privileged and unprivileged connections: the engine
 /// answers each one exactly once, and the tree stays consistent.
-@Suite struct RandomRequestTests {
+@Suite(.ownThread) struct RandomRequestTests {
   /// A small deterministic generator (SplitMix64), so a failure can be replayed.
   struct SplitMix: RandomNumberGenerator {
     var state: UInt64

@@ -495,7 +495,7 @@ public struct DomainCreator: Sendable {
           problems.append(error.message)
         }
         for socket in sockets { unlink(socket) }
-        unlink(paths.savedConfig(domid: domid, uuid: domain.uuid))
+        SavedConfig.remove(domid: domid, uuid: domain.uuid, paths: paths)
         // (A monitor restarting its domain is this process: nothing to wait for.)
         if case .success(let monitor)? = await monitor?.value, monitor.pid != getpid() {
           await DomainDestroyer.settle(monitor: monitor, spawner: creator.spawner)

@@ -32,6 +32,10 @@ public struct DomainStore: Sendable {
           guard names[replacing.domid] == name else {
             throw XenLightError(.notFound, "domain \(replacing.domid) no longer holds the name \"\(name)\"; not restarted")
           }
+          // `xl destroy` marked it dying: the user's destroy wins over the restart.
+          if try await Self.readOptional(tx, replacing.layout.runStatePath) == RunState.dying.rawValue {
+            throw XenLightError(.notFound, "domain \(replacing.domid) is being destroyed; not restarted")
+          }
           names[replacing.domid] = nil
           try await replacing.handOver(tx)
         }

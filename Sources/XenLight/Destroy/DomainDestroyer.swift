@@ -125,7 +125,7 @@ public struct DomainDestroyer: Sendable {
     }
     for socket in Set(sockets) { unlink(socket) }
     if let paths, let vm = notes["vm"], let uuid = DomainUUID(String(vm.dropFirst(4))) {
-      unlink(paths.savedConfig(domid: domid, uuid: uuid))
+      SavedConfig.remove(domid: domid, uuid: uuid, paths: paths)
     }
     guard removesRecords else { return DestroyedDomain(domid: domid, name: name, deviceModel: outcome) }
     let lock = try await lockPath.asyncMap { path throws(XenLightError) in try await FileLock.acquire(path) }

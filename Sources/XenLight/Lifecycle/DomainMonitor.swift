@@ -7,7 +7,7 @@ import XenStore
 
 /// Why a guest stopped, with Xen's shutdown reason codes (`SHUTDOWN_*` in xen/sched.h), as
 /// the monitor logs them and picks the `on_*` action by.
-public enum ShutdownReason: Int, Hashable, Sendable {
+public enum ShutdownReason: Int, Hashable, Sendable, CaseIterable {
   case poweroff = 0, reboot = 1, suspend = 2, crash = 3, watchdog = 4, softReset = 5
 
   /// The reason a QMP event stands for, if it is a shutdown at all. The device model runs
@@ -138,21 +138,16 @@ public struct DomainMonitor: Sendable {
   /// answers again (the next `xl` starts it on its saved state), then connects. The monitor
   /// does not start one itself: who restarts the store, and when, stays the user's choice.
   private func reconnect() async throws(XenLightError) -> XenStoreClient {
-    let socket = connector.socketPath
-    let directory = socket.lastIndex(of: "/").map { String(socket[..<$0]) } ?? "."
-    let fd = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
-    guard fd >= 0 else { throw XenLightError(.xenstore, "inotify_init1: \(String(cString: strerror(errno)))", errno: errno) }
-    defer { close(fd) }
-    guard inotify_add_watch(fd, directory, UInt32(IN_CREATE | IN_MOVED_TO | IN_ATTRIB)) >= 0 else {
-      throw XenLightError(.xenstore, "cannot watch \(directory): \(String(cString: strerror(errno)))", errno: errno)
+    let directory = DirectoryWatch.directory(of: connector.socketPath)
+    let appearing: DirectoryWatch
+    do { appearing = try DirectoryWatch(directory) } catch {
+      throw XenLightError(.xenstore, "cannot watch \(directory): \(error)", errno: error.rawValue)
     }
-    var buffer = [UInt8](repeating: 0, count: 4096)
     while true {
       if let client = try await connector.connectIfRunning() { return client }
-      do { _ = try await spawner.loop.wait(for: .readable, on: fd) } catch {
+      do { try await appearing.next(on: spawner.loop) } catch {
         throw XenLightError(.interrupted, "interrupted while waiting for xenstored")
       }
-      while read(fd, &buffer, buffer.count) > 0 {}
     }
   }
 
@@ -214,6 +209,12 @@ public struct DomainMonitor: Sendable {
         session.client.withLock { $0 = qmp }
         let status = try await qmp.execute("query-status")["status"]?.stringValue ?? ""
         sink.yield(.qmp(QMPClient.Event(name: "status", data: .string(status), timestampMicroseconds: 0)))
+        // A restart's guest waits (-S) until its monitor listens: from here on, nothing it
+        // does goes unseen. (`xl create -p` is left paused: it has no restart-config.)
+        if status == "prelaunch", domain.isRestarted {
+          log("domain \(domid): resuming the guest, its events watched")
+          try await qmp.execute("cont")
+        }
         for await event in qmp.events { sink.yield(.qmp(event)) }
       } catch {
         if !Task.isCancelled { log("domain \(domid): no QMP events (\(error.message))") }
@@ -240,10 +241,9 @@ public struct DomainMonitor: Sendable {
 
     // Until create records the domain running, the domain is create's: what happens is held,
     // and a create that fails removes the records, which ends the monitor.
-    var live = try await domain.isRecordedRunning(DomainStore(xenstore: xenstore))
+    var machine = MonitorMachine(live: try await domain.isRecordedRunning(DomainStore(xenstore: xenstore)))
     var held: [Event] = []
     var queue: [Event] = []
-    var preserved = false
     var iterator = events.makeAsyncIterator()
     while true {
       let event: Event
@@ -254,80 +254,47 @@ public struct DomainMonitor: Sendable {
       } else {
         return .destroyed
       }
-      if case .stopRequested = event {
-        log("Asked to stop: domain \(domid) is left unmonitored (the next xl command starts another monitor)")
-        return .destroyed
-      }
       if ready != nil, event.endsTheWaitForQMP {
         ready?()
         ready = nil
       }
       // xenstored may die while an event is handled: wait for it, then handle the event again.
       do throws(XenLightError) {
-        let qmp = session.client.withLock { $0 }
         let store = DomainStore(xenstore: xenstore)
-        if !live {
-          switch event {
-          case .recordsChanged:
-            guard try await domain.exists(store) else {
-              log("Domain \(domid) has been destroyed.")
-              return try await claimedRestart(store).map(Outcome.restarted) ?? .destroyed
-            }
-            if try await domain.isRecordedRunning(store) {
-              live = true
-              queue = held
-              held = []
-            }
-            continue
-          case .xenstoreLost:
-            break
-          case .deviceModelExited:
+        if machine.live, case .qmp(let qmpEvent) = event, qmpEvent.timestampMicroseconds > 0 {
+          let t = qmpEvent.timestampMicroseconds
+          log("QMP event \(qmpEvent) at \(t / 1_000_000).\(String(t % 1_000_000 + 1_000_000).dropFirst())")
+        }
+        switch machine.decide(try await input(for: event, domain, store, live: machine.live)) {
+        case .ignore:
+          break
+        case .hold:
+          held.append(event)
+        case .takeOver:
+          queue = held
+          held = []
+        case .act(let reason):
+          var qmp = session.client.withLock { $0 }
+          if case .deviceModelExited = event {
+            log("domain \(domid): device model [\(domain.deviceModel?.pid ?? 0)] died unexpectedly")
+            qmp = nil
+          }
+          switch try await act(on: reason, domain, store, qmp: qmp) {
+          case .preserved: machine.preserve()
+          case .ended(let outcome): return outcome
+          }
+        case .record(let state):
+          try await store.update(domid: domid, [domain.runState(state)])
+        case .end:
+          if case .deviceModelExited = event {
             // Create failed (or was killed) before the domain ran: nothing to watch. Its
             // records, if any are left, are `xl destroy`'s.
             log("domain \(domid): device model [\(domain.deviceModel?.pid ?? 0)] ended before the domain was created; nothing to watch")
             return .destroyed
-          default:
-            held.append(event)
-            continue
           }
-        }
-        switch event {
-        case .qmp(let qmpEvent):
-          if qmpEvent.timestampMicroseconds > 0 {
-            let t = qmpEvent.timestampMicroseconds
-            log("QMP event \(qmpEvent) at \(t / 1_000_000).\(String(t % 1_000_000 + 1_000_000).dropFirst())")
-          }
-          let reason = qmpEvent.name == "status" ? ShutdownReason.of(status: qmpEvent.data.stringValue ?? "") : ShutdownReason.of(qmpEvent)
-          if let reason, !preserved, try await !domain.isGoing(store) {
-            switch try await act(on: reason, domain, store, qmp: qmp) {
-            case .preserved: preserved = true
-            case .ended(let outcome): return outcome
-            }
-          } else if qmpEvent.name == "STOP" || qmpEvent.name == "RESUME" || qmpEvent.data.stringValue == "paused" {
-            let state: RunState = qmpEvent.name == "RESUME" ? .running : .paused
-            if !preserved, try await !domain.isGoing(store) {
-              try await store.update(domid: domid, [domain.runState(state)])
-            }
-          }
-        case .qmpClosed, .stopRequested:
-          break  // the exit decides; a stop was taken above
-        case .deviceModelExited:
-          if try await domain.isGoing(store) { continue }  // `xl destroy` stopped it
-          if preserved {
-            try await store.update(domid: domid, [domain.runState(.crashed)])
-            continue
-          }
-          log("domain \(domid): device model [\(domain.deviceModel?.pid ?? 0)] died unexpectedly")
-          switch try await act(on: .crash, domain, store, qmp: nil) {
-          case .preserved: preserved = true
-          case .ended(let outcome): return outcome
-          }
-        case .recordsChanged:
-          if try await !domain.exists(store) {
-            log("Domain \(domid) has been destroyed.")
-            return try await claimedRestart(store).map(Outcome.restarted) ?? .destroyed
-          }
-        case .xenstoreLost:
+          log("Domain \(domid) has been destroyed.")
+          return try await claimedRestart(store).map(Outcome.restarted) ?? .destroyed
+        case .reconnect:
           log("xenstore connection lost; waiting for xenstored to come back")
           watchTask.cancel()
           xenstore.close()
@@ -335,11 +302,34 @@ public struct DomainMonitor: Sendable {
           log("xenstore connection restored")
           watchTask = try await Self.watchRecords(domid, xenstore, sink)
           sink.yield(.recordsChanged)
+        case .stop:
+          log("Asked to stop: domain \(domid) is left unmonitored (the next xl command starts another monitor)")
+          return .destroyed
         }
       } catch {
         guard error.code == .xenstoreLost else { throw error }
         queue.insert(contentsOf: [.xenstoreLost, event], at: 0)
       }
+    }
+  }
+
+  /// The machine's input for `event`: the facts read from the records that its decision
+  /// needs (none for what a domain not yet handed over holds, or for QMP events that say nothing).
+  private func input(for event: Event, _ domain: WatchedDomain, _ store: DomainStore, live: Bool)
+    async throws(XenLightError) -> MonitorMachine.Input
+  {
+    switch event {
+    case .qmp(let qmpEvent):
+      guard live, MonitorMachine.Input.of(qmpEvent, going: false) != .nothing else { return .nothing }
+      return .of(qmpEvent, going: try await domain.isGoing(store))
+    case .qmpClosed: return .nothing
+    case .deviceModelExited: return .deviceModelExited(going: live ? try await domain.isGoing(store) : false)
+    case .recordsChanged:
+      let exists = try await domain.exists(store)
+      let running = live ? true : exists ? try await domain.isRecordedRunning(store) : false
+      return .recordsChanged(exists: exists, recordedRunning: running)
+    case .xenstoreLost: return .xenstoreLost
+    case .stopRequested: return .stopRequested
     }
   }
 
@@ -404,10 +394,10 @@ public struct DomainMonitor: Sendable {
   {
     let domid = domain.domid
     log("Domain \(domid) has shut down, reason code \(reason.rawValue) 0x\(String(reason.rawValue, radix: 16))")
-    let saved = domain.savedConfig
-    var action = saved.map { reason.action(in: $0.config) } ?? DomainAction.destroy
-    log("Action for shutdown reason code \(reason.rawValue) is \(action.rawValue)")
-    if action == .coredumpDestroy || action == .coredumpRestart {
+    let action = domain.savedConfig.map { reason.action(in: $0.config) }
+    log("Action for shutdown reason code \(reason.rawValue) is \((action ?? .destroy).rawValue)")
+    let plan = MonitorPlan.of(reason, action: action)
+    if plan.dump {
       let file = paths.dumpFile(name: domain.name)
       log("dumping core to \(file)")
       do throws(XenLightError) {
@@ -417,20 +407,19 @@ public struct DomainMonitor: Sendable {
       } catch {
         log("core dump failed (\(error.message)).")
       }
-      action = action == .coredumpDestroy ? .destroy : .restart
     }
-    switch action {
-    case .preserve:
-      try await store.update(domid: domid, [domain.runState(reason == .crash || reason == .watchdog ? .crashed : .shutdown)])
+    switch plan.then {
+    case .preserve(let state):
+      try await store.update(domid: domid, [domain.runState(state)])
       return .preserved
-    case .renameRestart:
+    case .restart(renamed: true, let kept):
       let stamp = Self.utcStamp()
       log("Preserving domain \(domid) \(domain.name) with suffix \(stamp)")
-      return .ended(try await restart(domain, store, renamedTo: "\(domain.name)-\(stamp)", kept: reason == .crash ? .crashed : .shutdown))
-    case .restart, .softReset:
+      return .ended(try await restart(domain, store, renamedTo: "\(domain.name)-\(stamp)", kept: kept))
+    case .restart(renamed: false, let kept):
       log("Domain \(domid) needs to be cleaned up: restarting it")
-      return .ended(try await restart(domain, store, renamedTo: nil, kept: .shutdown))
-    default:
+      return .ended(try await restart(domain, store, renamedTo: nil, kept: kept))
+    case .destroy:
       log("Domain \(domid) needs to be cleaned up: destroying the domain")
       try await destroy(domain, store, keepConfig: false)
       log("Done. Exiting now")
@@ -506,6 +495,8 @@ public struct DomainMonitor: Sendable {
     var creator = DomainCreator(connector: connector, paths: paths, host: host)
     creator.rotateLogs = false
     creator.configText = saved.text
+    // The new guest starts stopped; its monitor resumes it once it watches its events (`watch`).
+    creator.startsPaused = true
     let me: ProcessIdentity
     do { me = try ProcessIdentity.of(pid: getpid()) } catch {
       throw XenLightError(.monitorFailed, "cannot read this monitor's identity: \(error)")
@@ -527,6 +518,10 @@ public struct DomainMonitor: Sendable {
       created = try await creator.create(config)
     } catch {
       locks.dropPrepared()
+      if error.code == .notFound {
+        log("Domain \(old.domid) has been destroyed meanwhile (\(error.message)).")
+        return .destroyed
+      }
       log("restarting domain \(config.name) failed: \(error.message)")
       // xenstored gone under the create (its error may say so only as a cause): the monitor
       // waits for it and goes on from what the records say then.
@@ -535,7 +530,7 @@ public struct DomainMonitor: Sendable {
       }
       throw error
     }
-    if renamedTo == nil { unlink(paths.savedConfig(domid: old.domid, uuid: old.uuid)) }
+    if renamedTo == nil { SavedConfig.remove(domid: old.domid, uuid: old.uuid, paths: paths) }
     if let first = notes["restart-config"], first != paths.savedConfig(domid: created.domid, uuid: config.uuid) { unlink(first) }
     return .restarted(created.domid)
   }
@@ -581,6 +576,9 @@ struct WatchedDomain: Sendable {
   /// Where `xl create` saved the config (read when an action needs it: the monitor may
   /// start before create has written it).
   let configPath: String
+  /// Created by a restart (it records the config it came from): started stopped, for its
+  /// monitor to resume.
+  let isRestarted: Bool
 
   /// The saved config's text and what it parses to (nil if missing or no longer valid).
   var savedConfig: (text: String, config: DomainConfiguration, path: String)? { Self.savedConfig(at: configPath) }
@@ -597,11 +595,12 @@ struct WatchedDomain: Sendable {
         throw XenLightError(.notFound, "no domain \(domid)")
       }
       let layout = DomainLayout(domid: domid, uuid: uuid)
-      let notes = try await store.read(["device-model-identity", "qmp-events-path"], under: layout.libxlPath)
+      let notes = try await store.read(["device-model-identity", "qmp-events-path", "restart-config"], under: layout.libxlPath)
       return WatchedDomain(
         domid: domid, uuid: uuid, name: name, layout: layout,
         deviceModel: notes["device-model-identity"].flatMap(ProcessIdentity.init),
-        eventSocket: notes["qmp-events-path"] ?? "", configPath: paths.savedConfig(domid: domid, uuid: uuid))
+        eventSocket: notes["qmp-events-path"] ?? "", configPath: paths.savedConfig(domid: domid, uuid: uuid),
+        isRestarted: notes["restart-config"] != nil)
     } catch let error as XenLightError {
       throw error
     } catch {
@@ -662,6 +661,14 @@ public enum SavedConfig {
   public static func read(_ path: String) throws(XenLightError) -> (text: String, config: DomainConfiguration) {
     let text = try FileIO.readText(path)
     return (text, try DomainConfiguration(try ConfigFile.parse(text, file: path), source: path))
+  }
+
+  /// Removes domain `domid`'s saved config, and the half-written copy of a writer killed
+  /// mid-write (`FileIO.writeText`'s temporary).
+  public static func remove(domid: UInt32, uuid: DomainUUID, paths: ToolstackPaths) {
+    let path = paths.savedConfig(domid: domid, uuid: uuid)
+    unlink(path)
+    unlink(path + ".tmp")
   }
 
   /// `text` is the file and its command-line settings; the uuid is pinned so a restart keeps it.

@@ -131,7 +131,9 @@ public final class QMPClient: Sendable {
   }
 
   /// Reads until the connection ends, resuming commands and yielding events; then fails
-  /// what is pending and closes the descriptor (only here, so it is never reused under a read).
+  /// what is pending. The descriptor stays open until the client is gone (`deinit`): a
+  /// `close()` or a command's send after the end still names this connection, never a
+  /// descriptor number reused by then.
   private func read(_ connection: QMPConnection) async {
     var connection = connection
     var ending = XenLightError(.deviceModelFailed, "QMP connection to \(path) closed")
@@ -164,8 +166,9 @@ public final class QMPClient: Sendable {
     }
     for waiter in waiters { waiter.resume(throwing: ending) }
     sink.finish()
-    _ = Glibc.close(connection.fd)
   }
+
+  deinit { _ = Glibc.close(connection.fd) }
 
   private static func decode(_ line: [UInt8]) throws -> JSON {
     do { return try JSON.parse(line) } catch { throw XenLightError(.deviceModelFailed, "QMP sent something not JSON (\(error)): \(String(decoding: line.prefix(300), as: UTF8.self))") }
