@@ -12,7 +12,7 @@ import XenStore
 /// value appears that was never written, and each transaction is there whole or not at all.
 ///
 /// `XENSTORED_CRASH_ITERATIONS=500 swift test --filter CrashRecoveryTests` kills it more often.
-@Suite(.serialized) struct CrashRecoveryTests {
+@Suite(.serialized, .ownThread) struct CrashRecoveryTests {
   /// What one writer knows of its keys (`/crash/w<id>/...`): the values acknowledged, and
   /// the one change in flight when the daemon died, which may or may not have been applied.
   struct WriterModel: Sendable {

@@ -84,8 +84,10 @@ package struct StartupError: Error, CustomStringConvertible {
   package init(description: String) { self.description = description }
 }
 
-/// Spawns `path arguments` with fd 3 the write end of a pipe and waits (10 s at most) for the
-/// readiness newline on it; stderr goes to `log`.
+/// Spawns `path arguments` with fd 3 the write end of a pipe and waits for the readiness
+/// newline on it, or its end of file (the daemon died: only it holds the write end); stderr
+/// goes to `log`. The wait is for the event, not a deadline: 120 s only ends a hang (a
+/// sanitized daemon replaying its log while guests boot beside it took over 10 s here).
 package func spawnConfirmed(_ path: String, _ arguments: [String], log: String,
                     environment: [String: String] = [:]) throws -> pid_t {
   var fds: [Int32] = [0, 0]
@@ -115,7 +117,7 @@ package func spawnConfirmed(_ path: String, _ arguments: [String], log: String,
   guard rc == 0 else { throw StartupError(description: "posix_spawn \(path): \(String(cString: strerror(rc)))") }
   var poller = pollfd(fd: fds[0], events: Int16(POLLIN), revents: 0)
   var byte: UInt8 = 0
-  if poll(&poller, 1, 10_000) == 1, read(fds[0], &byte, 1) == 1, byte == 10 { return pid }
+  if poll(&poller, 1, 120_000) == 1, read(fds[0], &byte, 1) == 1, byte == 10 { return pid }
   kill(pid, SIGKILL)
   reap(pid, seconds: 5)
   throw StartupError(description: "\(path) did not report readiness: \((try? readFile(log)) ?? "")")
